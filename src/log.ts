@@ -1,0 +1,49 @@
+// The step log, in the spirit of /var/log/azure-vnet.log: one line per step, prefixed with the
+// time, the pid and the component. stdout is the protocol, so nothing here ever goes there.
+import { openSync, writeSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+const LEVELS = { debug: 0, info: 1, warn: 2, error: 3, off: 4 } as const;
+export type LogLevel = keyof typeof LEVELS;
+
+let fd: number | undefined;
+let file = process.env.VNET_LOG_FILE || '/var/log/vnet.log';
+let level: LogLevel = 'info';
+let component = 'vnet';
+const toStderr = process.env.VNET_LOG_STDERR === '1';
+
+/** Set once the config is known. VNET_LOG_FILE, if set, wins over the config's logFile. */
+export function configureLog(opts: { file?: string; level?: LogLevel; component?: string }): void {
+  if (opts.file && !process.env.VNET_LOG_FILE) file = opts.file;
+  if (opts.level) level = opts.level;
+  if (opts.component) component = opts.component;
+}
+
+function stamp(): string {
+  const d = new Date();
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+function write(at: LogLevel, msg: string): void {
+  if (LEVELS[at] < LEVELS[level]) return;
+  const line = `${stamp()} [${process.pid}] [${component}] ${at === 'info' ? '' : at.toUpperCase() + ' '}${msg}\n`;
+  if (toStderr) process.stderr.write(line);
+  try {
+    if (fd === undefined) {
+      mkdirSync(dirname(file), { recursive: true });
+      fd = openSync(file, 'a');
+    }
+    writeSync(fd, line);
+  } catch {
+    // A log that cannot be written must not fail the operation it describes.
+    fd = -1;
+  }
+}
+
+export const log = {
+  debug: (msg: string) => write('debug', msg),
+  info: (msg: string) => write('info', msg),
+  warn: (msg: string) => write('warn', msg),
+  error: (msg: string) => write('error', msg),
+};

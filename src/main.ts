@@ -1,0 +1,109 @@
+// Entry: the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
+// the protocol or the human CLI. This is the one place that prints a result or an error.
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import v8 from 'node:v8';
+import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
+import { asCniError } from './cni/errors.js';
+import { resultAsVersion, type Result } from './cni/result.js';
+import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
+import { parseCommon, parseNetConf } from './config/netconf.js';
+import { configureLog, log } from './log.js';
+import { processCount } from './proc.js';
+
+export type Role = 'vnet' | 'vnet-ipam';
+
+/** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
+const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
+
+export function roleOf(argv0: string): Role {
+  return basename(argv0).startsWith('vnet-ipam') ? 'vnet-ipam' : 'vnet';
+}
+
+async function plugin(role: Role): Promise<number> {
+  const stdin = readStdin();
+  let cniVersion = versionOf(stdin);
+  try {
+    const env = parseEnv(process.env);
+    if (env.command === 'VERSION') return print(versionAnswer(cniVersion));
+    const common = parseCommon(stdin, env.command);
+    checkArgs(env.args, KNOWN_ARGS);
+    const result = role === 'vnet-ipam' ? await ipamVerb(env, common.json) : await mainVerb(env, stdin);
+    if (result) print(resultAsVersion(result, cniVersion));
+    return 0;
+  } catch (err) {
+    const e = asCniError(err);
+    log.error(`${process.env.CNI_COMMAND} failed: code ${e.code}: ${e.message}${e.details ? ` (${e.details})` : ''}`);
+    if (e.code >= 999 && err instanceof Error && err.stack) log.debug(err.stack);
+    if (!/^\d+\.\d+\.\d+$/.test(cniVersion)) cniVersion = CURRENT_VERSION;
+    print(e.toJSON(cniVersion));
+    return 1;
+  }
+}
+
+async function mainVerb(env: CniEnv, stdin: string): Promise<Result | undefined> {
+  const conf = parseNetConf(stdin, env.command);
+  configureLog({ file: conf.logFile, level: conf.logLevel, component: 'vnet' });
+  log.info(
+    `Processing ${env.command} command with args {ContainerID:${env.containerId} Netns:${env.netns ?? ''} IfName:${env.ifname} Args:${[...env.args].map(([k, v]) => `${k}=${v}`).join(';')} Path:${env.path.join(':')}}`,
+  );
+  const t0 = performance.now();
+  const done = (r?: Result) => {
+    log.info(`${env.command} done in ${(performance.now() - t0).toFixed(1)} ms, ${processCount.n} processes started`);
+    return r;
+  };
+  switch (env.command) {
+    case 'ADD':
+      return done(await (await import('./commands/add.js')).add(env, conf));
+    case 'DEL':
+      return done(void (await (await import('./commands/del.js')).del(env, conf)));
+    case 'CHECK':
+      return done(void (await (await import('./commands/check.js')).check(env, conf)));
+    case 'STATUS':
+      return done(void (await (await import('./commands/gc.js')).status(env, conf)));
+    case 'GC':
+      return done(void (await (await import('./commands/gc.js')).gc(env, conf)));
+  }
+  return undefined;
+}
+
+async function ipamVerb(env: CniEnv, json: Record<string, unknown>): Promise<Result | undefined> {
+  configureLog({ component: 'vnet-ipam' });
+  const { runIpam } = await import('./ipam/plugin.js');
+  return runIpam(env, json);
+}
+
+function readStdin(): string {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The cniVersion the caller speaks, for VERSION and error answers; the newest if unknown. */
+function versionOf(stdin: string): string {
+  try {
+    const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && v ? v : CURRENT_VERSION;
+  } catch {
+    return CURRENT_VERSION;
+  }
+}
+
+function print(obj: unknown): number {
+  process.stdout.write(JSON.stringify(obj) + '\n');
+  return 0;
+}
+
+export async function run(): Promise<void> {
+  const role = roleOf(process.argv0 || process.argv[1] || 'vnet');
+  const code = process.env.CNI_COMMAND
+    ? await plugin(role)
+    : await (await import('./cli/index.js')).cli(role, process.argv.slice(2));
+  process.exitCode = code;
+}
+
+// In a V8 startup snapshot (the native build) main runs when the snapshot is deserialised.
+if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => void run());
+else void run();

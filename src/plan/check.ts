@@ -1,0 +1,95 @@
+// CHECK: what the plan says should exist, compared with the live state read back in one `ip`
+// process per side. Only what the plan creates is checked, so routes or rules a later chained
+// plugin added never fail it. The first difference is reported, named.
+import { CniError, Code } from '../cni/errors.js';
+import { ipJson, readSysctl } from '../net/ip.js';
+import type { Expect, Plan, Side } from './plan.js';
+
+interface Link {
+  ifname: string;
+  flags?: string[];
+  mtu?: number;
+  address?: string;
+  addr_info?: { local?: string; prefixlen?: number }[];
+}
+interface RouteRow {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  scope?: string;
+}
+interface Neigh {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+}
+interface State {
+  links: Link[];
+  routes: RouteRow[];
+  neighs: Neigh[];
+}
+
+async function readState(side: Side, netns: string): Promise<State> {
+  const [links = [], routes = [], neighs = []] = await ipJson(['addr show', 'route show', 'neigh show'], side === 'container' ? netns : undefined);
+  return { links: links as Link[], routes: routes as RouteRow[], neighs: neighs as Neigh[] };
+}
+
+/** `ip route` prints 0.0.0.0/0 as "default" and a /32 without its prefix. */
+const routeKey = (dst: string) => (dst === '0.0.0.0/0' ? 'default' : dst.replace(/\/32$/, ''));
+
+export async function checkPlan(plan: Plan): Promise<void> {
+  const expects = plan.steps.flatMap((s) => s.expect ?? []);
+  const state: Partial<Record<Side, State>> = {};
+  for (const side of ['host', 'container'] as const) {
+    if (expects.some((e) => e.side === side && e.kind !== 'sysctl')) state[side] = await readState(side, plan.netns);
+  }
+  for (const e of expects) {
+    const problem = e.kind === 'sysctl' ? checkSysctl(e) : checkOne(e, state[e.side]!);
+    if (problem) {
+      const where = e.side === 'host' ? 'on the node' : `in ${plan.netns}`;
+      throw new CniError(Code.checkFailed, `CHECK failed: ${problem} ${where}`);
+    }
+  }
+}
+
+function checkSysctl(e: Extract<Expect, { kind: 'sysctl' }>): string | undefined {
+  const v = readSysctl(e.key);
+  return v === e.value ? undefined : `sysctl ${e.key} is ${v ?? 'missing'}, expected ${e.value}`;
+}
+
+function checkOne(e: Expect, s: State): string | undefined {
+  switch (e.kind) {
+    case 'link': {
+      const l = s.links.find((x) => x.ifname === e.name);
+      if (!l) return `interface ${e.name} is missing`;
+      if (e.up && !l.flags?.includes('UP')) return `interface ${e.name} is down`;
+      if (e.mac && l.address !== e.mac) return `interface ${e.name} has MAC ${l.address}, expected ${e.mac}`;
+      if (e.mtu && l.mtu !== e.mtu) return `interface ${e.name} has MTU ${l.mtu}, expected ${e.mtu}`;
+      return undefined;
+    }
+    case 'addr': {
+      const [ip, prefix] = e.address.split('/');
+      const l = s.links.find((x) => x.ifname === e.dev);
+      const found = l?.addr_info?.some((a) => a.local === ip && String(a.prefixlen) === prefix);
+      return found ? undefined : `address ${e.address} is missing on ${e.dev}`;
+    }
+    case 'route': {
+      const want = routeKey(e.dst);
+      const r = s.routes.find((x) => x.dst === want && x.dev === e.dev && (e.gw ? x.gateway === e.gw : !x.gateway));
+      const text = `route ${want}${e.gw ? ` via ${e.gw}` : ''} dev ${e.dev}${e.scope ? ` scope ${e.scope}` : ''}`;
+      if (!r) return `${text} is missing`;
+      if (e.scope && r.scope !== e.scope) return `${text} has scope ${r.scope ?? 'global'}`;
+      return undefined;
+    }
+    case 'neigh': {
+      const n = s.neighs.find((x) => x.dst === e.ip && x.dev === e.dev);
+      const text = `static ARP entry ${e.ip} -> ${e.mac} on ${e.dev}`;
+      if (!n) return `${text} is missing`;
+      if (n.lladdr !== e.mac) return `${text} points to ${n.lladdr ?? 'nothing'}`;
+      if (!n.state?.includes('PERMANENT')) return `${text} is not permanent (${n.state?.join(',') ?? 'no state'})`;
+      return undefined;
+    }
+  }
+  return undefined;
+}
