@@ -67,9 +67,11 @@ export function parseNetConf(raw: string, command: Command): NetConf {
   const common = parseCommon(raw, command);
   const json = common.json;
   const conf = validate(netConfSchema, json, 'network config');
+  // Refused rather than silently ignored: a config must not promise what the plugin won't do.
   if (conf.mode === 'bridge') {
     throw new CniError(Code.unsupportedField, 'mode "bridge" is not implemented yet; use "transparent"');
   }
+  if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
   return { ...common, ...conf, raw, json };
 }
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the plugin: dist/bin/vnet into the CNI bin dir as vnet and vnet-ipam (a hard link, so
+# the main plugin runs its IPAM in-process), and optionally a conflist into the CNI conf dir.
+#   scripts/install.sh [--prefix /opt/cni/bin] [--conf conf/transparent.conflist] [--conf-dir /etc/cni/net.d]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=/opt/cni/bin
+conf=""
+confdir=/etc/cni/net.d
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix="${2:?--prefix needs a directory}"; shift 2 ;;
+    --conf) conf="${2:?--conf needs a file}"; shift 2 ;;
+    --conf-dir) confdir="${2:?--conf-dir needs a directory}"; shift 2 ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -x dist/bin/vnet ] || { echo "install.sh: dist/bin/vnet is missing: run npm run build first" >&2; exit 1; }
+[ -z "$conf" ] || [ -f "$conf" ] || { echo "install.sh: no such conf file: $conf" >&2; exit 1; }
+
+mkdir -p "$prefix"
+# Copy under a temporary name, then rename: a runtime may be executing the old binary right now.
+install -m 0755 dist/bin/vnet "$prefix/.vnet.new"
+mv -f "$prefix/.vnet.new" "$prefix/vnet"
+ln -f "$prefix/vnet" "$prefix/.vnet-ipam.new"
+mv -f "$prefix/.vnet-ipam.new" "$prefix/vnet-ipam"
+echo "installed $prefix/vnet and $prefix/vnet-ipam"
+
+if [ -n "$conf" ]; then
+  mkdir -p "$confdir"
+  install -m 0644 "$conf" "$confdir/$(basename "$conf")"
+  echo "installed $confdir/$(basename "$conf")"
+fi

@@ -1,0 +1,99 @@
+// A lab of network namespaces for one test file: a "node" namespace where the plugin runs (the
+// way a runtime runs it, through nsenter), pod namespaces, and temp dirs. Everything carries a
+// unique prefix and is deleted by name in cleanup(), which tests call in afterAll/afterEach
+// even when they fail. Nothing here touches the machine's own namespace.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const BIN = resolve(process.env.VNET_BIN ?? 'dist/bin/vnet');
+export const BIN_DIR = resolve(BIN, '..');
+export const REF_DIR = '/usr/lib/cni';
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON, if it was. */
+  json: any;
+}
+
+export function sh(argv: string[], input?: string): string {
+  return execFileSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export class Lab {
+  readonly prefix = 'vt' + randomBytes(3).toString('hex');
+  readonly dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
+  private namespaces: string[] = [];
+
+  /** Creates namespace <prefix>-<name> with lo up; returns its path. */
+  ns(name: string): string {
+    const full = `${this.prefix}-${name}`;
+    sh(['ip', 'netns', 'add', full]);
+    this.namespaces.push(full);
+    sh(['ip', '-n', full, 'link', 'set', 'lo', 'up']);
+    return `/var/run/netns/${full}`;
+  }
+
+  /** Runs `ip ARGS` (or any argv with exec: true) inside a namespace path. */
+  in(nsPath: string, argv: string[], input?: string): string {
+    return sh(['nsenter', `--net=${nsPath}`, ...argv], input);
+  }
+
+  ipJson(nsPath: string, args: string[]): any[] {
+    return JSON.parse(this.in(nsPath, ['ip', '-json', ...args]) || '[]');
+  }
+
+  /** Runs a plugin binary inside the node namespace as a runtime would. */
+  run(opts: { node: string; bin?: string; env: Record<string, string | undefined>; stdin: string | object }): Promise<Ran> {
+    const input = typeof opts.stdin === 'string' ? opts.stdin : JSON.stringify(opts.stdin);
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', VNET_LOG_FILE: join(this.dir, 'vnet.log') };
+    for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
+    return new Promise((done, fail) => {
+      const child = spawn('nsenter', [`--net=${opts.node}`, opts.bin ?? BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (b) => (stdout += b));
+      child.stderr.on('data', (b) => (stderr += b));
+      child.on('error', fail);
+      child.on('close', (code) => {
+        let json: any;
+        try {
+          json = JSON.parse(stdout);
+        } catch {
+          json = undefined;
+        }
+        done({ code: code ?? -1, stdout, stderr, json });
+      });
+      child.stdin.end(input);
+    });
+  }
+
+  cleanup(): void {
+    for (const n of this.namespaces.splice(0)) {
+      if (existsSync(`/var/run/netns/${n}`)) {
+        try {
+          sh(['ip', 'netns', 'del', n]);
+        } catch {
+          // already gone
+        }
+      }
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Environment for one CNI call. */
+export function cniEnv(command: string, o: { id?: string; netns?: string; ifname?: string; path?: string; args?: string } = {}) {
+  return {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: o.id,
+    CNI_NETNS: o.netns,
+    CNI_IFNAME: o.ifname ?? (command === 'VERSION' || command === 'STATUS' || command === 'GC' ? undefined : 'eth0'),
+    CNI_PATH: o.path ?? `${BIN_DIR}:${REF_DIR}`,
+    CNI_ARGS: o.args,
+  };
+}

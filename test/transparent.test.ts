@@ -1,0 +1,246 @@
+// Transparent mode end to end, in namespaces: a node, a VNet gateway behind the node's eth0,
+// and pods. The plugin runs inside the node namespace exactly as a runtime runs it.
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
+
+const lab = new Lab();
+let node = '';
+let gw = '';
+const NET = 'azure';
+
+beforeAll(() => {
+  node = lab.ns('node');
+  gw = lab.ns('vnet');
+  // node eth0 <-> the VNet's gateway, as on an AKS node (10.224.0.4/16, gateway 10.224.0.1)
+  lab.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
+  lab.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
+  lab.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
+  lab.in(gw, ['ip', 'addr', 'add', '10.224.0.1/16', 'dev', 'vnet0']);
+  lab.in(gw, ['ip', 'link', 'set', 'vnet0', 'up']);
+  lab.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
+});
+afterAll(() => lab.cleanup());
+
+const dataDir = () => join(lab.dir, 'ipam');
+const conf = (over: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}) => ({
+  cniVersion: '1.0.0',
+  name: NET,
+  type: 'vnet',
+  mode: 'transparent',
+  ipam: {
+    type: 'vnet-ipam',
+    ranges: [[{ subnet: '10.224.0.0/16', rangeStart: '10.224.0.10', rangeEnd: '10.224.0.60', gateway: '10.224.0.1' }]],
+    routes: [{ dst: '0.0.0.0/0' }],
+    dataDir: dataDir(),
+    ...ipam,
+  },
+  ...over,
+});
+
+let seq = 0;
+function pod(): { id: string; netns: string } {
+  const n = ++seq;
+  return { id: `${lab.prefix}-c${n}`, netns: lab.ns(`pod${n}`) };
+}
+
+const add = (p: { id: string; netns: string }, c: object = conf()) =>
+  lab.run({ node, env: cniEnv('ADD', { id: p.id, netns: p.netns }), stdin: c });
+const del = (p: { id: string; netns?: string }, c: object = conf()) =>
+  lab.run({ node, env: cniEnv('DEL', { id: p.id, netns: p.netns ?? '' }), stdin: c });
+const check = (p: { id: string; netns: string }, prevResult: object, c: Record<string, unknown> = conf()) =>
+  lab.run({ node, env: cniEnv('CHECK', { id: p.id, netns: p.netns }), stdin: { ...c, prevResult } });
+
+function ok(r: Ran): any {
+  expect(r.stderr + r.stdout, `exit ${r.code}`).not.toMatch(/"code":/);
+  expect(r.code).toBe(0);
+  return r.json;
+}
+
+const azvLinks = () => lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'));
+const hostRoutes = () => lab.ipJson(node, ['route', 'show']).filter((r) => r.dev?.startsWith('azv'));
+function allocations(): string[] {
+  const dir = join(dataDir(), NET);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => !f.startsWith('.') && f !== 'lock' && !f.startsWith('last_reserved_ip'));
+}
+function expectClean() {
+  expect(azvLinks()).toEqual([]);
+  expect(hostRoutes()).toEqual([]);
+  expect(allocations()).toEqual([]);
+}
+const ping = (from: string, to: string) => lab.in(from, ['ping', '-c', '1', '-W', '2', to]);
+
+describe('ADD wires a pod the way AKS transparent mode does', () => {
+  it('two pods ping each other, the node and the VNet gateway; DEL leaves nothing', async () => {
+    const a = pod();
+    const b = pod();
+    const ra = ok(await add(a));
+    const rb = ok(await add(b));
+    const ipA = ra.ips[0].address.split('/')[0];
+    const ipB = rb.ips[0].address.split('/')[0];
+    // the VNet knows which node holds the pods (Azure programs this in its fabric)
+    lab.in(gw, ['ip', 'route', 'add', `${ipA}/32`, 'via', '10.224.0.4']);
+    lab.in(gw, ['ip', 'route', 'add', `${ipB}/32`, 'via', '10.224.0.4']);
+
+    expect(ping(a.netns, ipB)).toContain('1 received');
+    expect(ping(b.netns, ipA)).toContain('1 received');
+    expect(ping(a.netns, '10.224.0.4')).toContain('1 received');
+    expect(ping(b.netns, '10.224.0.1')).toContain('1 received');
+
+    // the pod's tables, as the seed shows them
+    const addr = lab.ipJson(a.netns, ['addr', 'show', 'dev', 'eth0'])[0];
+    expect(addr.addr_info.find((x: any) => x.family === 'inet')).toMatchObject({ local: ipA, prefixlen: 16 });
+    const routes = lab.ipJson(a.netns, ['route', 'show']);
+    expect(routes).toEqual([
+      expect.objectContaining({ dst: 'default', gateway: '169.254.1.1', dev: 'eth0' }),
+      expect.objectContaining({ dst: '169.254.1.1', dev: 'eth0', scope: 'link' }),
+    ]);
+    const neigh = lab.ipJson(a.netns, ['neigh', 'show', 'dev', 'eth0']).find((n) => n.dst === '169.254.1.1');
+    expect(neigh).toMatchObject({ lladdr: 'aa:aa:aa:aa:aa:aa', state: ['PERMANENT'] });
+    // the node's: a /32 per pod through an azv veth with MAC aa:aa:aa:aa:aa:aa
+    const veth = ra.interfaces[0].name;
+    expect(veth).toMatch(/^azv[0-9a-f]{11}$/);
+    expect(hostRoutes()).toEqual(
+      expect.arrayContaining([expect.objectContaining({ dst: ipA, dev: veth, scope: 'link' })]),
+    );
+    expect(lab.ipJson(node, ['link', 'show', 'dev', veth])[0].address).toBe('aa:aa:aa:aa:aa:aa');
+
+    ok(await del(a));
+    ok(await del(b));
+    expectClean();
+  });
+
+  it('the result names both interfaces, the address and the link-local gateway', async () => {
+    const p = pod();
+    const r = ok(await add(p));
+    expect(r.interfaces).toHaveLength(2);
+    expect(r.interfaces[1]).toMatchObject({ name: 'eth0', sandbox: p.netns });
+    expect(r.ips[0]).toMatchObject({ interface: 1, gateway: '169.254.1.1' });
+    expect(r.routes).toContainEqual({ dst: '0.0.0.0/0', gw: '169.254.1.1' });
+    ok(await del(p));
+    expectClean();
+  });
+});
+
+describe('CHECK compares the live state with the plan and names the first difference', () => {
+  const cases: [string, (p: { netns: string }, r: any) => void, RegExp][] = [
+    ['the pod default route deleted', (p) => lab.in(p.netns, ['ip', 'route', 'del', 'default']), /route default via 169\.254\.1\.1 dev eth0 is missing in /],
+    ['the host /32 route deleted', (_p, r) => lab.in(node, ['ip', 'route', 'del', r.ips[0].address.replace(/\/\d+$/, '/32')]), /route 10\.224\.0\.\d+ dev azv[0-9a-f]+ is missing on the node/],
+    ['the neighbour entry deleted', (p) => lab.in(p.netns, ['ip', 'neigh', 'del', '169.254.1.1', 'dev', 'eth0']), /static ARP entry 169\.254\.1\.1 -> aa:aa:aa:aa:aa:aa on eth0 is missing/],
+    ['the veth deleted', (_p, r) => lab.in(node, ['ip', 'link', 'del', r.interfaces[0].name]), /interface azv[0-9a-f]+ is missing on the node/],
+  ];
+  for (const [what, breakIt, message] of cases) {
+    it(`fails after ${what}; DEL still exits 0 and leaves nothing`, async () => {
+      const p = pod();
+      const prev = ok(await add(p));
+      ok(await check(p, prev));
+      breakIt(p, prev);
+      const r = await check(p, prev);
+      expect(r.code).toBe(1);
+      expect(r.json.msg).toMatch(message);
+      ok(await del(p));
+      expectClean();
+    });
+  }
+  it('does not fail on a route a later chained plugin added', async () => {
+    const p = pod();
+    const prev = ok(await add(p));
+    lab.in(p.netns, ['ip', 'route', 'add', '192.0.2.0/24', 'via', '169.254.1.1', 'dev', 'eth0']);
+    ok(await check(p, prev));
+    ok(await del(p));
+    expectClean();
+  });
+  it('fails when IPAM no longer holds the address', async () => {
+    const p = pod();
+    const prev = ok(await add(p));
+    const r = await check(p, { ...prev, ips: [{ ...prev.ips[0], address: '10.224.0.99/16' }] });
+    expect(r.code).toBe(1);
+    ok(await del(p));
+    expectClean();
+  });
+});
+
+describe('DEL is idempotent and leak-free', () => {
+  it('works with no prevResult, an empty CNI_NETNS, and on repeat', async () => {
+    const p = pod();
+    ok(await add(p));
+    ok(await del({ id: p.id }));
+    ok(await del({ id: p.id }));
+    expectClean();
+  });
+  it('works when the netns is already gone, and still releases the address', async () => {
+    const p = pod();
+    ok(await add(p));
+    sh(['ip', 'netns', 'del', p.netns.split('/').pop()!]);
+    ok(await del(p));
+    expectClean();
+  });
+  it('works for a container that was never added', async () => {
+    ok(await del({ id: `${lab.prefix}-never` }));
+  });
+});
+
+describe('a failed ADD leaves nothing behind', () => {
+  it('range exhausted: error, no veth, no route, no address', async () => {
+    const tiny = conf({}, { ranges: [[{ subnet: '10.224.0.0/16', rangeStart: '10.224.0.70', rangeEnd: '10.224.0.70' }]] });
+    const a = pod();
+    ok(await add(a, tiny));
+    const b = pod();
+    const r = await add(b, tiny);
+    expect(r.code).toBe(1);
+    expect(r.json.msg).toMatch(/no IP addresses available in range set/);
+    expect(azvLinks()).toHaveLength(1);
+    ok(await del(a, tiny));
+    expectClean();
+  });
+  it('container netns path invalid: error, nothing allocated', async () => {
+    const r = await add({ id: `${lab.prefix}-nons`, netns: `/var/run/netns/${lab.prefix}-missing` });
+    expect(r.json.code).toBe(3);
+    expectClean();
+  });
+  it('the interface already exists in the container: veth rolled back, address released', async () => {
+    const p = pod();
+    lab.in(p.netns, ['ip', 'link', 'add', 'eth0', 'type', 'dummy']);
+    const r = await add(p);
+    expect(r.code).toBe(1);
+    expect(r.json.msg).toMatch(/Creating veth pair .*File exists/);
+    expectClean();
+  });
+});
+
+describe('every supported cniVersion gets a result of its shape', () => {
+  for (const v of SUPPORTED_VERSIONS) {
+    it(v, async () => {
+      const p = pod();
+      const r = ok(await add(p, conf({ cniVersion: v })));
+      expect(r.cniVersion).toBe(v);
+      if (v === '0.1.0' || v === '0.2.0') {
+        expect(r.ip4.ip).toMatch(/^10\.224\.0\.\d+\/16$/);
+        expect(r.ip4.gateway).toBe('169.254.1.1');
+        expect(r.interfaces).toBeUndefined();
+      } else {
+        expect(r.interfaces).toHaveLength(2);
+        expect(r.ips[0].address).toMatch(/^10\.224\.0\.\d+\/16$/);
+        if (v.startsWith('0.')) expect(r.ips[0].version).toBe('4');
+        else expect(r.ips[0].version).toBeUndefined();
+      }
+      ok(await del(p, conf({ cniVersion: v })));
+      expectClean();
+    });
+  }
+});
+
+describe('the main plugin talks to any IPAM through the protocol', () => {
+  it('works with the reference host-local (exec path)', async () => {
+    const hl = conf({}, { type: 'host-local', ranges: [[{ subnet: '10.224.0.0/16', rangeStart: '10.224.0.80', rangeEnd: '10.224.0.90' }]] });
+    const p = pod();
+    const prev = ok(await add(p, hl));
+    expect(prev.ips[0].address).toMatch(/^10\.224\.0\.(8\d|90)\/16$/);
+    ok(await check(p, prev, hl));
+    ok(await del(p, hl));
+    expectClean();
+  });
+});
