@@ -1,0 +1,188 @@
+// The vnet-ipam configuration: the `ipam` section of the network config (host-local's format),
+// plus the requested addresses the runtime may pass. Raw JSON in, resolved ranges out; every
+// error is CniError(invalidConfig) naming the field, e.g. "ipam.ranges[0][1].subnet: …".
+import * as z from 'zod/mini';
+import { CniError, Code } from '../cni/errors.js';
+import type { Route } from '../cni/result.js';
+import {
+  checkNoOverlap,
+  parseCidr,
+  parseIp,
+  parseIpOrCidr,
+  resolveRange,
+  resolveRangeSet,
+  type IP,
+  type RangeSet,
+  type RawRange,
+} from '../ipam/range.js';
+
+export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+
+// Go's JSON decoding treats null like an absent field; so do we.
+const opt = <T extends z.ZodMiniType>(t: T) => z.optional(z.nullable(t));
+const str = () => opt(z.string());
+const num = () => opt(z.number());
+
+const rangeSchema = z.object({ subnet: z.string(), rangeStart: str(), rangeEnd: str(), gateway: str() });
+const routeSchema = z.object({
+  dst: z.string(),
+  gw: str(),
+  mtu: num(),
+  advmss: num(),
+  priority: num(),
+  table: num(),
+  scope: num(),
+});
+const ipamSchema = z.object({
+  type: str(),
+  ranges: opt(z.array(z.array(rangeSchema))),
+  // host-local's legacy single range, at the ipam level.
+  subnet: str(),
+  rangeStart: str(),
+  rangeEnd: str(),
+  gateway: str(),
+  routes: opt(z.array(routeSchema)),
+  dataDir: str(),
+  resolvConf: str(),
+});
+const confSchema = z.object({
+  name: z.string(),
+  ipam: ipamSchema,
+  runtimeConfig: opt(z.object({ ips: opt(z.array(z.string())) })),
+  args: opt(z.object({ cni: opt(z.object({ ips: opt(z.array(z.string())) })) })),
+});
+
+/** libcni's rule for network names; it also keeps the name safe as a directory name. */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export interface RequestedIp {
+  ip: IP;
+  /** As given, for messages. */
+  text: string;
+  /** Where it came from: "runtimeConfig.ips[0]", "args.cni.ips[1]", "CNI_ARGS IP". */
+  source: string;
+}
+
+export interface IpamConfig {
+  /** The network name: the directory under dataDir. */
+  name: string;
+  dataDir: string;
+  /** Range set i is the i-th address of every attachment; its cursor is last_reserved_ip.<i>. */
+  rangeSets: RangeSet[];
+  routes: Route[];
+  resolvConf: string | undefined;
+  /** Addresses asked for by the runtime, in order, without duplicates. */
+  requested: RequestedIp[];
+}
+
+/** "ipam.ranges[0][1].subnet" from a zod issue path. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || 'config';
+}
+
+function decode<S extends z.ZodMiniType>(schema: S, conf: Record<string, unknown>): z.infer<S> {
+  const parsed = schema.safeParse(conf);
+  if (parsed.success) return parsed.data;
+  throw new CniError(Code.invalidConfig, describeIssue(parsed.error.issues[0]!, conf));
+}
+
+/** "ipam.ranges[0][0].subnet: missing" or "…: expected string, got number", from a zod issue. */
+export function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: readonly PropertyKey[] = []): string {
+  let value: unknown = input;
+  for (const key of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  const what =
+    issue.code === 'invalid_type' ? (value === undefined ? 'missing' : `expected ${issue.expected}, got ${got}`) : issue.message;
+  return `${fieldPath([...prefix, ...issue.path])}: ${what}`;
+}
+
+const bad = (field: string, msg: string) => new CniError(Code.invalidConfig, `${field}: ${msg}`);
+const undef = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
+
+const locationSchema = z.object({ name: z.string(), ipam: z.object({ dataDir: str() }) });
+
+/**
+ * Only where the network's state lives: enough for DEL and GC, which must keep working when the
+ * rest of the config has become invalid (say, after an edit) and still release what is held.
+ */
+export function parseIpamLocation(conf: Record<string, unknown>): { name: string; dataDir: string } {
+  const { name, ipam } = decode(locationSchema, conf);
+  if (!NETWORK_NAME.test(name)) {
+    throw bad('name', `invalid network name ${JSON.stringify(name)}: must match ${NETWORK_NAME.source}`);
+  }
+  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
+  if (dataDir === '') throw bad('ipam.dataDir', 'must not be empty');
+  return { name, dataDir };
+}
+
+/**
+ * Parses and resolves the IPAM config from the whole network config. `cniArgs` (CNI_ARGS) may
+ * carry `IP=a[,b]`, host-local's way of asking for addresses.
+ */
+export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<string, string> = new Map()): IpamConfig {
+  const c = decode(confSchema, conf);
+  if (!NETWORK_NAME.test(c.name)) {
+    throw bad('name', `invalid network name ${JSON.stringify(c.name)}: must match ${NETWORK_NAME.source}`);
+  }
+  const ipam = c.ipam;
+
+  const rangeSets: RangeSet[] = [];
+  if (ipam.subnet != null) {
+    // host-local puts the legacy range first, as its own range set.
+    const legacy: RawRange = {
+      subnet: ipam.subnet,
+      rangeStart: undef(ipam.rangeStart),
+      rangeEnd: undef(ipam.rangeEnd),
+      gateway: undef(ipam.gateway),
+    };
+    rangeSets.push([resolveRange(legacy, 'ipam')]);
+  } else {
+    for (const k of ['rangeStart', 'rangeEnd', 'gateway'] as const) {
+      if (ipam[k] != null) throw bad(`ipam.${k}`, 'is only allowed with ipam.subnet (or inside ipam.ranges)');
+    }
+  }
+  (ipam.ranges ?? []).forEach((set, i) => {
+    const raws: RawRange[] = set.map((r) => ({
+      subnet: r.subnet,
+      rangeStart: undef(r.rangeStart),
+      rangeEnd: undef(r.rangeEnd),
+      gateway: undef(r.gateway),
+    }));
+    rangeSets.push(resolveRangeSet(raws, `ipam.ranges[${i}]`));
+  });
+  if (rangeSets.length === 0) throw bad('ipam.ranges', 'missing: at least one range set (or ipam.subnet) is required');
+  checkNoOverlap(rangeSets.flat());
+
+  const routes: Route[] = (ipam.routes ?? []).map((r, i) => {
+    if (!parseCidr(r.dst)) throw bad(`ipam.routes[${i}].dst`, `invalid CIDR ${JSON.stringify(r.dst)}`);
+    if (r.gw != null && !parseIp(r.gw)) throw bad(`ipam.routes[${i}].gw`, `invalid IP address ${JSON.stringify(r.gw)}`);
+    const route: Route = { dst: r.dst };
+    for (const k of ['gw', 'mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
+      const v = r[k];
+      if (v != null) (route as unknown as Record<string, unknown>)[k] = v;
+    }
+    return route;
+  });
+
+  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
+  if (dataDir === '') throw bad('ipam.dataDir', 'must not be empty');
+  const resolvConf = undef(ipam.resolvConf);
+  if (resolvConf === '') throw bad('ipam.resolvConf', 'must not be empty');
+
+  const requested: RequestedIp[] = [];
+  const add = (text: string, source: string, code: number = Code.invalidConfig) => {
+    const ip = parseIpOrCidr(text.trim());
+    if (!ip) throw new CniError(code, `${source}: invalid IP address ${JSON.stringify(text)}`);
+    if (!requested.some((r) => r.ip.family === ip.family && r.ip.value === ip.value)) requested.push({ ip, text, source });
+  };
+  const envIp = cniArgs.get('IP');
+  if (envIp !== undefined && envIp !== '') {
+    for (const part of envIp.split(',')) add(part, 'CNI_ARGS IP', Code.invalidEnv);
+  }
+  (c.args?.cni?.ips ?? []).forEach((s, i) => add(s, `args.cni.ips[${i}]`));
+  (c.runtimeConfig?.ips ?? []).forEach((s, i) => add(s, `runtimeConfig.ips[${i}]`));
+
+  return { name: c.name, dataDir, rangeSets, routes, resolvConf, requested };
+}
