@@ -1,0 +1,235 @@
+// Allocation rules on top of the store: which address each range set hands out, what a release
+// removes, what GC frees. Everything here runs under the network's lock (lock.ts), except
+// `assignRequested`, which only looks at the config.
+import { CniError, Code } from '../cni/errors.js';
+import type { RequestedIp } from '../config/ipam.js';
+import type { HeldLock } from './lock.js';
+import {
+  candidates,
+  formatValue,
+  rangeFor,
+  rangeSetString,
+  rangeString,
+  reservedReason,
+  subnetFor,
+  type Range,
+  type RangeSet,
+} from './range.js';
+import { indexName, sameAttachment, type Attachment, type Store } from './store.js';
+
+/** One address handed out: from range set `set`, inside `range`. */
+export interface Assigned {
+  set: number;
+  range: Range;
+  /** Canonical text, which is also the file name. */
+  ip: string;
+}
+
+export const describe = (a: Attachment) => `container ${a.containerId} (ifname ${a.ifname})`;
+
+const holderText = (owner: Attachment | undefined) => (owner ? describe(owner) : 'another attachment');
+
+/**
+ * Places each requested address in the range set whose ranges hold it. Throws invalidConfig for
+ * an address outside every range, a reserved one (network, broadcast, gateway) and two requested
+ * addresses for one range set (each set gives one address).
+ */
+export function assignRequested(sets: RangeSet[], requested: RequestedIp[]): (RequestedIp & { range: Range })[] {
+  const bySet: (RequestedIp & { range: Range })[] = [];
+  for (const req of requested) {
+    const text = `requested IP ${formatValue(req.ip.family, req.ip.value)} (${req.source})`;
+    let found = -1;
+    for (let s = 0; s < sets.length && found < 0; s++) {
+      const range = rangeFor(sets[s]!, req.ip);
+      if (!range) continue;
+      found = s;
+      const why = reservedReason(sets[s]!, range, req.ip.value);
+      if (why) throw new CniError(Code.invalidConfig, `${text} is ${why}`);
+      const other = bySet[s];
+      if (other) {
+        throw new CniError(
+          Code.invalidConfig,
+          `${text} and requested IP ${formatValue(other.ip.family, other.ip.value)} (${other.source}) are both in range set ${s} (${rangeSetString(sets[s]!)}); a range set gives one address`,
+        );
+      }
+      bySet[s] = { ...req, range };
+    }
+    if (found < 0) {
+      const inSubnet = sets.map((set) => subnetFor(set, req.ip)).find((r) => r !== undefined);
+      const where = inSubnet
+        ? `is in subnet of ${inSubnet.field} but outside its range ${rangeString(inSubnet)}`
+        : `is not in any range (${sets.map(rangeSetString).join('; ')})`;
+      throw new CniError(Code.invalidConfig, `${text} ${where}`);
+    }
+  }
+  return bySet;
+}
+
+/** The next candidate of the iterator whose address file does not exist yet. */
+async function nextFree(
+  store: Store,
+  set: number,
+  it: Iterator<{ range: Range; value: bigint }>,
+): Promise<Assigned | undefined> {
+  for (let c = it.next(); !c.done; c = it.next()) {
+    const ip = formatValue(c.value.range.family, c.value.value);
+    if (!(await store.taken(ip))) return { set, range: c.value.range, ip };
+  }
+  return undefined;
+}
+
+const exhausted = (sets: RangeSet[], s: number) =>
+  new CniError(
+    Code.ipamExhausted,
+    `no IP addresses available in range set: ${rangeSetString(sets[s]!)}`,
+    `failed to allocate for range set ${s} (${sets[s]![0]!.field.replace(/\[0\]$/, '')})`,
+  );
+
+/**
+ * Allocates one address per range set for an attachment, under the lock; `tmps[s]` is a prepared
+ * address file (Store.prepare) for set s. Either every set gets its address and the cursors
+ * move, or nothing on disk changes. See store.ts for the order of writes.
+ */
+export async function allocate(
+  store: Store,
+  sets: RangeSet[],
+  requested: (RequestedIp & { range: Range })[],
+  a: Attachment,
+  tmps: string[],
+  lock: HeldLock,
+): Promise<Assigned[]> {
+  await store.ensureIndexed();
+  const held = await store.heldBy(a);
+  if (held.length) {
+    throw new CniError(
+      Code.ipamConflict,
+      `${describe(a)} already holds ${held.join(', ')}; duplicate allocation is not allowed`,
+    );
+  }
+
+  // 1. Pick a free address per set, probing with lstat (cheap; link() below is the authority).
+  const picks: Assigned[] = [];
+  const iters: (Iterator<{ range: Range; value: bigint }> | undefined)[] = [];
+  for (let s = 0; s < sets.length; s++) {
+    const req = requested[s];
+    if (req) {
+      const ip = formatValue(req.ip.family, req.ip.value);
+      if (await store.taken(ip)) {
+        throw new CniError(Code.ipamConflict, `requested IP ${ip} is already allocated to ${holderText(await store.owner(ip))}`);
+      }
+      picks.push({ set: s, range: req.range, ip });
+      continue;
+    }
+    const it = candidates(sets[s]!, await store.lastReserved(s));
+    const pick = await nextFree(store, s, it);
+    if (!pick) throw exhausted(sets, s);
+    picks.push(pick);
+    iters[s] = it;
+  }
+
+  // 2. The index first, then 3. the address files; undo both on any failure.
+  await store.writeIndex(a, picks.map((p) => p.ip));
+  const claimed: Assigned[] = [];
+  try {
+    for (let s = 0; s < sets.length; s++) {
+      let pick = picks[s]!;
+      while (!(await store.claim(tmps[s]!, pick.ip))) {
+        // Taken between the probe and the link: only by someone not holding our lock.
+        const it = iters[s];
+        if (!it) {
+          throw new CniError(Code.ipamConflict, `requested IP ${pick.ip} is already allocated to ${holderText(await store.owner(pick.ip))}`);
+        }
+        const next = await nextFree(store, s, it);
+        if (!next) throw exhausted(sets, s);
+        pick = picks[s] = next;
+        await store.writeIndex(a, picks.map((p) => p.ip));
+      }
+      claimed.push(pick);
+    }
+    // 4. The round-robin cursors, as host-local does, also for requested addresses.
+    for (const p of picks) await store.setLastReserved(p.set, p.ip);
+    lock.assertHeld();
+  } catch (err) {
+    await Promise.allSettled(claimed.map((p) => store.release(p.ip, a)));
+    await store.removeIndex(a).catch(() => undefined);
+    throw err;
+  }
+  return picks;
+}
+
+/**
+ * Releases whatever the attachment holds (DEL), under the lock. Releasing nothing is fine.
+ * Returns the addresses released.
+ */
+export async function release(store: Store, a: Attachment): Promise<string[]> {
+  await store.ensureIndexed();
+  const listed = await store.readIndex(a);
+  if (listed === undefined) return [];
+  const released: string[] = [];
+  for (const ip of listed) if (await store.release(ip, a)) released.push(ip);
+  await store.removeIndex(a);
+  return released;
+}
+
+/** Temp files older than this are left by a crash; GC removes them. */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+export interface GcOutcome {
+  freed: string[];
+  errors: string[];
+}
+
+/**
+ * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
+ * first, then index entries (the order that keeps every address file indexed), then temp files
+ * a crash left behind. Files that are not addresses (lock, last_reserved_ip.*, dot-files) are
+ * never touched. Goes on after a failure and returns every error.
+ */
+export async function collect(store: Store, valid: Attachment[]): Promise<GcOutcome> {
+  const keep = new Set(valid.map(indexName));
+  // Very old host-local wrote only the container ID: such a file is kept if the container is.
+  const keepContainers = new Set(valid.map((v) => v.containerId));
+  const isValid = (a: Attachment) => (a.ifname === '' ? keepContainers.has(a.containerId) : keep.has(indexName(a)));
+  const out: GcOutcome = { freed: [], errors: [] };
+  const attempt = async (what: string, f: () => Promise<void>) => {
+    try {
+      await f();
+    } catch (err) {
+      out.errors.push(`${what}: ${(err as Error).message}`);
+    }
+  };
+
+  let names: string[] = [];
+  await attempt(`listing ${store.dir}`, async () => {
+    names = await store.addressNames();
+  });
+  for (const ip of names) {
+    await attempt(`freeing ${ip}`, async () => {
+      const owner = await store.owner(ip);
+      if (owner && isValid(owner)) return;
+      await store.unlinkQuiet(store.ipPath(ip));
+      out.freed.push(ip);
+    });
+  }
+  let entries: Awaited<ReturnType<Store['listIndex']>> = [];
+  await attempt(`listing ${store.indexDir}`, async () => {
+    entries = await store.listIndex();
+  });
+  for (const { name, entry } of entries) {
+    const a = entry && { containerId: entry.containerID, ifname: entry.ifname };
+    if (a && isValid(a) && indexName(a) === name) continue;
+    await attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
+  }
+  await attempt('sweeping temp files', async () => {
+    for (const path of await store.staleTemps(STALE_TEMP_MS)) {
+      await attempt(`removing ${path}`, () => store.removeTemp(path));
+    }
+  });
+  return out;
+}
+
+/** Whether an attachment holds an address (CHECK); returns who does if not. */
+export async function holder(store: Store, ip: string, a: Attachment): Promise<{ ok: boolean; owner: Attachment | undefined }> {
+  const owner = await store.owner(ip);
+  return { ok: !!owner && sameAttachment(owner, a), owner };
+}

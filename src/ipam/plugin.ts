@@ -1,0 +1,224 @@
+// vnet-ipam: a host-local compatible IPAM plugin. One verb per function, reading straight
+// through: parse the config, then do the work under the network's lock.
+import { promises as fs } from 'node:fs';
+import * as z from 'zod/mini';
+import type { CniEnv } from '../cni/env.js';
+import { CniError, Code } from '../cni/errors.js';
+import { parseResult, type DNS, type Result } from '../cni/result.js';
+import { describeIssue, parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
+import { allocate, assignRequested, collect, describe, holder, release } from './allocator.js';
+import { withLock } from './lock.js';
+import { formatCidr, formatIp, formatValue, parseCidr, parseIp, subnetFor } from './range.js';
+import { Store, type Attachment } from './store.js';
+
+/** Runs one vnet-ipam verb. `conf` is the parsed stdin JSON object (the network config). Returns the Result for ADD, undefined otherwise. Throws CniError. Never prints. */
+export async function runIpam(env: CniEnv, conf: Record<string, unknown>): Promise<Result | undefined> {
+  try {
+    switch (env.command) {
+      case 'ADD':
+        return await add(env, conf);
+      case 'DEL':
+        await del(env, conf);
+        return undefined;
+      case 'CHECK':
+        await check(env, conf);
+        return undefined;
+      case 'GC':
+        await gc(conf);
+        return undefined;
+      case 'STATUS':
+        await status(conf);
+        return undefined;
+      default:
+        throw new CniError(Code.invalidEnv, `vnet-ipam does not handle CNI_COMMAND ${env.command}`);
+    }
+  } catch (err) {
+    throw asIoError(err);
+  }
+}
+
+/** What `vnet state` shows: every address held in a network's directory, in address order. */
+export async function listAllocations(
+  dataDir: string,
+  network: string,
+): Promise<{ ip: string; containerId: string; ifname: string }[]> {
+  const all = await Store.forNetwork(dataDir, network).list();
+  const key = (ip: string) => {
+    const p = parseIp(ip)!;
+    return [p.family, p.value] as const;
+  };
+  return all
+    .map(({ ip, containerId, ifname }) => ({ ip, containerId, ifname }))
+    .sort((a, b) => {
+      const [fa, va] = key(a.ip);
+      const [fb, vb] = key(b.ip);
+      return fa - fb || (va < vb ? -1 : va > vb ? 1 : 0);
+    });
+}
+
+const attachmentOf = (env: CniEnv): Attachment => ({ containerId: env.containerId, ifname: env.ifname });
+
+// ---- ADD ----
+
+async function add(env: CniEnv, conf: Record<string, unknown>): Promise<Result> {
+  const cfg = parseIpamConfig(conf, env.args);
+  const requested = assignRequested(cfg.rangeSets, cfg.requested);
+  const dns = cfg.resolvConf === undefined ? {} : await readResolvConf(cfg.resolvConf);
+  const store = Store.forNetwork(cfg.dataDir, cfg.name);
+  const a = attachmentOf(env);
+
+  // The address files are written before taking the lock, to keep the critical section short.
+  const tmps: string[] = [];
+  try {
+    for (let s = 0; s < cfg.rangeSets.length; s++) tmps.push(await store.prepare(a));
+    const picks = await withLock(store.dir, (lock) => allocate(store, cfg.rangeSets, requested, a, tmps, lock), {
+      createDir: () => store.ensureDir(),
+    });
+    return {
+      interfaces: [],
+      ips: picks.map((p) => ({
+        address: formatCidr(p.range.family, parseIp(p.ip)!.value, p.range.prefix),
+        gateway: formatValue(p.range.family, p.range.gateway),
+      })),
+      routes: cfg.routes,
+      dns,
+    };
+  } finally {
+    await Promise.allSettled(tmps.map((t) => store.unlinkQuiet(t)));
+  }
+}
+
+/** resolv.conf as host-local reads it: nameserver, domain, search and options lines. */
+export function parseResolvConf(text: string): DNS {
+  const dns: DNS = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const [key, ...values] = line.split(/\s+/);
+    if (values.length === 0) continue;
+    switch (key) {
+      case 'nameserver':
+        (dns.nameservers ??= []).push(values[0]!);
+        break;
+      case 'domain':
+        dns.domain = values[0]!;
+        break;
+      case 'search':
+        (dns.search ??= []).push(...values);
+        break;
+      case 'options':
+        (dns.options ??= []).push(...values);
+        break;
+    }
+  }
+  return dns;
+}
+
+async function readResolvConf(path: string): Promise<DNS> {
+  try {
+    return parseResolvConf(await fs.readFile(path, 'utf8'));
+  } catch (err) {
+    throw new CniError(Code.invalidConfig, `ipam.resolvConf: cannot read ${path}: ${(err as Error).message}`, '', { cause: err });
+  }
+}
+
+// ---- DEL ----
+
+async function del(env: CniEnv, conf: Record<string, unknown>): Promise<void> {
+  const { dataDir, name } = parseIpamLocation(conf);
+  const store = Store.forNetwork(dataDir, name);
+  if (!(await store.exists())) return; // nothing was ever allocated on this network
+  await withLock(store.dir, () => release(store, attachmentOf(env)));
+}
+
+// ---- CHECK ----
+
+async function check(env: CniEnv, conf: Record<string, unknown>): Promise<void> {
+  const cfg: IpamConfig = parseIpamConfig(conf);
+  const store = Store.forNetwork(cfg.dataDir, cfg.name);
+  const a = attachmentOf(env);
+  if (conf.prevResult === undefined || conf.prevResult === null) {
+    // host-local's CHECK: the attachment holds some address.
+    if ((await store.heldBy(a)).length === 0) {
+      throw new CniError(Code.checkFailed, `no address is allocated to ${describe(a)} in ${store.dir}`);
+    }
+    return;
+  }
+  const prev = parseResult(conf.prevResult, 'prevResult');
+  let ours = 0;
+  for (const [i, ipc] of prev.ips.entries()) {
+    const cidr = parseCidr(ipc.address);
+    if (!cidr) throw new CniError(Code.decode, `prevResult.ips[${i}].address: invalid CIDR ${JSON.stringify(ipc.address)}`);
+    // Only addresses from our subnets are ours to vouch for.
+    if (!cfg.rangeSets.some((set) => subnetFor(set, cidr.ip))) continue;
+    ours++;
+    const ip = formatIp(cidr.ip);
+    const { ok, owner } = await holder(store, ip, a);
+    if (!ok) {
+      throw new CniError(
+        Code.checkFailed,
+        `address ${ip} of prevResult is not allocated to ${describe(a)}` +
+          (owner ? `: it is allocated to ${describe(owner)}` : `: ${store.ipPath(ip)} does not exist`),
+      );
+    }
+  }
+  if (ours === 0) {
+    throw new CniError(Code.checkFailed, `prevResult holds no address from the ipam ranges of network ${cfg.name}`);
+  }
+}
+
+// ---- GC ----
+
+const attachmentsSchema = z.nullable(z.array(z.object({ containerID: z.string(), ifname: z.string() })));
+
+/**
+ * The attachments GC must keep. Spec 1.1.0 names the key `cni.dev/valid-attachments`; early
+ * drafts said `cni.dev/attachments`. `null` (a Go nil slice) is an empty list: free everything.
+ * A missing key is an error rather than "free everything": a GC request without it is malformed.
+ */
+function validAttachments(conf: Record<string, unknown>): Attachment[] {
+  const key = ['cni.dev/valid-attachments', 'cni.dev/attachments'].find((k) => k in conf);
+  if (!key) {
+    throw new CniError(Code.invalidConfig, 'cni.dev/valid-attachments: missing (GC needs the list of attachments to keep; [] frees all)');
+  }
+  const parsed = attachmentsSchema.safeParse(conf[key]);
+  if (!parsed.success) {
+    throw new CniError(Code.invalidConfig, describeIssue(parsed.error.issues[0]!, conf[key], [key]));
+  }
+  return (parsed.data ?? []).map((x) => ({ containerId: x.containerID, ifname: x.ifname }));
+}
+
+async function gc(conf: Record<string, unknown>): Promise<void> {
+  const { dataDir, name } = parseIpamLocation(conf);
+  const valid = validAttachments(conf);
+  const store = Store.forNetwork(dataDir, name);
+  if (!(await store.exists())) return;
+  const { errors } = await withLock(store.dir, () => collect(store, valid));
+  if (errors.length) {
+    throw new CniError(Code.io, `GC of ${store.dir} failed ${errors.length} time(s): ${errors.join('; ')}`, errors.join('\n'));
+  }
+}
+
+// ---- STATUS ----
+
+async function status(conf: Record<string, unknown>): Promise<void> {
+  const cfg = parseIpamConfig(conf);
+  const store = Store.forNetwork(cfg.dataDir, cfg.name);
+  try {
+    await store.probeWritable();
+  } catch (err) {
+    throw new CniError(Code.notAvailable, `vnet-ipam data directory ${store.dir} is not usable: ${(err as Error).message}`, '', {
+      cause: err,
+    });
+  }
+}
+
+/** File system failures that escaped as plain errors become CNI I/O errors (code 5). */
+function asIoError(err: unknown): unknown {
+  if (err instanceof CniError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string' && typeof e.syscall === 'string') {
+    return new CniError(Code.io, `vnet-ipam: ${e.message}`, '', { cause: err });
+  }
+  return err;
+}
