@@ -1,4 +1,4 @@
-// Entry: the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
+// Entry (exports nothing: in the V8 startup snapshot there is no `module`): the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
 // the protocol or the human CLI. This is the one place that prints a result or an error.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -10,13 +10,13 @@ import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { parseCommon, parseNetConf } from './config/netconf.js';
 import { configureLog, log } from './log.js';
 import { processCount } from './proc.js';
+import type { Role } from './cli/index.js';
 
-export type Role = 'vnet' | 'vnet-ipam';
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
 const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
 
-export function roleOf(argv0: string): Role {
+function roleOf(argv0: string): Role {
   return basename(argv0).startsWith('vnet-ipam') ? 'vnet-ipam' : 'vnet';
 }
 
@@ -96,7 +96,7 @@ function print(obj: unknown): number {
   return 0;
 }
 
-export async function run(): Promise<void> {
+async function run(): Promise<void> {
   const role = roleOf(process.argv0 || process.argv[1] || 'vnet');
   const code = process.env.CNI_COMMAND
     ? await plugin(role)

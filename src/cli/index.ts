@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { CniError } from '../cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
-import type { Role } from '../main.js';
 
 export const VERSION = '0.1.0';
+
+/** Which plugin the executable is, from the name it runs as. */
+export type Role = 'vnet' | 'vnet-ipam';
 
 const HELP = `vnet ${VERSION}: a CNI plugin that wires pods into a node the way Azure CNI does.
 
