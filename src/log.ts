@@ -6,15 +6,16 @@ import { dirname } from 'node:path';
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3, off: 4 } as const;
 export type LogLevel = keyof typeof LEVELS;
 
+// Nothing is read from the environment at load time: the native build loads modules while it
+// makes its V8 startup snapshot, long before the process that runs.
 let fd: number | undefined;
-let file = process.env.VNET_LOG_FILE || '/var/log/vnet.log';
+let file: string | undefined;
 let level: LogLevel = 'info';
 let component = 'vnet';
-const toStderr = process.env.VNET_LOG_STDERR === '1';
 
 /** Set once the config is known. VNET_LOG_FILE, if set, wins over the config's logFile. */
 export function configureLog(opts: { file?: string; level?: LogLevel; component?: string }): void {
-  if (opts.file && !process.env.VNET_LOG_FILE) file = opts.file;
+  if (opts.file) file = opts.file;
   if (opts.level) level = opts.level;
   if (opts.component) component = opts.component;
 }
@@ -28,11 +29,12 @@ function stamp(): string {
 function write(at: LogLevel, msg: string): void {
   if (LEVELS[at] < LEVELS[level]) return;
   const line = `${stamp()} [${process.pid}] [${component}] ${at === 'info' ? '' : at.toUpperCase() + ' '}${msg}\n`;
-  if (toStderr) process.stderr.write(line);
+  if (process.env.VNET_LOG_STDERR === '1') process.stderr.write(line);
   try {
     if (fd === undefined) {
-      mkdirSync(dirname(file), { recursive: true });
-      fd = openSync(file, 'a');
+      const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
+      mkdirSync(dirname(path), { recursive: true });
+      fd = openSync(path, 'a');
     }
     writeSync(fd, line);
   } catch {

@@ -1,8 +1,8 @@
 // Transparent mode end to end, in namespaces: a node, a VNet gateway behind the node's eth0,
 // and pods. The plugin runs inside the node namespace exactly as a runtime runs it.
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
 
@@ -23,6 +23,11 @@ beforeAll(() => {
   lab.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
 });
 afterAll(() => lab.cleanup());
+// A failing test must not fail the next one: remove whatever it left in the node and the store.
+afterEach(() => {
+  for (const l of azvLinks()) lab.in(node, ['ip', 'link', 'del', l.ifname]);
+  rmSync(dataDir(), { recursive: true, force: true });
+});
 
 const dataDir = () => join(lab.dir, 'ipam');
 const conf = (over: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}) => ({
@@ -203,7 +208,7 @@ describe('a failed ADD leaves nothing behind', () => {
   });
   it('the interface already exists in the container: veth rolled back, address released', async () => {
     const p = pod();
-    lab.in(p.netns, ['ip', 'link', 'add', 'eth0', 'type', 'dummy']);
+    lab.in(p.netns, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0']);
     const r = await add(p);
     expect(r.code).toBe(1);
     expect(r.json.msg).toMatch(/Creating veth pair .*File exists/);
