@@ -10,7 +10,12 @@ import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { parseCommon, parseNetConf } from './config/netconf.js';
 import { configureLog, log } from './log.js';
 import { processCount } from './proc.js';
-import type { Role } from './cli/index.js';
+import { cli, type Role } from './cli/index.js';
+import { add } from './commands/add.js';
+import { del } from './commands/del.js';
+import { check } from './commands/check.js';
+import { gc, status } from './commands/gc.js';
+import { runIpam } from './ipam/plugin.js';
 
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
@@ -54,22 +59,21 @@ async function mainVerb(env: CniEnv, stdin: string): Promise<Result | undefined>
   };
   switch (env.command) {
     case 'ADD':
-      return done(await (await import('./commands/add.js')).add(env, conf));
+      return done(await add(env, conf));
     case 'DEL':
-      return done(void (await (await import('./commands/del.js')).del(env, conf)));
+      return done(void (await del(env, conf)));
     case 'CHECK':
-      return done(void (await (await import('./commands/check.js')).check(env, conf)));
+      return done(void (await check(env, conf)));
     case 'STATUS':
-      return done(void (await (await import('./commands/gc.js')).status(env, conf)));
+      return done(void (await status(env, conf)));
     case 'GC':
-      return done(void (await (await import('./commands/gc.js')).gc(env, conf)));
+      return done(void (await gc(env, conf)));
   }
   return undefined;
 }
 
 async function ipamVerb(env: CniEnv, json: Record<string, unknown>): Promise<Result | undefined> {
   configureLog({ component: 'vnet-ipam' });
-  const { runIpam } = await import('./ipam/plugin.js');
   return runIpam(env, json);
 }
 
@@ -100,10 +104,11 @@ async function run(): Promise<void> {
   const role = roleOf(process.argv0 || process.argv[1] || 'vnet');
   const code = process.env.CNI_COMMAND
     ? await plugin(role)
-    : await (await import('./cli/index.js')).cli(role, process.argv.slice(2));
+    : await cli(role, process.argv.slice(2));
   process.exitCode = code;
 }
 
-// In a V8 startup snapshot (the native build) main runs when the snapshot is deserialised.
+// In a V8 startup snapshot (the native build) main runs when the snapshot is deserialised; every
+// module is imported statically above so that their start-up work is in the snapshot already.
 if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => void run());
 else void run();

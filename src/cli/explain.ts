@@ -2,8 +2,10 @@
 // nothing and allocates nothing: the address is --ip, or the one a fresh range would give first.
 import { parseArgs } from 'node:util';
 import { checkIfname } from '../cni/env.js';
-import { parseNetConf } from '../config/netconf.js';
-import { intToIpv4, ipv4ToInt, parseCidr4 } from '../net/cidr.js';
+import { parseNetConf, type NetConf } from '../config/netconf.js';
+import { parseIpamConfig } from '../config/ipam.js';
+import { candidates, formatCidr, parseIp, subnetFor, subnetString } from '../ipam/range.js';
+import { parseCidr4 } from '../net/cidr.js';
 import { transparentAddPlan } from '../plan/transparent.js';
 import type { Plan } from '../plan/plan.js';
 import { readNetConf, UsageError } from './index.js';
@@ -24,8 +26,7 @@ export function explain(args: string[]): string {
   if (!file || !containerId || !netns) throw new UsageError('--conf, --container-id and --netns are required');
   checkIfname(ifname);
   const conf = parseNetConf(readNetConf(file), 'ADD');
-  const subnets = rangeSubnets(conf.ipam);
-  const { address, why } = pickAddress(ip, subnets);
+  const { address, why, from } = pickAddress(ip, conf);
 
   const plan = transparentAddPlan({
     network: conf.name,
@@ -33,7 +34,7 @@ export function explain(args: string[]): string {
     ifname,
     netns,
     address,
-    routes: ((conf.ipam?.routes as { dst: string }[] | undefined) ?? []).map((r) => ({ dst: r.dst })),
+    routes: isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [],
     mtu: conf.mtu ?? 1500,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
@@ -42,7 +43,7 @@ export function explain(args: string[]): string {
     `# Nothing here has run. Node-side lines run as one \`ip -batch -\`, container-side lines as one`,
     `# \`nsenter --net=${netns} ip -batch -\`; sysctls are written to /proc/sys directly.`,
     '',
-    `# IPAM: ${conf.ipam?.type ?? '(none)'} ADD hands out an address from ${subnets.join(', ') || 'its ranges'}: ${address} (${why})`,
+    `# IPAM: ${conf.ipam?.type ?? '(none)'} ADD hands out an address from ${from}: ${address} (${why})`,
     ...(conf.mtu ? [] : ['# MTU: the default route interface\'s MTU at ADD time; 1500 shown']),
   ];
   return [...head, ...renderPlan(plan)].join('\n') + '\n';
@@ -58,23 +59,25 @@ export function renderPlan(plan: Plan): string[] {
   return out;
 }
 
-function rangeSubnets(ipam: Record<string, unknown> | undefined): string[] {
-  const sets = (ipam?.ranges as { subnet?: unknown }[][] | undefined) ?? [];
-  const subnets = sets.flat().map((r) => r.subnet);
-  if (typeof ipam?.subnet === 'string') subnets.push(ipam.subnet);
-  return subnets.filter((s): s is string => typeof s === 'string' && parseCidr4(s) !== undefined);
-}
+/** vnet-ipam reads host-local's config, so either one's ranges and routes can be shown. */
+const isHostLocalFormat = (conf: NetConf) => conf.ipam?.type === 'vnet-ipam' || conf.ipam?.type === 'host-local';
 
-function pickAddress(ip: string | undefined, subnets: string[]): { address: string; why: string } {
+/** The first IPv4 address a fresh host-local-format range set hands out, or --ip as given. */
+function pickAddress(ip: string | undefined, conf: NetConf): { address: string; why: string; from: string } {
+  const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets.filter((s) => s[0]?.family === 4) : [];
+  const from = sets.flat().map(subnetString).join(', ') || 'its ranges';
   if (ip) {
-    if (parseCidr4(ip)) return { address: ip, why: 'from --ip' };
-    const inside = subnets.map((s) => parseCidr4(s)!).find((s) => parseCidr4(`${ip}/${s.prefix}`)?.network === s.network);
-    if (!inside) throw new UsageError(`--ip ${ip} is in none of the IPv4 ranges (${subnets.join(', ') || 'none'})`);
-    return { address: `${ip}/${inside.prefix}`, why: 'from --ip' };
+    if (parseCidr4(ip)) return { address: ip, why: 'from --ip', from };
+    const parsed = parseIp(ip);
+    const range = parsed && sets.map((set) => subnetFor(set, parsed)).find(Boolean);
+    if (!range) throw new UsageError(`--ip ${ip} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
+    return { address: `${ip}/${range.prefix}`, why: 'from --ip', from };
   }
-  const first = subnets[0] && parseCidr4(subnets[0]);
-  if (!first) throw new UsageError('the config has no IPv4 range; give --ip ADDR/PREFIX');
-  // A fresh host-local style range skips the network address and the gateway (.1).
-  const ipNum = ipv4ToInt(first.network.split('/')[0]!) + 2;
-  return { address: `${intToIpv4(ipNum)}/${first.prefix}`, why: 'the first address a fresh range hands out; give --ip to choose' };
+  const first = sets[0] && candidates(sets[0], undefined).next().value;
+  if (!first) throw new UsageError(`cannot tell which address ${conf.ipam?.type ?? 'IPAM'} would give: use --ip ADDR/PREFIX`);
+  return {
+    address: formatCidr(4, first.value, first.range.prefix),
+    why: 'the first address a fresh range hands out; give --ip to choose',
+    from,
+  };
 }

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { CniError } from '../cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
+import { explain } from './explain.js';
+import { state } from './state.js';
 
 export const VERSION = '0.1.0';
 
@@ -40,10 +42,10 @@ export async function cli(role: Role, args: string[]): Promise<number> {
         process.stdout.write(`${role} ${VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
         return 0;
       case 'explain':
-        process.stdout.write((await import('./explain.js')).explain(rest));
+        process.stdout.write(explain(rest));
         return 0;
       case 'state':
-        process.stdout.write(await (await import('./state.js')).state(rest));
+        process.stdout.write(await state(rest));
         return 0;
       default:
         process.stderr.write(`${role}: unknown command "${cmd}"\n\n${HELP}`);

@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// The benchmark: vnet side by side with the reference Go plugins and `node -e 0`, in one run,
+// reported as medians and ratios. It creates its own namespaces (prefix vb<pid>) and data dirs
+// and deletes them by name at the end, even on failure. Run as root after `npm run build`:
+//   node scripts/bench.mjs [--runs 30] [--quick]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(root, 'dist/bin');
+const REF = '/usr/lib/cni';
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' }, quick: { type: 'boolean' }, inner: { type: 'string' } } });
+const RUNS = Number(values.runs);
+
+const sh = (argv, input) => execFileSync(argv[0], argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const ms = (x) => `${x.toFixed(1)} ms`;
+
+function timed(argv, env, input) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, ...env }, input, encoding: 'utf8' });
+  const t = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} ${env.CNI_COMMAND ?? ''} failed: ${r.stdout}${r.stderr}`);
+  return { t, out: r.stdout };
+}
+
+// ---- outer: make the lab, run this script again inside the node namespace, clean up ----
+if (!values.inner) {
+  if (process.getuid() !== 0) throw new Error('bench: run as root (it creates network namespaces)');
+  if (!existsSync(join(BIN, 'vnet'))) throw new Error('bench: dist/bin/vnet missing: npm run build first');
+  const p = `vb${process.pid}`;
+  const made = [];
+  const dir = mkdtempSync(join(tmpdir(), `${p}-`));
+  try {
+    for (const n of ['node', ...Array.from({ length: 2 }, (_, i) => `pod${i}`)]) {
+      sh(['ip', 'netns', 'add', `${p}-${n}`]);
+      made.push(`${p}-${n}`);
+    }
+    sh(['ip', '-n', `${p}-node`, 'link', 'set', 'lo', 'up']);
+    const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
+    process.exitCode = r.status ?? 1;
+  } finally {
+    for (const n of made) spawnSync('ip', ['netns', 'del', n]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+} else {
+  await inner(JSON.parse(values.inner));
+}
+
+async function inner({ p, dir }) {
+  const rows = [];
+  const report = (section, name, value, base) => {
+    rows.push({ section, name, value, ratio: base ? value / base : undefined });
+    console.log(`${section.padEnd(10)} ${name.padEnd(52)} ${ms(value).padStart(10)}${base ? `  ×${(value / base).toFixed(2)}` : ''}`);
+  };
+  const cni = (command, extra = {}) => ({ CNI_COMMAND: command, CNI_IFNAME: 'eth0', CNI_PATH: `${BIN}:${REF}`, VNET_LOG_FILE: join(dir, 'vnet.log'), ...extra });
+
+  // 1. Start-up: one VERSION call each, interleaved so that machine noise hits all alike.
+  const starters = [
+    ['node -e 0', [process.execPath, '-e', '0'], {}],
+    ['vnet VERSION', [join(BIN, 'vnet')], cni('VERSION')],
+    ['vnet-ipam VERSION', [join(BIN, 'vnet-ipam')], cni('VERSION')],
+    ['host-local VERSION (Go)', [join(REF, 'host-local')], cni('VERSION')],
+    ['bridge VERSION (Go)', [join(REF, 'bridge')], cni('VERSION')],
+  ];
+  const st = starters.map(() => []);
+  for (let i = 0; i < RUNS; i++) starters.forEach(([, argv, env], k) => st[k].push(timed(argv, env, '{"cniVersion":"1.0.0"}').t));
+  const nodeBase = median(st[0]);
+  starters.forEach(([name], k) => report('start-up', name, median(st[k]), nodeBase));
+
+  // 2. ADD/DEL of a pod: vnet transparent vs the reference ptp (veth + host /32 routes, the
+  //    closest Go equivalent), each with its own IPAM, interleaved.
+  const pods = [`/var/run/netns/${p}-pod0`, `/var/run/netns/${p}-pod1`];
+  const vnetConf = JSON.stringify({ cniVersion: '1.0.0', name: 'benchnet', type: 'vnet', mtu: 1500, ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.78.0.0/16' }]], dataDir: join(dir, 'ipam-a') } });
+  const vnetHl = JSON.stringify({ ...JSON.parse(vnetConf), ipam: { type: 'host-local', ranges: [[{ subnet: '10.79.0.0/16' }]], dataDir: join(dir, 'ipam-b') } });
+  const ptpConf = JSON.stringify({ cniVersion: '1.0.0', name: 'benchptp', type: 'ptp', mtu: 1500, ipam: { type: 'host-local', ranges: [[{ subnet: '10.80.0.0/16' }]], dataDir: join(dir, 'ipam-c') } });
+  const flows = [
+    ['vnet transparent + vnet-ipam (in-process)', join(BIN, 'vnet'), vnetConf, pods[0]],
+    ['vnet transparent + host-local (exec)', join(BIN, 'vnet'), vnetHl, pods[0]],
+    ['ptp + host-local (Go reference)', join(REF, 'ptp'), ptpConf, pods[1]],
+  ];
+  const adds = flows.map(() => []);
+  const dels = flows.map(() => []);
+  let procs = '';
+  for (let i = 0; i < RUNS; i++) {
+    flows.forEach(([, bin, conf, netns], k) => {
+      const env = cni('ADD', { CNI_CONTAINERID: `bench-${i}`, CNI_NETNS: netns });
+      adds[k].push(timed([bin], env, conf).t);
+      dels[k].push(timed([bin], { ...env, CNI_COMMAND: 'DEL' }, conf).t);
+    });
+  }
+  const log = readFileSync(join(dir, 'vnet.log'), 'utf8').split('\n');
+  procs = log.filter((l) => /ADD done/.test(l)).slice(-1)[0]?.replace(/.*ADD done/, 'ADD done') ?? '';
+  flows.forEach(([name], k) => report('pod', `ADD  ${name}`, median(adds[k]), nodeBase));
+  flows.forEach(([name], k) => report('pod', `DEL  ${name}`, median(dels[k]), nodeBase));
+  console.log(`pod        processes one vnet ADD starts (from its log): ${procs}`);
+
+  // 3. IPAM alone, ADD then DEL, at 10 and at 60,000 allocations in one /16.
+  if (!values.quick) {
+    for (const n of [10, 60000]) {
+      const plugins = [
+        ['vnet-ipam', join(BIN, 'vnet-ipam')],
+        ['host-local (Go)', join(REF, 'host-local')],
+      ];
+      const confs = plugins.map(([name]) => {
+        const dataDir = join(dir, `fill-${name.split(' ')[0]}-${n}`);
+        populate(dataDir, 'fill', n, name === 'vnet-ipam');
+        return JSON.stringify({ cniVersion: '1.0.0', name: 'fill', ipam: { type: 'x', ranges: [[{ subnet: '10.81.0.0/16' }]], dataDir } });
+      });
+      const a = plugins.map(() => []);
+      const d = plugins.map(() => []);
+      for (let i = 0; i < RUNS; i++) {
+        plugins.forEach(([, bin], k) => {
+          const env = cni('ADD', { CNI_CONTAINERID: `probe-${i}`, CNI_NETNS: '/nonexistent' });
+          a[k].push(timed([bin], env, confs[k]).t);
+          d[k].push(timed([bin], { ...env, CNI_COMMAND: 'DEL' }, confs[k]).t);
+        });
+      }
+      plugins.forEach(([name], k) => report('ipam', `ADD  ${name} at ${n} allocations`, median(a[k]), nodeBase));
+      plugins.forEach(([name], k) => report('ipam', `DEL  ${name} at ${n} allocations`, median(d[k]), nodeBase));
+    }
+
+    // 4. Burst: 100 ADDs at once, separate processes.
+    for (const [name, bin] of [
+      ['vnet-ipam', join(BIN, 'vnet-ipam')],
+      ['host-local (Go)', join(REF, 'host-local')],
+    ]) {
+      const dataDir = join(dir, `burst-${name.split(' ')[0]}`);
+      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'burst', ipam: { type: 'x', ranges: [[{ subnet: '10.82.0.0/16' }]], dataDir } });
+      const t0 = process.hrtime.bigint();
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => run(bin, cni('ADD', { CNI_CONTAINERID: `burst-${i}`, CNI_NETNS: '/nonexistent' }), conf)),
+      );
+      const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+      const errors = results.filter((r) => r.code !== 0).length;
+      const ips = new Set(results.map((r) => r.ip).filter(Boolean));
+      report('burst', `100 parallel ADDs, ${name}: ${errors} errors, ${ips.size} distinct IPs`, wall);
+    }
+  }
+}
+
+function run(bin, env, input) {
+  return new Promise((done) => {
+    const c = spawn(bin, [], { env: { PATH: process.env.PATH, ...env } });
+    let out = '';
+    c.stdout.on('data', (b) => (out += b));
+    c.on('close', (code) => {
+      let ip;
+      try {
+        ip = JSON.parse(out).ips?.[0]?.address;
+      } catch {}
+      done({ code, ip });
+    });
+    c.stdin.end(input);
+  });
+}
+
+// Fills a host-local-format store with n allocations from 10.81.0.2 on (vnet-ipam's index too).
+function populate(dataDir, network, n, index) {
+  const d = join(dataDir, network);
+  mkdirSync(join(d, '.by-container'), { recursive: true });
+  let last = '';
+  for (let i = 0; i < n; i++) {
+    const v = 0x0a510002 + i;
+    const ip = [24, 16, 8, 0].map((s) => (v >>> s) & 255).join('.');
+    writeFileSync(join(d, ip), `fill-${i}\r\neth0`);
+    if (index) writeFileSync(join(d, '.by-container', `fill-${i}:eth0`), JSON.stringify({ containerID: `fill-${i}`, ifname: 'eth0', ips: [ip] }));
+    last = ip;
+  }
+  if (!index) rmSync(join(d, '.by-container'), { recursive: true });
+  writeFileSync(join(d, 'last_reserved_ip.0'), last);
+}
