@@ -25,9 +25,9 @@ export interface Assigned {
   ip: string;
 }
 
-export const describe = (a: Attachment) => `container ${a.containerId} (ifname ${a.ifname})`;
+export const attachmentText = (a: Attachment) => `container ${a.containerId} (ifname ${a.ifname})`;
 
-const holderText = (owner: Attachment | undefined) => (owner ? describe(owner) : 'another attachment');
+const holderText = (owner: Attachment | undefined) => (owner ? attachmentText(owner) : 'another attachment');
 
 /**
  * Places each requested address in the range set whose ranges hold it. Throws invalidConfig for
@@ -99,32 +99,37 @@ export async function allocate(
   lock: HeldLock,
 ): Promise<Assigned[]> {
   await store.ensureIndexed();
-  const held = await store.heldBy(a);
+  const held = await store.heldBy(a, true);
   if (held.length) {
     throw new CniError(
       Code.ipamConflict,
-      `${describe(a)} already holds ${held.join(', ')}; duplicate allocation is not allowed`,
+      `${attachmentText(a)} already holds ${held.join(', ')}; duplicate allocation is not allowed`,
     );
   }
 
   // 1. Pick a free address per set, probing with lstat (cheap; link() below is the authority).
-  const picks: Assigned[] = [];
+  //    The sets are independent: probe them concurrently, report the first failure in set order.
   const iters: (Iterator<{ range: Range; value: bigint }> | undefined)[] = [];
-  for (let s = 0; s < sets.length; s++) {
+  const pickOne = async (s: number): Promise<Assigned> => {
     const req = requested[s];
     if (req) {
       const ip = formatValue(req.ip.family, req.ip.value);
       if (await store.taken(ip)) {
         throw new CniError(Code.ipamConflict, `requested IP ${ip} is already allocated to ${holderText(await store.owner(ip))}`);
       }
-      picks.push({ set: s, range: req.range, ip });
-      continue;
+      return { set: s, range: req.range, ip };
     }
     const it = candidates(sets[s]!, await store.lastReserved(s));
     const pick = await nextFree(store, s, it);
     if (!pick) throw exhausted(sets, s);
-    picks.push(pick);
     iters[s] = it;
+    return pick;
+  };
+  const settled = await Promise.allSettled(sets.map((_, s) => pickOne(s)));
+  const picks: Assigned[] = [];
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    picks.push(r.value);
   }
 
   // 2. The index first, then 3. the address files; undo both on any failure.
@@ -147,7 +152,7 @@ export async function allocate(
       claimed.push(pick);
     }
     // 4. The round-robin cursors, as host-local does, also for requested addresses.
-    for (const p of picks) await store.setLastReserved(p.set, p.ip);
+    await Promise.all(picks.map((p) => store.setLastReserved(p.set, p.ip)));
     lock.assertHeld();
   } catch (err) {
     await Promise.allSettled(claimed.map((p) => store.release(p.ip, a)));
@@ -165,10 +170,9 @@ export async function release(store: Store, a: Attachment): Promise<string[]> {
   await store.ensureIndexed();
   const listed = await store.readIndex(a);
   if (listed === undefined) return [];
-  const released: string[] = [];
-  for (const ip of listed) if (await store.release(ip, a)) released.push(ip);
+  const done = await Promise.all(listed.map((ip) => store.release(ip, a)));
   await store.removeIndex(a);
-  return released;
+  return listed.filter((_, i) => done[i]);
 }
 
 /** Temp files older than this are left by a crash; GC removes them. */

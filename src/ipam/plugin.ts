@@ -6,7 +6,7 @@ import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
 import { describeIssue, parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
-import { allocate, assignRequested, collect, describe, holder, release } from './allocator.js';
+import { allocate, assignRequested, attachmentText, collect, holder, release } from './allocator.js';
 import { withLock } from './lock.js';
 import { formatCidr, formatIp, formatValue, parseCidr, parseIp, subnetFor } from './range.js';
 import { Store, type Attachment } from './store.js';
@@ -140,7 +140,7 @@ async function check(env: CniEnv, conf: Record<string, unknown>): Promise<void> 
   if (conf.prevResult === undefined || conf.prevResult === null) {
     // host-local's CHECK: the attachment holds some address.
     if ((await store.heldBy(a)).length === 0) {
-      throw new CniError(Code.checkFailed, `no address is allocated to ${describe(a)} in ${store.dir}`);
+      throw new CniError(Code.checkFailed, `no address is allocated to ${attachmentText(a)} in ${store.dir}`);
     }
     return;
   }
@@ -157,8 +157,8 @@ async function check(env: CniEnv, conf: Record<string, unknown>): Promise<void> 
     if (!ok) {
       throw new CniError(
         Code.checkFailed,
-        `address ${ip} of prevResult is not allocated to ${describe(a)}` +
-          (owner ? `: it is allocated to ${describe(owner)}` : `: ${store.ipPath(ip)} does not exist`),
+        `address ${ip} of prevResult is not allocated to ${attachmentText(a)}` +
+          (owner ? `: it is allocated to ${attachmentText(owner)}` : `: ${store.ipPath(ip)} does not exist`),
       );
     }
   }

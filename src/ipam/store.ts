@@ -281,12 +281,12 @@ export class Store {
   /**
    * The addresses an attachment really holds: its index entries whose address file names it.
    * Without an index entry: nothing if the directory is indexed, else (host-local's data, never
-   * indexed, and read without the lock) a scan.
+   * indexed, and read without the lock) a scan. `indexed`: the caller knows it is.
    */
-  async heldBy(a: Attachment): Promise<string[]> {
+  async heldBy(a: Attachment, indexed = false): Promise<string[]> {
     const listed = await this.readIndex(a);
     if (listed === undefined) {
-      if (await this.indexed()) return [];
+      if (indexed || (await this.indexed())) return [];
       return (await this.list()).filter((x) => sameAttachment(x, a)).map((x) => x.ip);
     }
     const held: string[] = [];
@@ -317,6 +317,8 @@ export class Store {
       await fs.rename(tmpDir, this.indexDir);
     } catch (err) {
       await fs.rm(tmpDir, { recursive: true, force: true });
+      // Someone indexed it meanwhile (possible only if the lock was broken): theirs is as good.
+      if (isErrno(err, 'ENOTEMPTY', 'EEXIST') && (await this.indexed())) return;
       throw err;
     }
   }
