@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, stat, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import type { CniEnv, Command } from '../src/cni/env.js';
+import { CniError, Code } from '../src/cni/errors.js';
+import { LOCK_DIR, withLock } from '../src/ipam/lock.js';
+import { runIpam } from '../src/ipam/plugin.js';
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-lock-'));
+});
+afterEach(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const env = (command: Command, containerId = 'c1', ifname = 'eth0'): CniEnv => ({
+  command,
+  containerId,
+  netns: '/var/run/netns/test',
+  ifname,
+  args: new Map(),
+  path: [],
+});
+const conf = () => ({ cniVersion: '1.1.0', name: 'net1', ipam: { type: 'vnet-ipam', dataDir, ranges: [[{ subnet: '10.0.0.0/24' }]] } });
+const dir = () => join(dataDir, 'net1');
+const lockDir = () => join(dir(), LOCK_DIR);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function rejects(p: Promise<unknown>): Promise<CniError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof CniError) return err;
+    throw err;
+  }
+  throw new Error('expected a CniError');
+}
+const gone = async (path: string) => stat(path).then(
+  () => false,
+  () => true,
+);
+
+describe('the lock is released after the critical section, whatever happens in it', () => {
+  it('after success and after a throw', async () => {
+    await runIpam(env('ADD'), conf());
+    expect(await gone(lockDir())).toBe(true);
+    await expect(runIpam(env('ADD'), conf())).rejects.toBeInstanceOf(CniError);
+    expect(await gone(lockDir())).toBe(true);
+  });
+});
+
+describe('a lock held by a live process makes others wait, then give up with code 11', () => {
+  it('times out as "try again later"', async () => {
+    await mkdir(dir(), { recursive: true });
+    let release!: () => void;
+    const holding = withLock(dir(), () => new Promise<void>((r) => (release = r)));
+    await sleep(50);
+    const err = await rejects(withLock(dir(), async () => 'never', { timeoutMs: 300 }));
+    expect(err.code).toBe(Code.tryAgain);
+    expect(err.message).toMatch(/timed out after 0\.3s waiting for the lock .*\.lock; try again later/);
+    release();
+    await holding;
+    expect(await withLock(dir(), async () => 'now')).toBe('now');
+  });
+});
+
+describe('a lock left by a killed holder does not block the next ADD', () => {
+  it('a stale lock directory (not refreshed for longer than the stale time) is taken over', async () => {
+    await mkdir(lockDir(), { recursive: true });
+    const old = new Date(Date.now() - 60_000);
+    await utimes(lockDir(), old, old);
+    const r = await runIpam(env('ADD'), conf());
+    expect(r?.ips[0]?.address).toBe('10.0.0.2/24');
+  });
+
+  describe('a real process SIGKILLed while holding the lock', () => {
+    let bundle: string;
+    let bundleDir: string;
+    beforeAll(async () => {
+      bundleDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-lock-bundle-'));
+      bundle = join(bundleDir, 'holder.mjs');
+      // A holder process running our lock module: takes the lock, says so, and hangs.
+      await build({
+        stdin: {
+          contents: `import { withLock } from ${JSON.stringify(resolve('src/ipam/lock.ts'))};
+            await withLock(process.argv[2], async () => { console.log('locked'); await new Promise(() => setInterval(() => {}, 1000)); });`,
+          resolveDir: resolve('.'),
+          loader: 'ts',
+        },
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        outfile: bundle,
+        logLevel: 'silent',
+        banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+      });
+    });
+    afterAll(async () => {
+      await rm(bundleDir, { recursive: true, force: true });
+    });
+
+    it('the next ADD succeeds', async () => {
+      await mkdir(dir(), { recursive: true });
+      const child = spawn(process.execPath, [bundle, dir()], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((ok, fail) => {
+          child.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && ok());
+          child.on('exit', (code) => fail(new Error(`holder exited early (${code})`)));
+        });
+        expect(await gone(lockDir())).toBe(false);
+        child.kill('SIGKILL');
+        await new Promise((r) => child.once('exit', r));
+        const r = await runIpam(env('ADD'), conf());
+        expect(r?.ips[0]?.address).toBe('10.0.0.2/24');
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    });
+  });
+});
+
+describe('a compromised lock is surfaced as an error, not a crash', () => {
+  it('losing the lock while holding it fails the critical section', async () => {
+    await mkdir(dir(), { recursive: true });
+    const err = await rejects(
+      withLock(dir(), async () => {
+        // Someone removes our lock; the next refresh (every second) notices.
+        await rm(lockDir(), { recursive: true });
+        await sleep(1600);
+      }),
+    );
+    expect(err.code).toBe(Code.io);
+    expect(err.message).toMatch(/^lost the lock on .* while holding it/);
+  });
+
+  it('assertHeld throws inside the critical section too', async () => {
+    await mkdir(dir(), { recursive: true });
+    let inside: unknown;
+    await withLock(dir(), async (lock) => {
+      await rm(lockDir(), { recursive: true });
+      await sleep(1600);
+      try {
+        lock.assertHeld();
+      } catch (err) {
+        inside = err;
+      }
+    }).catch(() => undefined);
+    expect(inside).toBeInstanceOf(CniError);
+  });
+});
