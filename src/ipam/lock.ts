@@ -23,8 +23,13 @@
 // out twice even without it, since claiming an address is an exclusive link().
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { CniError, Code } from '../cni/errors.js';
+
+// proper-lockfile installs signal handlers (signal-exit) when it loads, which a V8 startup
+// snapshot cannot hold: load it on first use, never at the top level.
+type Lockfile = typeof import('proper-lockfile');
+let lockfileModule: Promise<Lockfile> | undefined;
+const loadLockfile = () => (lockfileModule ??= import('proper-lockfile').then((m) => (m.default ?? m) as Lockfile));
 
 export const LOCK_DIR = '.lock';
 export const LOCK_STALE_MS = 2000;
@@ -83,6 +88,7 @@ async function acquire(dir: string, opts: LockOptions, onCompromised: (err: Erro
   const deadline = Date.now() + timeoutMs;
   let delay = RETRY_MIN_MS;
   let created = false;
+  const lockfile = await loadLockfile();
   for (;;) {
     try {
       return await lockfile.lock(join(dir, 'lock'), {
