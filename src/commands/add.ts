@@ -18,10 +18,14 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   if (!conf.ipam) throw new CniError(Code.invalidConfig, 'invalid network config: ipam: required for ADD');
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
 
-  const mtu = conf.mtu ?? (await defaultMtu());
-  const ipam = (await callIpam(env, conf, 'ADD'))!;
+  // The MTU look-up (a process, when the config names no MTU) runs while IPAM allocates.
+  const [mtuLookup, allocated] = await Promise.allSettled([conf.mtu ?? defaultMtu(), callIpam(env, conf, 'ADD')]);
+  if (allocated.status === 'rejected') throw allocated.reason;
+  const ipam = allocated.value!;
   log.info(`Plugin ${conf.ipam.type} returned ${ipam.ips.map((i) => i.address).join(', ') || 'no address'}`);
   try {
+    if (mtuLookup.status === 'rejected') throw mtuLookup.reason;
+    const mtu = mtuLookup.value;
     const ip = ipam.ips.find((i) => !i.address.includes(':'));
     if (!ip) throw new CniError(Code.unsupportedField, `IPAM ${conf.ipam.type} returned no IPv4 address; transparent mode needs one`);
     const input = {

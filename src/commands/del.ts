@@ -9,20 +9,12 @@ import { callIpam } from './ipam.js';
 
 export async function del(env: CniEnv, conf: NetConf): Promise<void> {
   const attachment = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
-  let first: unknown;
-  try {
-    await execute(transparentDelPlan(attachment, env.netns), { tolerate: /Cannot find device|does not exist/ });
-  } catch (err) {
-    first = err;
-  }
-  if (conf.ipam) {
-    try {
-      await callIpam(env, conf, 'DEL');
-    } catch (err) {
-      first ??= err;
-    }
-  } else {
-    log.warn('No ipam section: no address to release');
-  }
-  if (first) throw first;
+  if (!conf.ipam) log.warn('No ipam section: no address to release');
+  // Independent work, done side by side: the kernel takes tens of milliseconds to tear a veth
+  // down, time in which the address is released. Both run whatever the other's outcome.
+  const [link, ipam] = await Promise.allSettled([
+    execute(transparentDelPlan(attachment, env.netns), { tolerate: /Cannot find device|does not exist/ }),
+    conf.ipam ? callIpam(env, conf, 'DEL') : undefined,
+  ]);
+  for (const r of [link, ipam]) if (r.status === 'rejected') throw r.reason;
 }
