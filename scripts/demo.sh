@@ -24,10 +24,10 @@ conf=$(sed -e "s#\"logFile\": \"/var/log/vnet.log\"#\"logFile\": \"$work/vnet.lo
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
-cni() { # cni COMMAND POD
+cni() { # cni COMMAND POD [STDIN]
   env CNI_COMMAND="$1" CNI_CONTAINERID="demo-$2" CNI_NETNS="/var/run/netns/$2" CNI_IFNAME=eth0 \
       CNI_PATH="$bin:/usr/lib/cni" VNET_LOG_FILE="$work/vnet.log" \
-      nsenter --net="/var/run/netns/$node" "$bin/vnet" <<<"$conf"
+      nsenter --net="/var/run/netns/$node" "$bin/vnet" <<<"${3:-$conf}"
 }
 
 say "A node and its VNet"
@@ -42,11 +42,12 @@ say "What ADD will do (vnet explain runs nothing)"
 printf '%s' "$conf" > "$work/net.conf"
 run "$bin/vnet" explain --conf "$work/net.conf" --container-id "demo-${pods[0]}" --netns "/var/run/netns/${pods[0]}"
 
-declare -A ips
+declare -A ips results
 for pod in "${pods[@]}"; do
   say "ADD $pod (CNI_COMMAND=ADD, as kubelet's runtime calls it)"
   result=$(cni ADD "$pod")
   echo "$result" | python3 -m json.tool
+  results[$pod]=$result
   ips[$pod]=$(echo "$result" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
   # The VNet learns which node holds the pod (Azure programs this in its fabric).
   ip -n "$gw" route add "${ips[$pod]}/32" via 10.224.0.4
@@ -59,6 +60,7 @@ run ip -n "${pods[0]}" neigh
 say "On the node: a /32 route per pod through its azv veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on)"
 run ip -n "$node" route
 run ip -n "$node" -br link
+run nsenter --net="/var/run/netns/$node" "$bin/vnet" state --data-dir "$work/ipam" --network azure
 say "The plugin's log of those ADDs ($work/vnet.log)"
 cat "$work/vnet.log"
 
@@ -66,8 +68,17 @@ say "Traffic"
 run ip netns exec "${pods[0]}" ping -c 2 -W 2 "${ips[${pods[1]}]}"
 run ip netns exec "${pods[1]}" ping -c 2 -W 2 10.224.0.1
 
-say "CHECK, DEL"
+say "CHECK (the runtime sends the ADD result back as prevResult), then DEL"
+for pod in "${pods[@]}"; do
+  withprev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$conf" "${results[$pod]}")
+  cni CHECK "$pod" "$withprev" && echo "CHECK $pod: ok"
+done
+ip -n "${pods[1]}" route del default
+echo "(deleted the default route inside ${pods[1]})"
+withprev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$conf" "${results[${pods[1]}]}")
+cni CHECK "${pods[1]}" "$withprev" || echo "CHECK ${pods[1]} failed, as it should"
 for pod in "${pods[@]}"; do cni DEL "$pod" && echo "DEL $pod: ok"; done
 run ip -n "$node" route
+run nsenter --net="/var/run/netns/$node" "$bin/vnet" state --data-dir "$work/ipam" --network azure
 echo
 echo "Nothing left: the demo's namespaces are removed on exit."
