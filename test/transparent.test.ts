@@ -1,6 +1,6 @@
 // Transparent mode end to end, in namespaces: a node, a VNet gateway behind the node's eth0,
 // and pods. The plugin runs inside the node namespace exactly as a runtime runs it.
-import { readdirSync, existsSync, rmSync } from 'node:fs';
+import { readdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
@@ -247,5 +247,53 @@ describe('the main plugin talks to any IPAM through the protocol', () => {
     ok(await check(p, prev, hl));
     ok(await del(p, hl));
     expectClean();
+  });
+});
+
+describe('GC (1.1.0) removes what no valid attachment holds, in this network only', () => {
+  const v11 = (over: Record<string, unknown> = {}) => conf({ cniVersion: '1.1.0', ...over });
+  const gc = (c: object) => lab.run({ node, env: cniEnv('GC'), stdin: c });
+  it('keeps the listed attachment, frees the other, leaves another network’s veth alone', async () => {
+    const keep = pod();
+    const drop = pod();
+    const other = pod();
+    const otherNet = { ...v11({ name: 'othernet' }), ipam: { ...v11().ipam, ranges: [[{ subnet: '10.225.0.0/16' }]] } };
+    const rk = ok(await add(keep, v11()));
+    const rd = ok(await add(drop, v11()));
+    const ro = ok(await add(other, otherNet));
+    ok(await gc({ ...v11(), 'cni.dev/valid-attachments': [{ containerID: keep.id, ifname: 'eth0' }] }));
+    const names = azvLinks().map((l) => l.ifname);
+    expect(names).toContain(rk.interfaces[0].name);
+    expect(names).toContain(ro.interfaces[0].name);
+    expect(names).not.toContain(rd.interfaces[0].name);
+    expect(allocations()).toEqual([rk.ips[0].address.split('/')[0]]);
+    ok(await del(keep, v11()));
+    ok(await del(other, otherNet));
+    expectClean();
+  });
+  it('without cni.dev/valid-attachments it refuses (code 7) and deletes nothing', async () => {
+    const p = pod();
+    ok(await add(p, v11()));
+    const r = await gc(v11());
+    expect(r.json.code).toBe(7);
+    expect(r.json.msg).toContain('cni.dev/valid-attachments');
+    expect(azvLinks()).toHaveLength(1);
+    expect(allocations()).toHaveLength(1);
+    ok(await del(p, v11()));
+    expectClean();
+  });
+});
+
+describe('STATUS (1.1.0) answers ready unless IPAM cannot work', () => {
+  it('ready: exit 0, nothing on stdout', async () => {
+    const r = await lab.run({ node, env: cniEnv('STATUS'), stdin: conf({ cniVersion: '1.1.0' }) });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+  });
+  it('a data directory that cannot be created: code 50', async () => {
+    const file = join(lab.dir, 'a-file');
+    writeFileSync(file, '');
+    const r = await lab.run({ node, env: cniEnv('STATUS'), stdin: conf({ cniVersion: '1.1.0' }, { dataDir: join(file, 'ipam') }) });
+    expect(r.json.code).toBe(50);
   });
 });

@@ -1,6 +1,7 @@
 // GC (spec 1.1.0): remove every veth of this network whose attachment is not in
 // cni.dev/valid-attachments (the alias set at ADD says which attachment a veth serves), then let
 // IPAM free the addresses. All errors are reported together.
+import { validAttachments } from '../cni/attachments.js';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
@@ -9,21 +10,8 @@ import { ALIAS_PREFIX } from '../plan/transparent.js';
 import { log } from '../log.js';
 import { callIpam } from './ipam.js';
 
-export function validAttachments(json: Record<string, unknown>): Set<string> {
-  const list = json['cni.dev/valid-attachments'] ?? json['cni.dev/attachments'] ?? [];
-  if (!Array.isArray(list)) throw new CniError(Code.invalidConfig, 'invalid network config: cni.dev/valid-attachments: must be a list');
-  return new Set(
-    list.map((a: { containerID?: unknown; ifname?: unknown }, i) => {
-      if (typeof a?.containerID !== 'string' || typeof a.ifname !== 'string') {
-        throw new CniError(Code.invalidConfig, `invalid network config: cni.dev/valid-attachments[${i}]: needs containerID and ifname`);
-      }
-      return `${a.containerID}:${a.ifname}`;
-    }),
-  );
-}
-
 export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
-  const valid = validAttachments(conf.json);
+  const valid = new Set(validAttachments(conf.json).map((a) => `${a.containerId}:${a.ifname}`));
   const [links = []] = await ipJson(['link show']);
   const mine = `${ALIAS_PREFIX}${conf.name}:`;
   const stale = (links as { ifname: string; ifalias?: string }[])
