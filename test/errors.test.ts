@@ -1,0 +1,19 @@
+import { describe, expect, it } from 'vitest';
+import { CniError, Code, asCniError } from '../src/cni/errors.js';
+
+describe('one error type carries a spec code; anything else becomes a plugin code', () => {
+  it('prints as the spec’s error object, details only when present', () => {
+    expect(new CniError(Code.invalidConfig, 'bad mtu').toJSON('1.0.0')).toEqual({ cniVersion: '1.0.0', code: 7, msg: 'bad mtu' });
+    expect(new CniError(1, 'x', 'both sides').toJSON('0.4.0')).toEqual({ cniVersion: '0.4.0', code: 1, msg: 'x', details: 'both sides' });
+  });
+  it('an unexpected exception is code 999 with its first line only, never a stack', () => {
+    const e = asCniError(new TypeError('cannot read x\n    at foo (bar.js:1:1)'));
+    expect(e.code).toBe(999);
+    expect(e.message).toBe('cannot read x');
+    expect(JSON.stringify(e.toJSON('1.0.0'))).not.toContain('bar.js');
+  });
+  it('a CniError passes through unchanged', () => {
+    const e = new CniError(Code.tryAgain, 'busy');
+    expect(asCniError(e)).toBe(e);
+  });
+});
