@@ -6,16 +6,16 @@ import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
 import { ipBatch, ipJson } from '../net/ip.js';
-import { ALIAS_PREFIX } from '../plan/transparent.js';
+import { ALIAS_PREFIX, vethAlias } from '../plan/transparent.js';
 import { log } from '../log.js';
 import { callIpam } from './ipam.js';
 
 export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
-  const valid = new Set(validAttachments(conf.json).map((a) => `${a.containerId}:${a.ifname}`));
+  const valid = new Set(validAttachments(conf.json).map((a) => vethAlias({ network: conf.name, ...a })));
   const [links = []] = await ipJson(['link show']);
   const mine = `${ALIAS_PREFIX}${conf.name}:`;
   const stale = (links as { ifname: string; ifalias?: string }[])
-    .filter((l) => l.ifalias?.startsWith(mine) && !valid.has(l.ifalias.slice(mine.length)))
+    .filter((l) => l.ifalias?.startsWith(mine) && !valid.has(l.ifalias))
     .map((l) => l.ifname);
   const errors: string[] = [];
   if (stale.length) {
