@@ -7,4 +7,13 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 npm run --silent build
 npx tsc --noEmit
-npx vitest run "$@"
+mkdir -p .tmp
+rc=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json "$@" || rc=$?
+# One plain closing line, the same whatever the runner: "N passed, N failed[, N skipped]".
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".tmp/vitest.json", "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' || true
+exit "$rc"
