@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in iproute2 util-linux iputils-ping containernetworking-plugins; do
+for pkg in iproute2 util-linux iputils-ping containernetworking-plugins podman runc busybox-static; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
