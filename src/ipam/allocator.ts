@@ -66,14 +66,10 @@ export function assignRequested(sets: RangeSet[], requested: RequestedIp[]): (Re
 }
 
 /** The next candidate of the iterator whose address file does not exist yet. */
-async function nextFree(
-  store: Store,
-  set: number,
-  it: Iterator<{ range: Range; value: bigint }>,
-): Promise<Assigned | undefined> {
+function nextFree(store: Store, set: number, it: Iterator<{ range: Range; value: bigint }>): Assigned | undefined {
   for (let c = it.next(); !c.done; c = it.next()) {
     const ip = formatValue(c.value.range.family, c.value.value);
-    if (!(await store.taken(ip))) return { set, range: c.value.range, ip };
+    if (!store.taken(ip)) return { set, range: c.value.range, ip };
   }
   return undefined;
 }
@@ -90,16 +86,16 @@ const exhausted = (sets: RangeSet[], s: number) =>
  * address file (Store.prepare) for set s. Either every set gets its address and the cursors
  * move, or nothing on disk changes. See store.ts for the order of writes.
  */
-export async function allocate(
+export function allocate(
   store: Store,
   sets: RangeSet[],
   requested: (RequestedIp & { range: Range })[],
   a: Attachment,
   tmps: string[],
   lock: HeldLock,
-): Promise<Assigned[]> {
-  await store.ensureIndexed();
-  const held = await store.heldBy(a, true);
+): Assigned[] {
+  store.ensureIndexed();
+  const held = store.heldBy(a, true);
   if (held.length) {
     throw new CniError(
       Code.ipamConflict,
@@ -108,55 +104,59 @@ export async function allocate(
   }
 
   // 1. Pick a free address per set, probing with lstat (cheap; link() below is the authority).
-  //    The sets are independent: probe them concurrently, report the first failure in set order.
+  //    The first failure, in set order, is the one reported.
   const iters: (Iterator<{ range: Range; value: bigint }> | undefined)[] = [];
-  const pickOne = async (s: number): Promise<Assigned> => {
+  const picks = sets.map((set, s): Assigned => {
     const req = requested[s];
     if (req) {
       const ip = formatValue(req.ip.family, req.ip.value);
-      if (await store.taken(ip)) {
-        throw new CniError(Code.ipamConflict, `requested IP ${ip} is already allocated to ${holderText(await store.owner(ip))}`);
+      if (store.taken(ip)) {
+        throw new CniError(Code.ipamConflict, `requested IP ${ip} is already allocated to ${holderText(store.owner(ip))}`);
       }
       return { set: s, range: req.range, ip };
     }
-    const it = candidates(sets[s]!, await store.lastReserved(s));
-    const pick = await nextFree(store, s, it);
+    const it = candidates(set, store.lastReserved(s));
+    const pick = nextFree(store, s, it);
     if (!pick) throw exhausted(sets, s);
     iters[s] = it;
     return pick;
-  };
-  const settled = await Promise.allSettled(sets.map((_, s) => pickOne(s)));
-  const picks: Assigned[] = [];
-  for (const r of settled) {
-    if (r.status === 'rejected') throw r.reason;
-    picks.push(r.value);
-  }
+  });
 
   // 2. The index first, then 3. the address files; undo both on any failure.
-  await store.writeIndex(a, picks.map((p) => p.ip));
+  store.writeIndex(a, picks.map((p) => p.ip));
   const claimed: Assigned[] = [];
   try {
     for (let s = 0; s < sets.length; s++) {
       let pick = picks[s]!;
-      while (!(await store.claim(tmps[s]!, pick.ip))) {
+      while (!store.claim(tmps[s]!, pick.ip)) {
         // Taken between the probe and the link: only by someone not holding our lock.
         const it = iters[s];
         if (!it) {
-          throw new CniError(Code.ipamConflict, `requested IP ${pick.ip} is already allocated to ${holderText(await store.owner(pick.ip))}`);
+          throw new CniError(Code.ipamConflict, `requested IP ${pick.ip} is already allocated to ${holderText(store.owner(pick.ip))}`);
         }
-        const next = await nextFree(store, s, it);
+        const next = nextFree(store, s, it);
         if (!next) throw exhausted(sets, s);
         pick = picks[s] = next;
-        await store.writeIndex(a, picks.map((p) => p.ip));
+        store.writeIndex(a, picks.map((p) => p.ip));
       }
       claimed.push(pick);
     }
     // 4. The round-robin cursors, as host-local does, also for requested addresses.
-    await Promise.all(picks.map((p) => store.setLastReserved(p.set, p.ip)));
+    for (const p of picks) store.setLastReserved(p.set, p.ip);
     lock.assertHeld();
   } catch (err) {
-    await Promise.allSettled(claimed.map((p) => store.release(p.ip, a)));
-    await store.removeIndex(a).catch(() => undefined);
+    for (const p of claimed) {
+      try {
+        store.release(p.ip, a);
+      } catch {
+        // Best effort: the index still names it, so DEL or GC frees it.
+      }
+    }
+    try {
+      store.removeIndex(a);
+    } catch {
+      // Best effort, as above.
+    }
     throw err;
   }
   return picks;
@@ -166,13 +166,13 @@ export async function allocate(
  * Releases whatever the attachment holds (DEL), under the lock. Releasing nothing is fine.
  * Returns the addresses released.
  */
-export async function release(store: Store, a: Attachment): Promise<string[]> {
-  await store.ensureIndexed();
-  const listed = await store.readIndex(a);
+export function release(store: Store, a: Attachment): string[] {
+  store.ensureIndexed();
+  const listed = store.readIndex(a);
   if (listed === undefined) return [];
-  const done = await Promise.all(listed.map((ip) => store.release(ip, a)));
-  await store.removeIndex(a);
-  return listed.filter((_, i) => done[i]);
+  const released = listed.filter((ip) => store.release(ip, a));
+  store.removeIndex(a);
+  return released;
 }
 
 /** Temp files older than this are left by a crash; GC removes them. */
@@ -189,51 +189,51 @@ export interface GcOutcome {
  * a crash left behind. Files that are not addresses (lock, last_reserved_ip.*, dot-files) are
  * never touched. Goes on after a failure and returns every error.
  */
-export async function collect(store: Store, valid: Attachment[]): Promise<GcOutcome> {
+export function collect(store: Store, valid: Attachment[]): GcOutcome {
   const keep = new Set(valid.map(indexName));
   // Very old host-local wrote only the container ID: such a file is kept if the container is.
   const keepContainers = new Set(valid.map((v) => v.containerId));
   const isValid = (a: Attachment) => (a.ifname === '' ? keepContainers.has(a.containerId) : keep.has(indexName(a)));
   const out: GcOutcome = { freed: [], errors: [] };
-  const attempt = async (what: string, f: () => Promise<void>) => {
+  const attempt = (what: string, f: () => void) => {
     try {
-      await f();
+      f();
     } catch (err) {
       out.errors.push(`${what}: ${(err as Error).message}`);
     }
   };
 
   let names: string[] = [];
-  await attempt(`listing ${store.dir}`, async () => {
-    names = await store.addressNames();
+  attempt(`listing ${store.dir}`, () => {
+    names = store.addressNames();
   });
   for (const ip of names) {
-    await attempt(`freeing ${ip}`, async () => {
-      const owner = await store.owner(ip);
+    attempt(`freeing ${ip}`, () => {
+      const owner = store.owner(ip);
       if (owner && isValid(owner)) return;
-      await store.unlinkQuiet(store.ipPath(ip));
+      store.unlinkQuiet(store.ipPath(ip));
       out.freed.push(ip);
     });
   }
-  let entries: Awaited<ReturnType<Store['listIndex']>> = [];
-  await attempt(`listing ${store.indexDir}`, async () => {
-    entries = await store.listIndex();
+  let entries: ReturnType<Store['listIndex']> = [];
+  attempt(`listing ${store.indexDir}`, () => {
+    entries = store.listIndex();
   });
   for (const { name, entry } of entries) {
     const a = entry && { containerId: entry.containerID, ifname: entry.ifname };
     if (a && isValid(a) && indexName(a) === name) continue;
-    await attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
+    attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
   }
-  await attempt('sweeping temp files', async () => {
-    for (const path of await store.staleTemps(STALE_TEMP_MS)) {
-      await attempt(`removing ${path}`, () => store.removeTemp(path));
+  attempt('sweeping temp files', () => {
+    for (const path of store.staleTemps(STALE_TEMP_MS)) {
+      attempt(`removing ${path}`, () => store.removeTemp(path));
     }
   });
   return out;
 }
 
 /** Whether an attachment holds an address (CHECK); returns who does if not. */
-export async function holder(store: Store, ip: string, a: Attachment): Promise<{ ok: boolean; owner: Attachment | undefined }> {
-  const owner = await store.owner(ip);
+export function holder(store: Store, ip: string, a: Attachment): { ok: boolean; owner: Attachment | undefined } {
+  const owner = store.owner(ip);
   return { ok: !!owner && sameAttachment(owner, a), owner };
 }

@@ -47,7 +47,7 @@ export interface HeldLock {
 export interface LockOptions {
   timeoutMs?: number;
   /** Called when the directory to lock does not exist; should create it. */
-  createDir?: () => Promise<void>;
+  createDir?: () => void | Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,7 +55,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const errno = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
 
 /** Runs `fn` holding the lock of `dir`. */
-export async function withLock<T>(dir: string, fn: (lock: HeldLock) => Promise<T>, opts: LockOptions = {}): Promise<T> {
+export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
   let compromised: Error | undefined;
   const lostError = () =>
     new CniError(

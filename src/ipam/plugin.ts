@@ -1,6 +1,6 @@
 // vnet-ipam: a host-local compatible IPAM plugin. One verb per function, reading straight
 // through: parse the config, then do the work under the network's lock.
-import { promises as fs } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
@@ -21,13 +21,13 @@ export async function runIpam(env: CniEnv, conf: Record<string, unknown>): Promi
         await del(env, conf);
         return undefined;
       case 'CHECK':
-        await check(env, conf);
+        check(env, conf);
         return undefined;
       case 'GC':
         await gc(conf);
         return undefined;
       case 'STATUS':
-        await status(conf);
+        status(conf);
         return undefined;
       default:
         throw new CniError(Code.invalidEnv, `vnet-ipam does not handle CNI_COMMAND ${env.command}`);
@@ -42,7 +42,7 @@ export async function listAllocations(
   dataDir: string,
   network: string,
 ): Promise<{ ip: string; containerId: string; ifname: string }[]> {
-  const all = await Store.forNetwork(dataDir, network).list();
+  const all = Store.forNetwork(dataDir, network).list();
   const key = (ip: string) => {
     const p = parseIp(ip)!;
     return [p.family, p.value] as const;
@@ -63,14 +63,14 @@ const attachmentOf = (env: CniEnv): Attachment => ({ containerId: env.containerI
 async function add(env: CniEnv, conf: Record<string, unknown>): Promise<Result> {
   const cfg = parseIpamConfig(conf, env.args);
   const requested = assignRequested(cfg.rangeSets, cfg.requested);
-  const dns = cfg.resolvConf === undefined ? {} : await readResolvConf(cfg.resolvConf);
+  const dns = cfg.resolvConf === undefined ? {} : readResolvConf(cfg.resolvConf);
   const store = Store.forNetwork(cfg.dataDir, cfg.name);
   const a = attachmentOf(env);
 
   // The address files are written before taking the lock, to keep the critical section short.
   const tmps: string[] = [];
   try {
-    for (let s = 0; s < cfg.rangeSets.length; s++) tmps.push(await store.prepare(a));
+    for (let s = 0; s < cfg.rangeSets.length; s++) tmps.push(store.prepare(a));
     const picks = await withLock(store.dir, (lock) => allocate(store, cfg.rangeSets, requested, a, tmps, lock), {
       createDir: () => store.ensureDir(),
     });
@@ -84,7 +84,13 @@ async function add(env: CniEnv, conf: Record<string, unknown>): Promise<Result> 
       dns,
     };
   } finally {
-    await Promise.allSettled(tmps.map((t) => store.unlinkQuiet(t)));
+    for (const t of tmps) {
+      try {
+        store.unlinkQuiet(t);
+      } catch {
+        // A leftover temp file is harmless; GC sweeps it.
+      }
+    }
   }
 }
 
@@ -114,9 +120,9 @@ export function parseResolvConf(text: string): DNS {
   return dns;
 }
 
-async function readResolvConf(path: string): Promise<DNS> {
+function readResolvConf(path: string): DNS {
   try {
-    return parseResolvConf(await fs.readFile(path, 'utf8'));
+    return parseResolvConf(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new CniError(Code.invalidConfig, `ipam.resolvConf: cannot read ${path}: ${(err as Error).message}`, '', { cause: err });
   }
@@ -127,19 +133,19 @@ async function readResolvConf(path: string): Promise<DNS> {
 async function del(env: CniEnv, conf: Record<string, unknown>): Promise<void> {
   const { dataDir, name } = parseIpamLocation(conf);
   const store = Store.forNetwork(dataDir, name);
-  if (!(await store.exists())) return; // nothing was ever allocated on this network
+  if (!store.exists()) return; // nothing was ever allocated on this network
   await withLock(store.dir, () => release(store, attachmentOf(env)));
 }
 
 // ---- CHECK ----
 
-async function check(env: CniEnv, conf: Record<string, unknown>): Promise<void> {
+function check(env: CniEnv, conf: Record<string, unknown>): void {
   const cfg: IpamConfig = parseIpamConfig(conf);
   const store = Store.forNetwork(cfg.dataDir, cfg.name);
   const a = attachmentOf(env);
   if (conf.prevResult === undefined || conf.prevResult === null) {
     // host-local's CHECK: the attachment holds some address.
-    if ((await store.heldBy(a)).length === 0) {
+    if (store.heldBy(a).length === 0) {
       throw new CniError(Code.checkFailed, `no address is allocated to ${attachmentText(a)} in ${store.dir}`);
     }
     return;
@@ -153,7 +159,7 @@ async function check(env: CniEnv, conf: Record<string, unknown>): Promise<void> 
     if (!cfg.rangeSets.some((set) => subnetFor(set, cidr.ip))) continue;
     ours++;
     const ip = formatIp(cidr.ip);
-    const { ok, owner } = await holder(store, ip, a);
+    const { ok, owner } = holder(store, ip, a);
     if (!ok) {
       throw new CniError(
         Code.checkFailed,
@@ -192,7 +198,7 @@ async function gc(conf: Record<string, unknown>): Promise<void> {
   const { dataDir, name } = parseIpamLocation(conf);
   const valid = validAttachments(conf);
   const store = Store.forNetwork(dataDir, name);
-  if (!(await store.exists())) return;
+  if (!store.exists()) return;
   const { errors } = await withLock(store.dir, () => collect(store, valid));
   if (errors.length) {
     throw new CniError(Code.io, `GC of ${store.dir} failed ${errors.length} time(s): ${errors.join('; ')}`, errors.join('\n'));
@@ -201,11 +207,11 @@ async function gc(conf: Record<string, unknown>): Promise<void> {
 
 // ---- STATUS ----
 
-async function status(conf: Record<string, unknown>): Promise<void> {
+function status(conf: Record<string, unknown>): void {
   const cfg = parseIpamConfig(conf);
   const store = Store.forNetwork(cfg.dataDir, cfg.name);
   try {
-    await store.probeWritable();
+    store.probeWritable();
   } catch (err) {
     throw new CniError(Code.notAvailable, `vnet-ipam data directory ${store.dir} is not usable: ${(err as Error).message}`, '', {
       cause: err,

@@ -30,7 +30,23 @@
 // the real host-local on the same directory afterwards is not supported (its flock does not
 // exclude our lock either).
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, promises as fs } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { canonicalIp, parseIp, type IP } from './range.js';
 
@@ -82,16 +98,54 @@ function tmpName(): string {
   return `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
-async function writeSynced(path: string, data: string, flag = 'wx'): Promise<void> {
-  const fh = await fs.open(path, flag, 0o644);
+/** Reads a file, or undefined if it does not exist (or, with `alsoDir`, is a directory). */
+function readIfExists(path: string, alsoDir = false): string | undefined {
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || (alsoDir && isErrno(err, 'EISDIR'))) return undefined;
+    throw err;
   }
 }
 
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
+/** Creates `path` (it must not exist), writes `data` and fsyncs it; removes it again on failure. */
+function writeSynced(path: string, data: string): void {
+  const fd = openSync(path, 'wx', 0o644);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkQuiet(path);
+    throw err;
+  }
+  closeSync(fd);
+}
+
+/** Writes a temp file in `dir` (fsynced if `sync`) and renames it to `name`: readers see the old or the new content. */
+function replaceFile(dir: string, name: string, data: string, sync: boolean): void {
+  const tmp = join(dir, tmpName());
+  if (sync) writeSynced(tmp, data);
+  else writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
+  try {
+    renameSync(tmp, join(dir, name));
+  } catch (err) {
+    unlinkQuiet(tmp);
+    throw err;
+  }
+}
+
+// The store works with synchronous file system calls. A vnet-ipam process does one thing at a
+// time, and each call here is a few microseconds of kernel work: the promise API would add a
+// thread-pool round trip (and, on the first call, the start of the pool's threads) to every one.
 export class Store {
   readonly indexDir: string;
 
@@ -108,14 +162,14 @@ export class Store {
   }
 
   /** Creates the network directory and host-local's `lock` file if missing. */
-  async ensureDir(): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true, mode: 0o755 });
-    await fs.writeFile(join(this.dir, LOCK_FILE), '', { flag: 'a', mode: 0o750 });
+  ensureDir(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    writeFileSync(join(this.dir, LOCK_FILE), '', { flag: 'a', mode: 0o750 });
   }
 
-  async exists(): Promise<boolean> {
+  exists(): boolean {
     try {
-      await fs.stat(this.dir);
+      statSync(this.dir);
       return true;
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false;
@@ -129,22 +183,22 @@ export class Store {
    * Writes "<containerID>\r\n<ifname>" to a fresh temp file in the network directory and fsyncs
    * it, ready to be linked into place by `claim`. Needs no lock. Creates the directory if needed.
    */
-  async prepare(a: Attachment): Promise<string> {
+  prepare(a: Attachment): string {
     const path = join(this.dir, tmpName());
     try {
-      await writeSynced(path, ownerText(a));
+      writeSynced(path, ownerText(a));
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
-      await this.ensureDir();
-      await writeSynced(path, ownerText(a));
+      this.ensureDir();
+      writeSynced(path, ownerText(a));
     }
     return path;
   }
 
   /** Links a prepared temp file to the address's name: false if the address is taken. */
-  async claim(tmp: string, ip: string): Promise<boolean> {
+  claim(tmp: string, ip: string): boolean {
     try {
-      await fs.link(tmp, this.ipPath(ip));
+      linkSync(tmp, this.ipPath(ip));
       return true;
     } catch (err) {
       if (isErrno(err, 'EEXIST')) return false;
@@ -153,63 +207,38 @@ export class Store {
   }
 
   /** Whether an address file exists (a cheap probe; `claim` is the authority). */
-  async taken(ip: string): Promise<boolean> {
-    try {
-      await fs.lstat(this.ipPath(ip));
-      return true;
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    }
+  taken(ip: string): boolean {
+    return lstatSync(this.ipPath(ip), { throwIfNoEntry: false }) !== undefined;
   }
 
   /** Who holds an address, or undefined if nobody does (or the file says nothing). */
-  async owner(ip: string): Promise<Attachment | undefined> {
-    try {
-      return parseOwner(await fs.readFile(this.ipPath(ip), 'utf8'));
-    } catch (err) {
-      if (isErrno(err, 'ENOENT', 'EISDIR')) return undefined;
-      throw err;
-    }
+  owner(ip: string): Attachment | undefined {
+    const text = readIfExists(this.ipPath(ip), true);
+    return text === undefined ? undefined : parseOwner(text);
   }
 
   /** Removes an address file if (and only if) this attachment holds it. */
-  async release(ip: string, a: Attachment): Promise<boolean> {
-    const owner = await this.owner(ip);
+  release(ip: string, a: Attachment): boolean {
+    const owner = this.owner(ip);
     if (!owner || !sameAttachment(owner, a)) return false;
-    await this.unlinkQuiet(this.ipPath(ip));
+    unlinkQuiet(this.ipPath(ip));
     return true;
   }
 
-  async unlinkQuiet(path: string): Promise<void> {
-    try {
-      await fs.unlink(path);
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-    }
+  unlinkQuiet(path: string): void {
+    unlinkQuiet(path);
   }
 
   // ---- round-robin cursor ----
 
-  async lastReserved(set: number): Promise<IP | undefined> {
-    try {
-      return parseIp((await fs.readFile(join(this.dir, LAST_RESERVED + set), 'utf8')).trim());
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return undefined;
-      throw err;
-    }
+  lastReserved(set: number): IP | undefined {
+    const text = readIfExists(join(this.dir, LAST_RESERVED + set));
+    return text === undefined ? undefined : parseIp(text.trim());
   }
 
   /** Atomically replaces last_reserved_ip.<set>. Only a hint for round-robin: not fsynced. */
-  async setLastReserved(set: number, ip: string): Promise<void> {
-    const tmp = join(this.dir, tmpName());
-    await fs.writeFile(tmp, ip, { flag: 'wx', mode: 0o644 });
-    try {
-      await fs.rename(tmp, join(this.dir, LAST_RESERVED + set));
-    } catch (err) {
-      await this.unlinkQuiet(tmp);
-      throw err;
-    }
+  setLastReserved(set: number, ip: string): void {
+    replaceFile(this.dir, LAST_RESERVED + set, ip, false);
   }
 
   // ---- the index ----
@@ -218,62 +247,35 @@ export class Store {
     return join(this.indexDir, indexName(a));
   }
 
-  async indexed(): Promise<boolean> {
-    try {
-      return (await fs.stat(this.indexDir)).isDirectory();
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    }
+  indexed(): boolean {
+    return statSync(this.indexDir, { throwIfNoEntry: false })?.isDirectory() ?? false;
   }
 
   /** The addresses an attachment's index names (unverified), or undefined without an index entry. */
-  async readIndex(a: Attachment): Promise<string[] | undefined> {
-    let text: string;
-    try {
-      text = await fs.readFile(this.indexPath(a), 'utf8');
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return undefined;
-      throw err;
-    }
+  readIndex(a: Attachment): string[] | undefined {
+    const text = readIfExists(this.indexPath(a));
+    if (text === undefined) return undefined;
     const entry = parseIndex(text);
     return entry && sameAttachment({ containerId: entry.containerID, ifname: entry.ifname }, a) ? entry.ips : [];
   }
 
   /** Writes an attachment's index entry atomically (temp, fsync, rename). */
-  async writeIndex(a: Attachment, ips: string[], dir = this.indexDir): Promise<void> {
+  writeIndex(a: Attachment, ips: string[], dir = this.indexDir): void {
     const entry: IndexEntry = { containerID: a.containerId, ifname: a.ifname, ips };
-    const tmp = join(dir, tmpName());
-    await writeSynced(tmp, JSON.stringify(entry) + '\n');
-    try {
-      await fs.rename(tmp, join(dir, indexName(a)));
-    } catch (err) {
-      await this.unlinkQuiet(tmp);
-      throw err;
-    }
+    replaceFile(dir, indexName(a), JSON.stringify(entry) + '\n', true);
   }
 
-  async removeIndex(a: Attachment): Promise<void> {
-    await this.unlinkQuiet(this.indexPath(a));
+  removeIndex(a: Attachment): void {
+    unlinkQuiet(this.indexPath(a));
   }
 
   /** Every index entry, with its file name. Unreadable or foreign entries come back as undefined. */
-  async listIndex(): Promise<{ name: string; entry: IndexEntry | undefined }[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.indexDir);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return [];
-      throw err;
-    }
+  listIndex(): { name: string; entry: IndexEntry | undefined }[] {
     const out: { name: string; entry: IndexEntry | undefined }[] = [];
-    for (const name of names) {
+    for (const name of readdirQuiet(this.indexDir)) {
       if (name.startsWith('.')) continue;
-      try {
-        out.push({ name, entry: parseIndex(await fs.readFile(join(this.indexDir, name), 'utf8')) });
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw err;
-      }
+      const text = readIfExists(join(this.indexDir, name));
+      if (text !== undefined) out.push({ name, entry: parseIndex(text) });
     }
     return out;
   }
@@ -283,42 +285,42 @@ export class Store {
    * Without an index entry: nothing if the directory is indexed, else (host-local's data, never
    * indexed, and read without the lock) a scan. `indexed`: the caller knows it is.
    */
-  async heldBy(a: Attachment, indexed = false): Promise<string[]> {
-    const listed = await this.readIndex(a);
+  heldBy(a: Attachment, indexed = false): string[] {
+    const listed = this.readIndex(a);
     if (listed === undefined) {
-      if (indexed || (await this.indexed())) return [];
-      return (await this.list()).filter((x) => sameAttachment(x, a)).map((x) => x.ip);
+      if (indexed || this.indexed()) return [];
+      return this.list()
+        .filter((x) => sameAttachment(x, a))
+        .map((x) => x.ip);
     }
-    const held: string[] = [];
-    for (const ip of listed) {
-      const owner = await this.owner(ip);
-      if (owner && sameAttachment(owner, a)) held.push(ip);
-    }
-    return held;
+    return listed.filter((ip) => {
+      const owner = this.owner(ip);
+      return owner !== undefined && sameAttachment(owner, a);
+    });
   }
 
   /**
    * Makes sure every address file is indexed (see the header): indexes a host-local directory
    * once. Call under the lock.
    */
-  async ensureIndexed(): Promise<void> {
-    if (await this.indexed()) return;
+  ensureIndexed(): void {
+    if (this.indexed()) return;
     const byOwner = new Map<string, { a: Attachment; ips: string[] }>();
-    for (const x of await this.list()) {
+    for (const x of this.list()) {
       const key = indexName(x);
       const e = byOwner.get(key) ?? { a: { containerId: x.containerId, ifname: x.ifname }, ips: [] };
       e.ips.push(x.ip);
       byOwner.set(key, e);
     }
     const tmpDir = join(this.dir, tmpName());
-    await fs.mkdir(tmpDir, { mode: 0o755 });
+    mkdirSync(tmpDir, { mode: 0o755 });
     try {
-      for (const { a, ips } of byOwner.values()) await this.writeIndex(a, ips, tmpDir);
-      await fs.rename(tmpDir, this.indexDir);
+      for (const { a, ips } of byOwner.values()) this.writeIndex(a, ips, tmpDir);
+      renameSync(tmpDir, this.indexDir);
     } catch (err) {
-      await fs.rm(tmpDir, { recursive: true, force: true });
+      rmSync(tmpDir, { recursive: true, force: true });
       // Someone indexed it meanwhile (possible only if the lock was broken): theirs is as good.
-      if (isErrno(err, 'ENOTEMPTY', 'EEXIST') && (await this.indexed())) return;
+      if (isErrno(err, 'ENOTEMPTY', 'EEXIST') && this.indexed()) return;
       throw err;
     }
   }
@@ -326,62 +328,56 @@ export class Store {
   // ---- scanning ----
 
   /** Names of the directory's entries that are addresses (host-local's allocation files). */
-  async addressNames(): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return [];
-      throw err;
-    }
-    return names.filter((n) => !n.startsWith('.') && canonicalIp(n) !== undefined);
+  addressNames(): string[] {
+    return readdirQuiet(this.dir).filter((n) => !n.startsWith('.') && canonicalIp(n) !== undefined);
   }
 
   /** Every allocation in the directory (a scan; for GC, `vnet state` and the one-time indexing). */
-  async list(): Promise<Allocation[]> {
+  list(): Allocation[] {
     const out: Allocation[] = [];
-    for (const ip of await this.addressNames()) {
-      const owner = await this.owner(ip);
+    for (const ip of this.addressNames()) {
+      const owner = this.owner(ip);
       if (owner) out.push({ ip, ...owner });
     }
     return out;
   }
 
   /** Removes a temp file or a temp directory (an interrupted indexing). */
-  async removeTemp(path: string): Promise<void> {
-    await fs.rm(path, { recursive: true, force: true });
+  removeTemp(path: string): void {
+    rmSync(path, { recursive: true, force: true });
   }
 
   /** Temp files older than `ageMs` (left by a crash), for GC to sweep. */
-  async staleTemps(ageMs: number): Promise<string[]> {
+  staleTemps(ageMs: number): string[] {
     const out: string[] = [];
     for (const dir of [this.dir, this.indexDir]) {
-      let names: string[];
-      try {
-        names = await fs.readdir(dir);
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue;
-        throw err;
-      }
-      for (const n of names.filter((x) => x.startsWith(TMP_PREFIX))) {
+      for (const n of readdirQuiet(dir)) {
+        if (!n.startsWith(TMP_PREFIX)) continue;
         const path = join(dir, n);
-        try {
-          if ((await fs.lstat(path)).mtimeMs < Date.now() - ageMs) out.push(path);
-        } catch (err) {
-          if (!isErrno(err, 'ENOENT')) throw err;
-        }
+        const st = lstatSync(path, { throwIfNoEntry: false });
+        if (st && st.mtimeMs < Date.now() - ageMs) out.push(path);
       }
     }
     return out;
   }
 
   /** Checks that the directory can be created and written: creates it and a probe file. */
-  async probeWritable(): Promise<void> {
-    await this.ensureDir();
+  probeWritable(): void {
+    this.ensureDir();
     const probe = join(this.dir, tmpName());
-    await fs.writeFile(probe, '', { flag: 'wx' });
-    await fs.unlink(probe);
-    await fs.access(this.dir, constants.R_OK | constants.W_OK | constants.X_OK);
+    writeFileSync(probe, '', { flag: 'wx' });
+    unlinkSync(probe);
+    accessSync(this.dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  }
+}
+
+/** A directory's names, or none if it does not exist. */
+function readdirQuiet(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
   }
 }
 
