@@ -122,38 +122,50 @@ async function acquire(dir: string, opts: LockOptions, onCompromised: (err: Erro
   }
 }
 
-// The fs proper-lockfile uses: node's, except that the mtime-precision probe right after taking
-// a lock (a utimes into the future) is clamped to now. See the header.
+// The fs proper-lockfile uses: node's synchronous calls behind its callback interface (as
+// proper-lockfile's own lockSync does), so that taking and releasing the lock costs a few
+// system calls and no trip through libuv's thread pool; and the mtime-precision probe right
+// after taking a lock (a utimes into the future) is clamped to now. See the header.
 const justCreated = new Set<string>();
 type Cb = (err: NodeJS.ErrnoException | null, ...rest: unknown[]) => void;
+function sync<R>(cb: Cb, f: () => R): void {
+  let ret: R;
+  try {
+    ret = f();
+  } catch (err) {
+    cb(err as NodeJS.ErrnoException);
+    return;
+  }
+  cb(null, ret);
+}
 const lockFs = {
   mkdir(path: string, cb: Cb) {
-    nodeFs.mkdir(path, (err) => {
-      if (!err) justCreated.add(path);
-      cb(err);
+    sync(cb, () => {
+      nodeFs.mkdirSync(path);
+      justCreated.add(path);
     });
   },
   stat(path: string, cb: Cb) {
     justCreated.delete(path);
-    nodeFs.stat(path, cb);
+    sync(cb, () => nodeFs.statSync(path));
   },
   utimes(path: string, atime: Date, mtime: Date, cb: Cb) {
     if (justCreated.delete(path)) {
       let t = Math.min(mtime.getTime(), Date.now());
       if (t % 1000 === 0) t -= 1; // keep it off the second, so the probe still tells ms from s
       const d = new Date(t);
-      nodeFs.utimes(path, d, d, cb);
+      sync(cb, () => nodeFs.utimesSync(path, d, d));
       return;
     }
-    nodeFs.utimes(path, atime, mtime, cb);
+    sync(cb, () => nodeFs.utimesSync(path, atime, mtime));
   },
   rmdir(path: string, cb: Cb) {
-    nodeFs.rmdir(path, cb);
+    sync(cb, () => nodeFs.rmdirSync(path));
   },
   rmdirSync(path: string) {
     nodeFs.rmdirSync(path);
   },
   realpath(path: string, cb: Cb) {
-    nodeFs.realpath(path, cb);
+    sync(cb, () => nodeFs.realpathSync(path));
   },
 };
