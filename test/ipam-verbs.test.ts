@@ -194,4 +194,14 @@ describe('STATUS: ready unless the data directory is unusable', () => {
   it('an invalid config is still a config error', async () => {
     expect((await rejects(runIpam(env('STATUS'), netconf({}, { ranges: [[{ subnet: 'x' }]] })))).code).toBe(Code.invalidConfig);
   });
+
+  // Regression: node's recursive mkdir spins forever at full CPU on /proc/x (ENOENT) and /proc
+  // (EEXIST); a STATUS with such a dataDir never returned.
+  it('a data directory where mkdir says ENOENT (under /proc) fails at once, STATUS and ADD alike', async () => {
+    const bad = netconf({}, { dataDir: '/proc/vnet-ipam-cannot-exist' });
+    const status = await rejects(runIpam(env('STATUS'), bad));
+    expect(status.code).toBe(Code.notAvailable);
+    expect(status.message).toMatch(/ENOENT/);
+    expect((await rejects(runIpam(env('ADD', 'c1', 'eth0'), bad))).code).toBe(Code.io);
+  });
 });

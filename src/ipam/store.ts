@@ -47,7 +47,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { canonicalIp, parseIp, type IP } from './range.js';
 
 export interface Attachment {
@@ -130,6 +130,29 @@ function writeSynced(path: string, data: string): void {
   closeSync(fd);
 }
 
+/**
+ * `mkdir -p`, in at most two mkdir calls per level. Not node's `recursive: true`, which loops
+ * forever, at full CPU, when a level cannot be created but says ENOENT rather than why: mkdir
+ * under /proc does (ENOENT for /proc/x, EEXIST for /proc, again and again).
+ */
+function mkdirp(dir: string, mode: number): void {
+  const isDir = () => statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  try {
+    mkdirSync(dir, { mode });
+    return;
+  } catch (err) {
+    if (isErrno(err, 'EEXIST') && isDir()) return;
+    const parent = dirname(dir);
+    if (!isErrno(err, 'ENOENT') || parent === dir) throw err;
+    mkdirp(parent, mode);
+  }
+  try {
+    mkdirSync(dir, { mode });
+  } catch (err) {
+    if (!(isErrno(err, 'EEXIST') && isDir())) throw err;
+  }
+}
+
 /** Writes a temp file in `dir` (fsynced if `sync`) and renames it to `name`: readers see the old or the new content. */
 function replaceFile(dir: string, name: string, data: string, sync: boolean): void {
   const tmp = join(dir, tmpName());
@@ -163,7 +186,7 @@ export class Store {
 
   /** Creates the network directory and host-local's `lock` file if missing. */
   ensureDir(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    mkdirp(this.dir, 0o755);
     writeFileSync(join(this.dir, LOCK_FILE), '', { flag: 'a', mode: 0o750 });
   }
 
