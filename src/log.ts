@@ -1,7 +1,8 @@
 // The step log, in the spirit of /var/log/azure-vnet.log: one line per step, prefixed with the
 // time, the pid and the component. stdout is the protocol, so nothing here ever goes there.
-import { openSync, writeSync, mkdirSync } from 'node:fs';
+import { openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { mkdirp } from './fsutil.js';
 
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3, off: 4 } as const;
 export type LogLevel = keyof typeof LEVELS;
@@ -33,7 +34,7 @@ function write(at: LogLevel, msg: string): void {
   try {
     if (fd === undefined) {
       const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
-      mkdirSync(dirname(path), { recursive: true });
+      mkdirp(dirname(path), 0o755);
       fd = openSync(path, 'a');
     }
     writeSync(fd, line);

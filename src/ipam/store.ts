@@ -47,7 +47,8 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { mkdirp } from '../fsutil.js';
 import { canonicalIp, parseIp, type IP } from './range.js';
 
 export interface Attachment {
@@ -130,28 +131,6 @@ function writeSynced(path: string, data: string): void {
   closeSync(fd);
 }
 
-/**
- * `mkdir -p`, in at most two mkdir calls per level. Not node's `recursive: true`, which loops
- * forever, at full CPU, when a level cannot be created but says ENOENT rather than why: mkdir
- * under /proc does (ENOENT for /proc/x, EEXIST for /proc, again and again).
- */
-function mkdirp(dir: string, mode: number): void {
-  const isDir = () => statSync(dir, { throwIfNoEntry: false })?.isDirectory() ?? false;
-  try {
-    mkdirSync(dir, { mode });
-    return;
-  } catch (err) {
-    if (isErrno(err, 'EEXIST') && isDir()) return;
-    const parent = dirname(dir);
-    if (!isErrno(err, 'ENOENT') || parent === dir) throw err;
-    mkdirp(parent, mode);
-  }
-  try {
-    mkdirSync(dir, { mode });
-  } catch (err) {
-    if (!(isErrno(err, 'EEXIST') && isDir())) throw err;
-  }
-}
 
 /** Writes a temp file in `dir` (fsynced if `sync`) and renames it to `name`: readers see the old or the new content. */
 function replaceFile(dir: string, name: string, data: string, sync: boolean): void {
