@@ -1,27 +1,14 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CniEnv, Command } from '../src/cni/env.js';
-import { CniError, Code } from '../src/cni/errors.js';
+import { describe, expect, it } from 'vitest';
+import { Code } from '../src/cni/errors.js';
+import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 
 let dataDir: string;
-beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-alloc-'));
-});
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-});
+useTempDataDir('vnet-ipam-alloc-', (d) => (dataDir = d));
 
-const env = (command: Command, containerId = 'c1', ifname = 'eth0', args: [string, string][] = []): CniEnv => ({
-  command,
-  containerId,
-  netns: '/var/run/netns/test',
-  ifname,
-  args: new Map(args),
-  path: [],
-});
+const env = ipamEnv;
 
 const netconf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
   cniVersion: '1.1.0',
@@ -42,15 +29,6 @@ async function add(conf: Record<string, unknown>, id = 'c1', ifname = 'eth0', ar
 const addrs = async (conf: Record<string, unknown>, id = 'c1', ifname = 'eth0', args: [string, string][] = []) =>
   (await add(conf, id, ifname, args)).ips.map((i) => i.address);
 
-async function rejects(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CniError) return err;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
 
 const netDir = () => join(dataDir, 'net1');
 

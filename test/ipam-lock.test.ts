@@ -3,42 +3,21 @@ import { mkdir, mkdtemp, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
-import type { CniEnv, Command } from '../src/cni/env.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniError, Code } from '../src/cni/errors.js';
+import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { LOCK_DIR, withLock } from '../src/ipam/lock.js';
 import { runIpam } from '../src/ipam/plugin.js';
 
 let dataDir: string;
-beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-lock-'));
-});
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-});
+useTempDataDir('vnet-ipam-lock-', (d) => (dataDir = d));
 
-const env = (command: Command, containerId = 'c1', ifname = 'eth0'): CniEnv => ({
-  command,
-  containerId,
-  netns: '/var/run/netns/test',
-  ifname,
-  args: new Map(),
-  path: [],
-});
+const env = ipamEnv;
 const conf = () => ({ cniVersion: '1.1.0', name: 'net1', ipam: { type: 'vnet-ipam', dataDir, ranges: [[{ subnet: '10.0.0.0/24' }]] } });
 const dir = () => join(dataDir, 'net1');
 const lockDir = () => join(dir(), LOCK_DIR);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function rejects(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CniError) return err;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
 const gone = async (path: string) => stat(path).then(
   () => false,
   () => true,

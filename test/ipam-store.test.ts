@@ -1,30 +1,19 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CniEnv, Command } from '../src/cni/env.js';
+import { describe, expect, it } from 'vitest';
 import { CniError, Code } from '../src/cni/errors.js';
+import { ipamEnv, useTempDataDir } from './helpers/ipam.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 import { indexName, Store } from '../src/ipam/store.js';
 
 let dataDir: string;
 let store: Store;
-beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-store-'));
+useTempDataDir('vnet-ipam-store-', (d) => {
+  dataDir = d;
   store = Store.forNetwork(dataDir, 'net1');
 });
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-});
 
-const env = (command: Command, containerId = 'c1', ifname = 'eth0'): CniEnv => ({
-  command,
-  containerId,
-  netns: '/var/run/netns/test',
-  ifname,
-  args: new Map(),
-  path: [],
-});
+const env = ipamEnv;
 const conf = () => ({ cniVersion: '1.1.0', name: 'net1', ipam: { type: 'vnet-ipam', dataDir, ranges: [[{ subnet: '10.0.0.0/29' }]] } });
 const add = async (id: string, ifname = 'eth0') => (await runIpam(env('ADD', id, ifname), conf()))!.ips.map((i) => i.address);
 const del = (id: string, ifname = 'eth0') => runIpam(env('DEL', id, ifname), conf());

@@ -1,27 +1,14 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { CniEnv, Command } from '../src/cni/env.js';
-import { CniError, Code } from '../src/cni/errors.js';
+import { describe, expect, it } from 'vitest';
+import { Code } from '../src/cni/errors.js';
+import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 
 let dataDir: string;
-beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'vnet-ipam-verbs-'));
-});
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-});
+useTempDataDir('vnet-ipam-verbs-', (d) => (dataDir = d));
 
-const env = (command: Command, containerId = '', ifname = ''): CniEnv => ({
-  command,
-  containerId,
-  netns: undefined,
-  ifname,
-  args: new Map(),
-  path: [],
-});
+const env = ipamEnv;
 const netconf = (extra: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}) => ({
   cniVersion: '1.1.0',
   name: 'net1',
@@ -32,15 +19,6 @@ const netconf = (extra: Record<string, unknown> = {}, ipam: Record<string, unkno
 const add = async (id: string, ifname = 'eth0') => (await runIpam(env('ADD', id, ifname), netconf()))!;
 const dir = () => join(dataDir, 'net1');
 
-async function rejects(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CniError) return err;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
 
 const held = async () => (await listAllocations(dataDir, 'net1')).map((a) => `${a.containerId}/${a.ifname} ${a.ip}`);
 
