@@ -1,7 +1,7 @@
 // GC (spec 1.1.0): remove every veth of this network whose attachment is not in
 // cni.dev/valid-attachments (the alias set at ADD says which attachment a veth serves), then let
 // IPAM free the addresses. All errors are reported together.
-import { validAttachments } from '../cni/attachments.js';
+import { validAttachments } from '../config/attachments.js';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';

@@ -5,6 +5,7 @@ import v8 from 'node:v8';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import type { Route } from '../cni/result.js';
+import { validate } from './issue.js';
 import {
   checkNoOverlap,
   parseCidr,
@@ -76,29 +77,6 @@ export interface IpamConfig {
   requested: RequestedIp[];
 }
 
-/** "ipam.ranges[0][1].subnet" from a zod issue path. */
-export function fieldPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out || 'config';
-}
-
-function decode<S extends z.ZodMiniType>(schema: S, conf: Record<string, unknown>): z.infer<S> {
-  const parsed = schema.safeParse(conf);
-  if (parsed.success) return parsed.data;
-  throw new CniError(Code.invalidConfig, describeIssue(parsed.error.issues[0]!, conf));
-}
-
-/** "ipam.ranges[0][0].subnet: missing" or "…: expected string, got number", from a zod issue. */
-export function describeIssue(issue: z.core.$ZodIssue, input: unknown, prefix: readonly PropertyKey[] = []): string {
-  let value: unknown = input;
-  for (const key of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
-  const got = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-  const what =
-    issue.code === 'invalid_type' ? (value === undefined ? 'missing' : `expected ${issue.expected}, got ${got}`) : issue.message;
-  return `${fieldPath([...prefix, ...issue.path])}: ${what}`;
-}
-
 const bad = (field: string, msg: string) => new CniError(Code.invalidConfig, `${field}: ${msg}`);
 const undef = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
 
@@ -109,7 +87,7 @@ const locationSchema = z.object({ name: z.string(), ipam: z.object({ dataDir: st
  * rest of the config has become invalid (say, after an edit) and still release what is held.
  */
 export function parseIpamLocation(conf: Record<string, unknown>): { name: string; dataDir: string } {
-  const { name, ipam } = decode(locationSchema, conf);
+  const { name, ipam } = validate(locationSchema, conf);
   if (!NETWORK_NAME.test(name)) {
     throw bad('name', `invalid network name ${JSON.stringify(name)}: must match ${NETWORK_NAME.source}`);
   }
@@ -123,7 +101,7 @@ export function parseIpamLocation(conf: Record<string, unknown>): { name: string
  * carry `IP=a[,b]`, host-local's way of asking for addresses.
  */
 export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<string, string> = new Map()): IpamConfig {
-  const c = decode(confSchema, conf);
+  const c = validate(confSchema, conf);
   if (!NETWORK_NAME.test(c.name)) {
     throw bad('name', `invalid network name ${JSON.stringify(c.name)}: must match ${NETWORK_NAME.source}`);
   }

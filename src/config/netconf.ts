@@ -4,6 +4,7 @@ import * as z from 'zod/mini';
 import { isIPv4 } from 'node:net';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
+import { validate } from './issue.js';
 import type { Command } from '../cni/env.js';
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -58,7 +59,7 @@ export function parseCommon(raw: string, command: Command): Common & { json: Rec
   }
   const obj = json as Record<string, unknown>;
   if (typeof obj.name !== 'string' || obj.name === '') throw new CniError(Code.invalidConfig, 'missing network name');
-  const common = validate(commonSchema, obj, 'network config');
+  const common = validate(commonSchema, obj, [], 'invalid network config: ');
   checkVersion(common.cniVersion, command);
   return { ...common, json: obj };
 }
@@ -66,23 +67,11 @@ export function parseCommon(raw: string, command: Command): Common & { json: Rec
 export function parseNetConf(raw: string, command: Command): NetConf {
   const common = parseCommon(raw, command);
   const json = common.json;
-  const conf = validate(netConfSchema, json, 'network config');
+  const conf = validate(netConfSchema, json, [], 'invalid network config: ');
   // Refused rather than silently ignored: a config must not promise what the plugin won't do.
   if (conf.mode === 'bridge') {
     throw new CniError(Code.unsupportedField, 'mode "bridge" is not implemented yet; use "transparent"');
   }
   if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
   return { ...common, ...conf, raw, json };
-}
-
-/** Runs a schema; the first problem becomes a code-7 error naming the field. */
-export function validate<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const field = issue.path.reduce<string>(
-    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
-    '',
-  );
-  throw new CniError(Code.invalidConfig, `invalid ${what}: ${field || 'value'}: ${issue.message}`);
 }

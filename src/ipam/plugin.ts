@@ -4,11 +4,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
-import * as z from 'zod/mini';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
-import { describeIssue, parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
+import { validAttachments } from '../config/attachments.js';
+import { parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
 import { allocate, assignRequested, attachmentText, collect, holder, release, type Assigned } from './allocator.js';
 import { withLock } from './lock.js';
 import { formatCidr, formatIp, formatValue, parseCidr, parseIp, subnetFor } from './range.js';
@@ -175,25 +175,6 @@ function check(env: CniEnv, conf: Record<string, unknown>): void {
 }
 
 // ---- GC ----
-
-const attachmentsSchema = z.nullable(z.array(z.object({ containerID: z.string(), ifname: z.string() })));
-
-/**
- * The attachments GC must keep. Spec 1.1.0 names the key `cni.dev/valid-attachments`; early
- * drafts said `cni.dev/attachments`. `null` (a Go nil slice) is an empty list: free everything.
- * A missing key is an error rather than "free everything": a GC request without it is malformed.
- */
-function validAttachments(conf: Record<string, unknown>): Attachment[] {
-  const key = ['cni.dev/valid-attachments', 'cni.dev/attachments'].find((k) => k in conf);
-  if (!key) {
-    throw new CniError(Code.invalidConfig, 'cni.dev/valid-attachments: missing (GC needs the list of attachments to keep; [] frees all)');
-  }
-  const parsed = attachmentsSchema.safeParse(conf[key]);
-  if (!parsed.success) {
-    throw new CniError(Code.invalidConfig, describeIssue(parsed.error.issues[0]!, conf[key], [key]));
-  }
-  return (parsed.data ?? []).map((x) => ({ containerId: x.containerID, ifname: x.ifname }));
-}
 
 async function gc(conf: Record<string, unknown>): Promise<void> {
   const { dataDir, name } = parseIpamLocation(conf);

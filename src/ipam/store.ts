@@ -48,13 +48,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { Attachment } from '../config/attachments.js';
 import { mkdirp } from '../fsutil.js';
 import { canonicalIp, parseIp, type IP } from './range.js';
 
-export interface Attachment {
-  containerId: string;
-  ifname: string;
-}
+export type { Attachment };
 
 export interface Allocation extends Attachment {
   ip: string;

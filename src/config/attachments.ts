@@ -1,6 +1,7 @@
 // GC's input (spec 1.1.0): the attachments a network still has; everything else is to be freed.
 import * as z from 'zod/mini';
-import { CniError, Code } from './errors.js';
+import { CniError, Code } from '../cni/errors.js';
+import { describeIssue } from './issue.js';
 
 export interface Attachment {
   containerId: string;
@@ -20,10 +21,6 @@ export function validAttachments(conf: Record<string, unknown>): Attachment[] {
     throw new CniError(Code.invalidConfig, 'cni.dev/valid-attachments: missing (GC needs the list of attachments to keep; [] frees all)');
   }
   const parsed = attachmentsSchema.safeParse(conf[key]);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
-    throw new CniError(Code.invalidConfig, `${key}${where}: ${issue.message}`);
-  }
+  if (!parsed.success) throw new CniError(Code.invalidConfig, describeIssue(parsed.error.issues[0]!, conf[key], [key]));
   return (parsed.data ?? []).map((x) => ({ containerId: x.containerID, ifname: x.ifname }));
 }
