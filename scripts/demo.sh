@@ -18,9 +18,15 @@ cleanup() {
 trap cleanup EXIT
 
 bin=$(pwd)/dist/bin
-conf=$(sed -e "s#\"logFile\": \"/var/log/vnet.log\"#\"logFile\": \"$work/vnet.log\"#" \
-           -e "s#\"type\": \"vnet-ipam\",#\"type\": \"vnet-ipam\", \"dataDir\": \"$work/ipam\",#" \
-           conf/10-azure-transparent.conflist | python3 -c 'import json,sys; c=json.load(sys.stdin); p=c["plugins"][0]; p.update(name=c["name"], cniVersion=c["cniVersion"]); print(json.dumps(p))')
+# JSON is handled with node, which the build needs anyway.
+js() { node -e "$1" -- "${@:2}"; }
+# The example conflist's vnet plugin, as a runtime hands it over (name and cniVersion filled
+# in), with its log and IPAM state in the demo's own directory.
+conf=$(js 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const p = { ...c.plugins[0], name: c.name, cniVersion: c.cniVersion, logFile: process.argv[2] + "/vnet.log" };
+  p.ipam = { ...p.ipam, dataDir: process.argv[2] + "/ipam" };
+  console.log(JSON.stringify(p));' conf/10-azure-transparent.conflist "$work")
+withprev() { js 'const c = JSON.parse(process.argv[1]); c.prevResult = JSON.parse(process.argv[2]); console.log(JSON.stringify(c));' "$conf" "$1"; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -46,9 +52,9 @@ declare -A ips results
 for pod in "${pods[@]}"; do
   say "ADD $pod (CNI_COMMAND=ADD, as kubelet's runtime calls it)"
   result=$(cni ADD "$pod")
-  echo "$result" | python3 -m json.tool
+  js 'console.log(JSON.stringify(JSON.parse(process.argv[1]), null, 2))' "$result"
   results[$pod]=$result
-  ips[$pod]=$(echo "$result" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ips"][0]["address"].split("/")[0])')
+  ips[$pod]=$(js 'console.log(JSON.parse(process.argv[1]).ips[0].address.split("/")[0])' "$result")
   # The VNet learns which node holds the pod (Azure programs this in its fabric).
   ip -n "$gw" route add "${ips[$pod]}/32" via 10.224.0.4
 done
@@ -70,13 +76,11 @@ run ip netns exec "${pods[1]}" ping -c 2 -W 2 10.224.0.1
 
 say "CHECK (the runtime sends the ADD result back as prevResult), then DEL"
 for pod in "${pods[@]}"; do
-  withprev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$conf" "${results[$pod]}")
-  cni CHECK "$pod" "$withprev" && echo "CHECK $pod: ok"
+  cni CHECK "$pod" "$(withprev "${results[$pod]}")" && echo "CHECK $pod: ok"
 done
 ip -n "${pods[1]}" route del default
 echo "(deleted the default route inside ${pods[1]})"
-withprev=$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$conf" "${results[${pods[1]}]}")
-cni CHECK "${pods[1]}" "$withprev" || echo "CHECK ${pods[1]} failed, as it should"
+cni CHECK "${pods[1]}" "$(withprev "${results[${pods[1]}]}")" || echo "CHECK ${pods[1]} failed, as it should"
 for pod in "${pods[@]}"; do cni DEL "$pod" && echo "DEL $pod: ok"; done
 run ip -n "$node" route
 run nsenter --net="/var/run/netns/$node" "$bin/vnet" state --data-dir "$work/ipam" --network azure
