@@ -1,5 +1,6 @@
-// Entry (exports nothing: in the V8 startup snapshot there is no `module`): the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
+// Entry: the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
 // the protocol or the human CLI. This is the one place that prints a result or an error.
+// It exports nothing: in the V8 startup snapshot of the native build there is no `module`.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import v8 from 'node:v8';
@@ -7,7 +8,7 @@ import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
 import { asCniError } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
-import { parseCommon, parseNetConf } from './config/netconf.js';
+import { parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
 import { configureLog, log } from './log.js';
 import { processCount } from './proc.js';
 import { cli, type Role } from './cli/index.js';
@@ -17,7 +18,6 @@ import { check } from './commands/check.js';
 import { gc, status } from './commands/gc.js';
 import { runIpam } from './ipam/plugin.js';
 import { transparentAddPlan, transparentResult } from './plan/transparent.js';
-
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
 const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
@@ -32,9 +32,16 @@ async function plugin(role: Role): Promise<number> {
   try {
     const env = parseEnv(process.env);
     if (env.command === 'VERSION') return print(versionAnswer(cniVersion));
-    const common = parseCommon(stdin, env.command);
-    checkArgs(env.args, KNOWN_ARGS);
-    const result = role === 'vnet-ipam' ? await ipamVerb(env, common.json) : await mainVerb(env, stdin);
+    let result: Result | undefined;
+    if (role === 'vnet-ipam') {
+      const { json } = parseCommon(stdin, env.command);
+      checkArgs(env.args, KNOWN_ARGS);
+      result = await ipamVerb(env, json);
+    } else {
+      const conf = parseNetConf(stdin, env.command);
+      checkArgs(env.args, KNOWN_ARGS);
+      result = await mainVerb(env, conf);
+    }
     if (result) print(resultAsVersion(result, cniVersion));
     return 0;
   } catch (err) {
@@ -47,8 +54,7 @@ async function plugin(role: Role): Promise<number> {
   }
 }
 
-async function mainVerb(env: CniEnv, stdin: string): Promise<Result | undefined> {
-  const conf = parseNetConf(stdin, env.command);
+async function mainVerb(env: CniEnv, conf: NetConf): Promise<Result | undefined> {
   configureLog({ file: conf.logFile, level: conf.logLevel, component: 'vnet' });
   log.info(
     `Processing ${env.command} command with args {ContainerID:${env.containerId} Netns:${env.netns ?? ''} IfName:${env.ifname} Args:${[...env.args].map(([k, v]) => `${k}=${v}`).join(';')} Path:${env.path.join(':')}}`,
