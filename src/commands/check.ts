@@ -26,6 +26,7 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
     netns,
     address: ip.address,
     routes: prev.routes.filter((r) => r.gw === POD_GATEWAY),
+    // 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
     mtu: conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
