@@ -42,7 +42,6 @@ export interface Result {
   dns: DNS;
 }
 
-export const emptyResult = (): Result => ({ interfaces: [], ips: [], routes: [], dns: {} });
 
 // ---- parsing any version ----
 
