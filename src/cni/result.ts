@@ -42,7 +42,6 @@ export interface Result {
   dns: DNS;
 }
 
-
 // ---- parsing any version ----
 
 const dnsSchema = z.object({
