@@ -2,7 +2,9 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-const isErrno = (err: unknown, code: string) => (err as NodeJS.ErrnoException | undefined)?.code === code;
+/** Whether an error is a system error with one of these codes (ENOENT, EEXIST, …). */
+export const isErrno = (err: unknown, ...codes: string[]) =>
+  codes.includes((err as NodeJS.ErrnoException | undefined)?.code ?? '');
 
 /**
  * `mkdir -p`, in at most two mkdir calls per level. Not node's `recursive: true`, which loops

@@ -21,7 +21,7 @@ export async function state(args: string[]): Promise<string> {
   dataDir ??= '/var/lib/cni/networks';
   const out: string[] = [];
   if (network) {
-    const allocs = await listAllocations(dataDir, network);
+    const allocs = listAllocations(dataDir, network);
     out.push(`Addresses held in ${dataDir}/${network}/ (${allocs.length}):`);
     for (const a of allocs) out.push(`  ${a.ip.padEnd(40)} ${a.containerId} ${a.ifname}`);
   }

@@ -41,10 +41,7 @@ export async function runIpam(env: CniEnv, conf: Record<string, unknown>): Promi
 }
 
 /** What `vnet state` shows: every address held in a network's directory, in address order. */
-export async function listAllocations(
-  dataDir: string,
-  network: string,
-): Promise<{ ip: string; containerId: string; ifname: string }[]> {
+export function listAllocations(dataDir: string, network: string): { ip: string; containerId: string; ifname: string }[] {
   const all = Store.forNetwork(dataDir, network).list();
   const key = (ip: string) => {
     const p = parseIp(ip)!;

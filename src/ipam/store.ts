@@ -49,7 +49,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from '../config/attachments.js';
-import { mkdirp } from '../fsutil.js';
+import { isErrno, mkdirp } from '../fsutil.js';
 import { canonicalIp, parseIp, type IP } from './range.js';
 
 export type { Attachment };
@@ -68,9 +68,6 @@ export const INDEX_DIR = '.by-container';
 export const LOCK_FILE = 'lock';
 export const LAST_RESERVED = 'last_reserved_ip.';
 const TMP_PREFIX = '.tmp-';
-
-const isErrno = (err: unknown, ...codes: string[]) =>
-  typeof err === 'object' && err !== null && codes.includes((err as NodeJS.ErrnoException).code ?? '');
 
 export const sameAttachment = (a: Attachment, b: Attachment) => a.containerId === b.containerId && a.ifname === b.ifname;
 
