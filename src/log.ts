@@ -1,6 +1,6 @@
 // The step log, in the spirit of /var/log/azure-vnet.log: one line per step, prefixed with the
 // time, the pid and the component. stdout is the protocol, so nothing here ever goes there.
-import { openSync, writeSync } from 'node:fs';
+import { constants, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { mkdirp } from './fsutil.js';
 
@@ -29,13 +29,14 @@ function stamp(): string {
 
 function write(at: LogLevel, msg: string): void {
   if (LEVELS[at] < LEVELS[level]) return;
-  const line = `${stamp()} [${process.pid}] [${component}] ${at === 'info' ? '' : at.toUpperCase() + ' '}${msg}\n`;
+  const line = `${stamp()} [${process.pid}] [${component}] ${at === 'info' ? '' : at.toUpperCase() + ' '}${escapeControls(msg)}\n`;
   if (process.env.VNET_LOG_STDERR === '1') process.stderr.write(line);
   try {
     if (fd === undefined) {
       const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
       mkdirp(dirname(path), 0o755);
-      fd = openSync(path, 'a');
+      // 0600 (the umask can only take bits away), and never through a symlink planted at the name.
+      fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     }
     writeSync(fd, line);
   } catch {
@@ -43,6 +44,13 @@ function write(at: LogLevel, msg: string): void {
     fd = -1;
   }
 }
+
+/**
+ * One entry is one line: a newline or any control character from outside text (CNI_ARGS, a
+ * path, a plugin's message) is written as \xNN, so nobody can forge a line of the log.
+ */
+// eslint-disable-next-line no-control-regex
+export const escapeControls = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 export const log = {
   debug: (msg: string) => write('debug', msg),

@@ -4,20 +4,22 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import v8 from 'node:v8';
-import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
-import { asCniError } from './cni/errors.js';
+import { parseEnv, checkArgs, checkIfname, type CniEnv } from './cni/env.js';
+import { asCniError, Code } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
 import { configureLog, log } from './log.js';
 import { processCount } from './proc.js';
 import { cli, type Role } from './cli/index.js';
+import { batchLine } from './net/command.js';
 import { add } from './commands/add.js';
 import { del } from './commands/del.js';
 import { check } from './commands/check.js';
 import { gc, status } from './commands/gc.js';
 import { runIpam } from './ipam/plugin.js';
-import { transparentAddPlan, transparentResult } from './plan/transparent.js';
+import { typedIpam } from './plan/input.js';
+import { modeOf } from './plan/modes.js';
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
 const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
@@ -27,6 +29,8 @@ function roleOf(argv0: string): Role {
 }
 
 async function plugin(role: Role): Promise<number> {
+  // Whatever the caller's umask: state files 0600, directories 0700, the log 0600.
+  process.umask(0o077);
   const stdin = readStdin();
   let cniVersion = versionOf(stdin);
   try {
@@ -116,9 +120,12 @@ function warmUp(): void {
     const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'warm-up', type: 'vnet', mtu: 1500, ipam: { type: 'vnet-ipam' } });
     parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'warm-up', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: '/x' });
     const conf = parseNetConf(stdin, 'ADD');
-    const input = { network: conf.name, containerId: 'warm-up', ifname: 'eth0', netns: '/x', address: '10.0.0.2/24', routes: [], mtu: 1500, ipsToRouteViaHost: [] };
-    transparentAddPlan(input);
-    resultAsVersion(transparentResult(input), conf.cniVersion);
+    const typed = typedIpam({ ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '0.0.0.0/0' }] }, 'warm-up', Code.internal);
+    const a = { containerId: 'warm-up', ifname: checkIfname('eth0') };
+    const input = { network: conf.name, attachment: a, ifname: a.ifname, netnsPath: '/x', ...typed, mtu: 1500, ipsToRouteViaHost: [] };
+    const mode = modeOf('transparent');
+    batchLine(mode.addPlan(input).steps[0]!.ip![0]!);
+    resultAsVersion(mode.result(input), conf.cniVersion);
   } catch {
     // Only a head start.
   }

@@ -1,5 +1,6 @@
 // vnet-ipam next to the real host-local (containernetworking/plugins), when it is installed:
 // same addresses for the same requests, same files, and each can release what the other wrote.
+import type { IfName } from '../src/net/values.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -44,7 +45,7 @@ function hostLocal(command: Command, id: string, conf: Record<string, unknown>):
 }
 
 async function vnet(command: Command, id: string, conf: Record<string, unknown>): Promise<Outcome> {
-  const env: CniEnv = { command, containerId: id, netns: '/nonexistent', ifname: 'eth0', args: new Map(), path: [] };
+  const env: CniEnv = { command, containerId: id, netns: '/nonexistent', ifname: 'eth0' as IfName, args: new Map(), path: [] };
   try {
     const r = await runIpam(env, conf);
     return { ips: r?.ips.map((i) => i.address) ?? [] };

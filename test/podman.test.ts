@@ -85,7 +85,7 @@ function allocations(): string[] {
 }
 const nodeLinks = () => lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'));
 const nodeRoutes = () => lab.ipJson(node, ['route', 'show']).filter((r) => r.dev?.startsWith('azv'));
-const vethOf = (id: string) => hostVethName(NET, id, 'eth0');
+const vethOf = (id: string) => hostVethName(NET, { containerId: id, ifname: 'eth0' });
 const ping = (from: string, to: string) => pm.exec(from, ['ping', '-c', '1', '-W', '2', to]);
 
 /** The container is wired: its address is held for its ID, its /32 goes through its veth. */

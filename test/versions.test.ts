@@ -133,7 +133,7 @@ describe('prevResult of any version parses into the internal result and back (ev
       expect.unreachable();
     } catch (e) {
       expect((e as CniError).code).toBe(6);
-      expect((e as CniError).message).toContain('ips.0.address');
+      expect((e as CniError).message).toContain('ips[0].address');
     }
   });
 });

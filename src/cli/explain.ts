@@ -1,14 +1,19 @@
 // `vnet explain`: the plan ADD would run, printed as shell lines a learner can paste. It runs
 // nothing and allocates nothing: the address is --ip, or the one a fresh range would give first.
+// Every value is validated as the plugin would validate it, and quoted for the shell.
 import { parseArgs } from 'node:util';
-import { checkIfname } from '../cni/env.js';
+import { checkContainerId, checkIfname } from '../cni/env.js';
+import { Code } from '../cni/errors.js';
 import { parseNetConf, type NetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../config/ipam.js';
 import { candidates, formatCidr, parseIp, subnetFor, subnetString } from '../ipam/range.js';
-import { parseCidr4 } from '../net/cidr.js';
-import { transparentAddPlan } from '../plan/transparent.js';
+import { escapeControls } from '../log.js';
+import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
+import { toCidr } from '../net/values.js';
+import { typedIpam } from '../plan/input.js';
+import { modeOf } from '../plan/modes.js';
 import type { Plan } from '../plan/plan.js';
-import { readNetConf, UsageError } from './index.js';
+import { readNetConf, UsageError } from './conf.js';
 
 export function explain(args: string[]): string {
   const { values } = parseArgs({
@@ -22,39 +27,46 @@ export function explain(args: string[]): string {
     },
     strict: true,
   });
-  const { conf: file, 'container-id': containerId, netns, ifname, ip } = values;
+  const { conf: file, 'container-id': containerId, netns, ifname: rawIfname, ip } = values;
   if (!file || !containerId || !netns) throw new UsageError('--conf, --container-id and --netns are required');
-  checkIfname(ifname);
+  checkContainerId(containerId);
+  const ifname = checkIfname(rawIfname);
   const conf = parseNetConf(readNetConf(file), 'ADD');
   const { address, why, from } = pickAddress(ip, conf);
+  const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
 
-  const plan = transparentAddPlan({
+  const plan = modeOf(conf.mode).addPlan({
     network: conf.name,
-    containerId,
+    attachment: { containerId, ifname },
     ifname,
-    netns,
-    address,
-    routes: isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [],
+    netnsPath: netns,
+    ...typedIpam({ ips: [{ address }], routes: ipamRoutes }, '--ip', Code.invalidConfig),
     mtu: conf.mtu ?? 1500,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
+  const nsenter = `nsenter ${shellQuote(`--net=${netns}`)} ip -batch -`;
   const head = [
     `# What ADD does for container ${containerId} (${ifname} in ${netns}), network "${conf.name}", mode ${conf.mode}.`,
     `# Nothing here has run. Node-side lines run as one \`ip -batch -\`, container-side lines as one`,
-    `# \`nsenter --net=${netns} ip -batch -\`; sysctls are written to /proc/sys directly.`,
+    `# \`${nsenter}\`; sysctls are written to /proc/sys directly.`,
     '',
     `# IPAM: ${conf.ipam?.type ?? '(none)'} ADD hands out an address from ${from}: ${address} (${why})`,
     ...(conf.mtu ? [] : ['# MTU: the default route interface\'s MTU at ADD time; 1500 shown']),
   ];
-  return [...head, ...renderPlan(plan)].join('\n') + '\n';
+  return [...head.map(escapeControls), ...renderPlan(plan)].join('\n') + '\n';
 }
 
+/** A plan as shell lines: `# sentence`, then its commands, the pod's namespace as its path. */
 export function renderPlan(plan: Plan): string[] {
   const out: string[] = [];
+  const words = (cmd: readonly (string | number)[]) => cmd.map((t) => (t === POD_NETNS_REF ? plan.netnsPath : t));
   for (const step of plan.steps) {
-    out.push('', `# ${step.say}`);
-    for (const line of step.ip ?? []) out.push(step.side === 'host' ? `ip ${line}` : `nsenter --net=${plan.netns} ip ${line}`);
-    for (const [k, v] of step.sysctl ?? []) out.push(`sysctl -w ${k}=${v}`);
+    out.push('', `# ${escapeControls(step.say)}`);
+    for (const cmd of step.ip ?? []) {
+      const ns = step.side === 'host' ? [] : ['nsenter', `--net=${plan.netnsPath}`];
+      out.push(shellWords([...ns, 'ip', ...words(cmd)]));
+    }
+    for (const [k, v] of step.sysctl ?? []) out.push(shellWords(['sysctl', '-w', `${k}=${v}`]));
   }
   return out;
 }
@@ -67,10 +79,11 @@ function pickAddress(ip: string | undefined, conf: NetConf): { address: string; 
   const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets.filter((s) => s[0]?.family === 4) : [];
   const from = sets.flat().map(subnetString).join(', ') || 'its ranges';
   if (ip) {
-    if (parseCidr4(ip)) return { address: ip, why: 'from --ip', from };
+    const cidr = toCidr(ip);
+    if (cidr?.family === 4) return { address: cidr.text, why: 'from --ip', from };
     const parsed = parseIp(ip);
     const range = parsed && sets.map((set) => subnetFor(set, parsed)).find(Boolean);
-    if (!range) throw new UsageError(`--ip ${ip} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
+    if (!range) throw new UsageError(`--ip ${JSON.stringify(ip)} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
     return { address: `${ip}/${range.prefix}`, why: 'from --ip', from };
   }
   const first = sets[0] && candidates(sets[0], undefined).next().value;

@@ -1,9 +1,9 @@
 // The human CLI: what `vnet` does when no CNI_COMMAND is set. Usage errors exit 2, failures 1.
-import { readFileSync } from 'node:fs';
 import { CniError } from '../cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { explain } from './explain.js';
 import { state } from './state.js';
+import { UsageError } from './conf.js';
 
 export const VERSION = '0.1.0';
 
@@ -60,21 +60,4 @@ export async function cli(role: Role, args: string[]): Promise<number> {
     process.stderr.write(`${role} ${cmd}: ${msg}\n`);
     return 1;
   }
-}
-
-export class UsageError extends Error {}
-
-/** Reads a .conf or .conflist; for a list, the first plugin of type vnet with name and version. */
-export function readNetConf(file: string): string {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-  if (!Array.isArray(json.plugins)) return JSON.stringify(json);
-  const plugins = json.plugins as Record<string, unknown>[];
-  const mine = plugins.find((p) => p.type === 'vnet') ?? plugins[0];
-  if (!mine) throw new UsageError(`${file} has an empty plugin list`);
-  return JSON.stringify({ cniVersion: json.cniVersion, name: json.name, ...mine });
 }

@@ -1,9 +1,10 @@
 // `vnet state`: what vnet-ipam holds on disk, and the node's azv veths with their attachments.
 import { parseArgs } from 'node:util';
 import { listAllocations } from '../ipam/plugin.js';
+import { escapeControls } from '../log.js';
 import { ipJson } from '../net/ip.js';
-import { ALIAS_PREFIX } from '../plan/transparent.js';
-import { readNetConf } from './index.js';
+import { ALIAS_PREFIX } from '../plan/names.js';
+import { readNetConf } from './conf.js';
 
 export async function state(args: string[]): Promise<string> {
   const { values } = parseArgs({
@@ -31,8 +32,9 @@ export async function state(args: string[]): Promise<string> {
   );
   out.push(`Host veths made by vnet (${veths.length}):`);
   for (const l of veths) {
-    const [net, cid, ifname] = l.ifalias!.slice(ALIAS_PREFIX.length).split(':');
-    out.push(`  ${l.ifname.padEnd(15)} ${l.address ?? ''} ${l.flags?.includes('UP') ? 'up  ' : 'down'} network ${net} container ${cid} ${ifname}`);
+    const [net, cid, ...rest] = l.ifalias!.slice(ALIAS_PREFIX.length).split(':');
+    out.push(`  ${l.ifname.padEnd(15)} ${l.address ?? ''} ${l.flags?.includes('UP') ? 'up  ' : 'down'} network ${net} container ${cid} ${rest.join(':')}`);
   }
-  return out.join('\n') + '\n';
+  // Everything shown was read from files and links: print it, never let it drive the terminal.
+  return out.map(escapeControls).join('\n') + '\n';
 }

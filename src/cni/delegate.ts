@@ -33,24 +33,21 @@ export function isSelf(file: string): boolean {
 }
 
 /**
- * Runs a plugin and returns its parsed stdout (undefined when it printed nothing).
- * A plugin error comes back as a CniError with the plugin's own code and message.
+ * Runs a plugin and returns its stdout (trimmed) when it exits 0. A plugin error comes back as a
+ * CniError with the plugin's own code and message.
  */
-export async function execPlugin(file: string, command: Command, stdin: string, env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
-  const { code, stdout, stderr } = await runProcess([file], stdin, { ...env, CNI_COMMAND: command });
+export async function execPlugin(file: string, command: Command, stdin: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const { code, stdout, stderr } = await runProcess([file], stdin, { env: { ...env, CNI_COMMAND: command } });
   const text = stdout.trim();
-  let parsed: unknown;
-  if (text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new CniError(Code.decode, `plugin ${file} ${command} printed something that is not JSON: ${firstLine(text).slice(0, 200)}`);
-    }
+  if (code === 0) return text;
+  let err: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+  try {
+    err = JSON.parse(text) as typeof err;
+  } catch {
+    err = undefined;
   }
-  if (code === 0) return parsed;
-  const err = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-  if (err && typeof err.code === 'number' && typeof err.msg === 'string') {
+  if (err && typeof err.code === 'number' && Number.isInteger(err.code) && typeof err.msg === 'string') {
     throw new CniError(err.code, err.msg, typeof err.details === 'string' ? err.details : '');
   }
-  throw new CniError(Code.io, `plugin ${file} ${command} failed (exit ${code}): ${firstLine(stderr || text || 'no output')}`);
+  throw new CniError(Code.io, `plugin ${file} ${command} failed (exit ${code}): ${firstLine(stderr || text || 'no output').slice(0, 200)}`);
 }

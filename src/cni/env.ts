@@ -1,5 +1,6 @@
 // CNI_* environment variables, parsed with the spec's rules (SPEC.md section 2, "Parameters").
 import { CniError, Code } from './errors.js';
+import { ifName, type IfName } from '../net/values.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
 export type Command = (typeof COMMANDS)[number];
@@ -9,7 +10,7 @@ export interface CniEnv {
   containerId: string;
   /** Absent when the runtime sent none or sent it empty (runtimes do on DEL). */
   netns: string | undefined;
-  ifname: string;
+  ifname: IfName;
   /** CNI_ARGS as pairs, in order; IgnoreUnknown is kept like any other pair. */
   args: Map<string, string>;
   path: string[];
@@ -36,7 +37,7 @@ export function parseCommand(value: string | undefined): Command {
 export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
   const command = parseCommand(env.CNI_COMMAND);
   const get = (k: string) => (env[k] === '' ? undefined : env[k]);
-  const empty: CniEnv = { command, containerId: '', netns: undefined, ifname: '', args: new Map(), path: [] };
+  const empty: CniEnv = { command, containerId: '', netns: undefined, ifname: '' as IfName, args: new Map(), path: [] };
   if (command === 'VERSION') return empty;
 
   const missing = Object.entries(REQUIRED)
@@ -45,11 +46,9 @@ export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
   if (missing.length) throw new CniError(Code.invalidEnv, `required env variables [${missing.join(',')}] missing`);
 
   const containerId = get('CNI_CONTAINERID') ?? '';
-  if (containerId && !CONTAINER_ID.test(containerId)) {
-    throw new CniError(Code.invalidEnv, `invalid CNI_CONTAINERID ${JSON.stringify(containerId)}: must match ${CONTAINER_ID.source}`);
-  }
-  const ifname = get('CNI_IFNAME') ?? '';
-  if (ifname) checkIfname(ifname);
+  if (containerId) checkContainerId(containerId);
+  const raw = get('CNI_IFNAME');
+  const ifname = raw === undefined ? ('' as IfName) : checkIfname(raw);
 
   return {
     command,
@@ -61,13 +60,14 @@ export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
   };
 }
 
-/** Linux interface name rules: at most 15 bytes, not . or .., no /, : or whitespace. */
-export function checkIfname(name: string): void {
-  const bad = (why: string) => new CniError(Code.invalidEnv, `invalid CNI_IFNAME ${JSON.stringify(name)}: ${why}`);
-  if (Buffer.byteLength(name) > 15) throw bad('longer than 15 bytes');
-  if (name === '.' || name === '..') throw bad('must not be . or ..');
-  if (/[/:\s]/.test(name)) throw bad('must not contain /, : or whitespace');
+/** libcni's rule for container IDs: no path separator, no whitespace, nothing a shell or a batch line reads. */
+export function checkContainerId(id: string): string {
+  if (!CONTAINER_ID.test(id)) throw new CniError(Code.invalidEnv, `invalid CNI_CONTAINERID ${JSON.stringify(id)}: must match ${CONTAINER_ID.source}`);
+  return id;
 }
+
+/** An interface name the kernel accepts (see net/values.ts), or code 4 naming CNI_IFNAME. */
+export const checkIfname = (name: string): IfName => ifName(name, 'CNI_IFNAME', Code.invalidEnv);
 
 /** CNI_ARGS: "K1=V1;K2=V2". A pair without '=' is an error, as in libcni. */
 export function parseArgs(raw: string): Map<string, string> {

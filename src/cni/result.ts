@@ -4,6 +4,7 @@
 import * as z from 'zod/mini';
 import { CniError, Code } from './errors.js';
 import { atLeast } from './version.js';
+import { describeIssue } from '../config/issue.js';
 
 export interface Interface {
   name: string;
@@ -75,7 +76,7 @@ const resultSchema = z.object({
     ),
   ),
   ips: z.optional(
-    z.array(z.object({ address: z.string(), gateway: z.optional(z.string()), interface: z.optional(z.number()) })),
+    z.array(z.object({ address: z.string(), gateway: z.optional(z.string()), interface: z.optional(z.int().check(z.minimum(0))) })),
   ),
   routes: z.optional(z.array(routeSchema)),
   dns: z.optional(dnsSchema),
@@ -84,12 +85,9 @@ const resultSchema = z.object({
 });
 
 /** Parses a result (a delegated plugin's output or a prevResult) of any version. */
-export function parseResult(raw: unknown, what = 'result'): Result {
+export function parseResult(raw: unknown, what = 'result', code: number = Code.decode): Result {
   const parsed = resultSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new CniError(Code.decode, `invalid ${what}: ${issue?.path.join('.') || 'value'}: ${issue?.message}`);
-  }
+  if (!parsed.success) throw new CniError(code, `invalid ${what}: ${describeIssue(parsed.error.issues[0]!, raw)}`);
   const r = parsed.data;
   const dns = stripUndefined(r.dns ?? {});
   if (r.ip4 || r.ip6) {

@@ -1,45 +1,57 @@
-// ADD: ask IPAM for an address, build the mode's plan, run it. On any failure the plan rolls
-// itself back and the address goes back to IPAM: a failed ADD leaves nothing behind.
-import { existsSync } from 'node:fs';
+// ADD: open the pod's namespace, ask IPAM for an address, build the mode's plan, run it. On any
+// failure after IPAM answered, the plan rolls back what it made and the address goes back to
+// IPAM: a failed ADD leaves nothing behind. An attachment that is already wired is refused
+// before anything happens, so a repeated ADD never touches the running pod.
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { Result } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
-import { defaultRouteInterface, linkMtu } from '../net/ip.js';
+import { crashPoint } from '../crash.js';
+import { attachmentText } from '../ipam/allocator.js';
+import { defaultRouteInterface, linkMtu, nodeHasLink } from '../net/ip.js';
+import { openPodNetns } from '../net/netns.js';
 import { execute } from '../plan/execute.js';
-import { transparentAddPlan, transparentResult } from '../plan/transparent.js';
+import { typedIpam, type AddInput } from '../plan/input.js';
+import { modeOf } from '../plan/modes.js';
+import { hostVethName } from '../plan/names.js';
 import { log } from '../log.js';
-import { callIpam } from './ipam.js';
+import { callIpam, hasIpam, ipamResult } from './ipam.js';
 
 export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
-  const netns = env.netns!;
-  // Checked before IPAM so that a bad path allocates nothing.
-  if (!existsSync(netns)) throw new CniError(Code.unknownContainer, `container network namespace ${netns} does not exist`);
-  if (!conf.ipam) throw new CniError(Code.invalidConfig, 'invalid network config: ipam: required for ADD');
+  if (!hasIpam(conf)) throw new CniError(Code.invalidConfig, 'invalid network config: ipam: required for ADD');
+  // Checked before IPAM, so that a bad namespace allocates nothing.
+  const pod = openPodNetns(env.netns!);
+  const attachment = { containerId: env.containerId, ifname: env.ifname };
+  const veth = hostVethName(conf.name, attachment);
+  if (nodeHasLink(veth)) {
+    throw new CniError(
+      Code.ipamConflict,
+      `${attachmentText(attachment)} is already attached to network ${conf.name} (its host veth ${veth} exists); DEL it first. Nothing was changed`,
+    );
+  }
+  const mode = modeOf(conf.mode);
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
 
   // The MTU look-up (a process, when the config names no MTU) runs while IPAM allocates.
   const [mtuLookup, allocated] = await Promise.allSettled([conf.mtu ?? defaultMtu(), callIpam(env, conf, 'ADD')]);
   if (allocated.status === 'rejected') throw allocated.reason;
-  const ipam = allocated.value!;
-  log.info(`Plugin ${conf.ipam.type} returned ${ipam.ips.map((i) => i.address).join(', ') || 'no address'}`);
+  crashPoint('after IPAM ADD');
   try {
+    const ipam = ipamResult(allocated.value, conf.ipam.type);
+    const typed = typedIpam(ipam, `result of IPAM plugin ${conf.ipam.type}:`, Code.decode);
+    log.info(`Plugin ${conf.ipam.type} returned ${typed.ips.map((i) => i.cidr.text).join(', ') || 'no address'}`);
     if (mtuLookup.status === 'rejected') throw mtuLookup.reason;
-    const mtu = mtuLookup.value;
-    const ip = ipam.ips.find((i) => !i.address.includes(':'));
-    if (!ip) throw new CniError(Code.unsupportedField, `IPAM ${conf.ipam.type} returned no IPv4 address; transparent mode needs one`);
-    const input = {
+    const input: AddInput = {
       network: conf.name,
-      containerId: env.containerId,
+      attachment,
       ifname: env.ifname,
-      netns,
-      address: ip.address,
-      routes: ipam.routes,
-      mtu,
+      netnsPath: pod.path,
+      ...typed,
+      mtu: mtuLookup.value,
       ipsToRouteViaHost: conf.ipsToRouteViaHost,
     };
-    await execute(transparentAddPlan(input));
-    return { ...transparentResult(input), dns: ipam.dns };
+    await execute(mode.addPlan(input), pod);
+    return { ...mode.result(input), dns: ipam.dns };
   } catch (err) {
     log.warn(`ADD failed, releasing the address: ${(err as Error).message}`);
     await callIpam(env, conf, 'DEL').catch((e: Error) => log.error(`IPAM DEL during rollback failed: ${e.message}`));

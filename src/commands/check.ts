@@ -1,35 +1,39 @@
 // CHECK: rebuild the plan ADD ran from prevResult and compare it with the live state; then
-// IPAM CHECK. The first difference is the error.
-import { existsSync } from 'node:fs';
+// IPAM CHECK. The first difference is the error. prevResult is outside text: it is parsed as
+// strictly as an IPAM result, and a bad one is a config error (7).
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import { parseResult } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
+import { openPodNetns } from '../net/netns.js';
 import { checkPlan } from '../plan/check.js';
+import { typedIpam } from '../plan/input.js';
+import { modeOf } from '../plan/modes.js';
 import { POD_GATEWAY } from '../plan/names.js';
-import { transparentAddPlan } from '../plan/transparent.js';
-import { callIpam } from './ipam.js';
+import { callIpam, hasIpam } from './ipam.js';
 
 export async function check(env: CniEnv, conf: NetConf): Promise<void> {
   if (conf.prevResult === undefined) throw new CniError(Code.invalidConfig, 'CHECK needs prevResult: none in the network config');
-  const prev = parseResult(conf.prevResult, 'prevResult');
-  const netns = env.netns!;
+  const prev = parseResult(conf.prevResult, 'prevResult', Code.invalidConfig);
+  const typed = typedIpam(prev, 'prevResult', Code.invalidConfig);
   const idx = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox);
-  const ip = prev.ips.find((i) => !i.address.includes(':') && (idx < 0 || i.interface === undefined || i.interface === idx));
-  if (!ip) throw new CniError(Code.invalidConfig, `prevResult has no IPv4 address for ${env.ifname}`);
-  if (!existsSync(netns)) throw new CniError(Code.unknownContainer, `container network namespace ${netns} does not exist`);
+  // This attachment's addresses, and the routes ADD made (all via the gateway; later chained
+  // plugins may have added others, which are not ours to check).
+  const ips = typed.ips.filter((_, i) => idx < 0 || prev.ips[i]!.interface === undefined || prev.ips[i]!.interface === idx);
+  if (!ips.some((i) => i.cidr.family === 4)) throw new CniError(Code.invalidConfig, `prevResult has no IPv4 address for ${env.ifname}`);
+  const pod = openPodNetns(env.netns!);
 
-  const plan = transparentAddPlan({
+  const plan = modeOf(conf.mode).addPlan({
     network: conf.name,
-    containerId: env.containerId,
+    attachment: { containerId: env.containerId, ifname: env.ifname },
     ifname: env.ifname,
-    netns,
-    address: ip.address,
-    routes: prev.routes.filter((r) => r.gw === POD_GATEWAY),
+    netnsPath: pod.path,
+    ips,
+    routes: typed.routes.filter((r) => r.gw?.ip === POD_GATEWAY.ip),
     // 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
     mtu: conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
-  await checkPlan(plan);
-  await callIpam(env, conf, 'CHECK');
+  await checkPlan(plan, pod);
+  if (hasIpam(conf)) await callIpam(env, conf, 'CHECK');
 }

@@ -1,38 +1,45 @@
-// GC (spec 1.1.0): remove every veth of this network whose attachment is not in
-// cni.dev/valid-attachments (the alias set at ADD says which attachment a veth serves), then let
-// IPAM free the addresses. All errors are reported together.
+// GC (spec 1.1.0): remove every veth of this network (its alias starts `vnet:<network>:`) whose
+// attachment is not in cni.dev/valid-attachments (compared by the veth name each valid
+// attachment would have), then let IPAM free the addresses. It keeps going past a failure and
+// reports every one.
 import { validAttachments } from '../config/attachments.js';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
-import { ipBatch, ipJson } from '../net/ip.js';
-import { ALIAS_PREFIX, vethAlias } from '../plan/transparent.js';
+import { ipJson, ipRunAll } from '../net/ip.js';
+import { ifNameProblem, type IfName } from '../net/values.js';
+import { hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { log } from '../log.js';
-import { callIpam } from './ipam.js';
+import { callIpam, hasIpam } from './ipam.js';
 
 export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
-  const valid = new Set(validAttachments(conf.json).map((a) => vethAlias({ network: conf.name, ...a })));
+  for (const why of conf.ignored) log.warn(`GC ignores a field in error: ${why}`);
+  const valid = new Set<string>(validAttachments(conf.json).map((a) => hostVethName(conf.name, a)));
   const [links = []] = await ipJson(['link show']);
-  const mine = `${ALIAS_PREFIX}${conf.name}:`;
-  const stale = (links as { ifname: string; ifalias?: string }[])
-    .filter((l) => l.ifalias?.startsWith(mine) && !valid.has(l.ifalias))
-    .map((l) => l.ifname);
+  const mine = networkAliasPrefix(conf.name);
   const errors: string[] = [];
+  const stale: IfName[] = [];
+  for (const l of links as { ifname: string; ifalias?: string }[]) {
+    if (!l.ifalias?.startsWith(mine) || valid.has(l.ifname)) continue;
+    // A name read back from the kernel is outside text too.
+    if (ifNameProblem(l.ifname)) errors.push(`cannot delete link ${JSON.stringify(l.ifname)}: ${ifNameProblem(l.ifname)}`);
+    else stale.push(l.ifname as IfName);
+  }
   if (stale.length) {
     log.info(`GC: deleting veths of attachments no longer valid: ${stale.join(', ')}`);
-    const failure = await ipBatch(stale.map((n) => `link del ${n}`), undefined);
-    if (failure) errors.push(`deleting ${stale[failure.line]}: ${failure.message}`);
+    const failures = await ipRunAll(stale.map((n) => ['link', 'del', 'dev', n]));
+    for (const f of failures) errors.push(`deleting ${stale[f.index] ?? 'a link'}: ${f.message}`);
   }
-  if (conf.ipam) {
+  if (hasIpam(conf)) {
     try {
       await callIpam(env, conf, 'GC');
     } catch (err) {
       errors.push((err as Error).message);
     }
   }
-  if (errors.length) throw new CniError(Code.io, `GC failed: ${errors.join('; ')}`);
+  if (errors.length) throw new CniError(Code.io, `GC failed ${errors.length} time(s): ${errors.join('; ')}`);
 }
 
 export async function status(env: CniEnv, conf: NetConf): Promise<void> {
-  if (conf.ipam) await callIpam(env, conf, 'STATUS');
+  if (hasIpam(conf)) await callIpam(env, conf, 'STATUS');
 }

@@ -6,10 +6,10 @@ import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import type { Route } from '../cni/result.js';
 import { validate } from './issue.js';
+import { networkNameProblem } from './netconf.js';
+import { addrOf, dstOf } from '../net/values.js';
 import {
   checkNoOverlap,
-  parseCidr,
-  parseIp,
   parseIpOrCidr,
   resolveRange,
   resolveRangeSet,
@@ -54,8 +54,6 @@ const confSchema = z.object({
   args: opt(z.object({ cni: opt(z.object({ ips: opt(z.array(z.string())) })) })),
 });
 
-/** libcni's rule for network names; it also keeps the name safe as a directory name. */
-const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export interface RequestedIp {
   ip: IP;
@@ -80,6 +78,19 @@ export interface IpamConfig {
 const bad = (field: string, msg: string) => new CniError(Code.invalidConfig, `${field}: ${msg}`);
 const undef = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
 
+// eslint-disable-next-line no-control-regex
+const ABSOLUTE = /^\/[^\x00-\x1f\x7f]*$/;
+
+function checkName(name: string): void {
+  const why = networkNameProblem(name);
+  if (why) throw bad('name', `invalid network name ${JSON.stringify(name.slice(0, 64))}${name.length > 64 ? '…' : ''}: ${why}`);
+}
+
+function checkDataDir(dir: string): string {
+  if (!ABSOLUTE.test(dir)) throw bad('ipam.dataDir', `${JSON.stringify(dir)} must be an absolute path without control characters`);
+  return dir;
+}
+
 const locationSchema = z.object({ name: z.string(), ipam: z.object({ dataDir: str() }) });
 
 /**
@@ -88,12 +99,8 @@ const locationSchema = z.object({ name: z.string(), ipam: z.object({ dataDir: st
  */
 export function parseIpamLocation(conf: Record<string, unknown>): { name: string; dataDir: string } {
   const { name, ipam } = validate(locationSchema, conf);
-  if (!NETWORK_NAME.test(name)) {
-    throw bad('name', `invalid network name ${JSON.stringify(name)}: must match ${NETWORK_NAME.source}`);
-  }
-  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
-  if (dataDir === '') throw bad('ipam.dataDir', 'must not be empty');
-  return { name, dataDir };
+  checkName(name);
+  return { name, dataDir: checkDataDir(ipam.dataDir ?? DEFAULT_DATA_DIR) };
 }
 
 /**
@@ -102,9 +109,7 @@ export function parseIpamLocation(conf: Record<string, unknown>): { name: string
  */
 export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<string, string> = new Map()): IpamConfig {
   const c = validate(confSchema, conf);
-  if (!NETWORK_NAME.test(c.name)) {
-    throw bad('name', `invalid network name ${JSON.stringify(c.name)}: must match ${NETWORK_NAME.source}`);
-  }
+  checkName(c.name);
   const ipam = c.ipam;
 
   const rangeSets: RangeSet[] = [];
@@ -135,9 +140,9 @@ export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<stri
   checkNoOverlap(rangeSets.flat());
 
   const routes: Route[] = (ipam.routes ?? []).map((r, i) => {
-    if (!parseCidr(r.dst)) throw bad(`ipam.routes[${i}].dst`, `invalid CIDR ${JSON.stringify(r.dst)}`);
-    if (r.gw != null && !parseIp(r.gw)) throw bad(`ipam.routes[${i}].gw`, `invalid IP address ${JSON.stringify(r.gw)}`);
-    const route: Route = { dst: r.dst };
+    const dst = dstOf(`ipam.routes[${i}].dst`, r.dst, Code.invalidConfig);
+    if (r.gw != null) addrOf(`ipam.routes[${i}].gw`, r.gw, Code.invalidConfig);
+    const route: Route = { dst: dst.text };
     for (const k of ['gw', 'mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
       const v = r[k];
       if (v != null) (route as unknown as Record<string, unknown>)[k] = v;
@@ -145,10 +150,9 @@ export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<stri
     return route;
   });
 
-  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
-  if (dataDir === '') throw bad('ipam.dataDir', 'must not be empty');
+  const dataDir = checkDataDir(ipam.dataDir ?? DEFAULT_DATA_DIR);
   const resolvConf = undef(ipam.resolvConf);
-  if (resolvConf === '') throw bad('ipam.resolvConf', 'must not be empty');
+  if (resolvConf !== undefined && !ABSOLUTE.test(resolvConf)) throw bad('ipam.resolvConf', `${JSON.stringify(resolvConf)} must be an absolute path`);
 
   const requested: RequestedIp[] = [];
   const add = (text: string, source: string, code: number = Code.invalidConfig) => {

@@ -1,22 +1,35 @@
 // The network configuration of the main plugin: raw JSON in, typed and resolved config out.
-// Unknown top-level fields are tolerated (the spec requires it); known ones are checked strictly.
+// Unknown top-level fields are tolerated (the spec requires it); known ones are checked strictly,
+// except for DEL and GC, which must work with a config edited since ADD: they take what they
+// need (name, IPAM) and fall back to the default, with a warning, for any other field in error.
 import * as z from 'zod/mini';
-import { isIPv4 } from 'node:net';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
-import { validate } from './issue.js';
+import { ifNameProblem, toAddr, type Addr } from '../net/values.js';
+import type { ModeName } from '../plan/modes.js';
+import { describeIssue, validate } from './issue.js';
 import type { Command } from '../cni/env.js';
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const IFNAME = /^[^/:\s]{1,15}$/;
+/** libcni's rule for network names, plus a length that fits a directory name and a veth alias. */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const NETWORK_NAME_MAX = 200;
 
-const ifname = z.string().check(z.regex(IFNAME, 'must be an interface name (1-15 bytes, no /, : or whitespace)'));
-const ipv4 = z.string().check(z.refine((s) => isIPv4(s), 'must be an IPv4 address'));
+/** Why a network name is refused, or undefined. */
+export function networkNameProblem(name: string): string | undefined {
+  if (!NETWORK_NAME.test(name)) return `must match ${NETWORK_NAME.source}`;
+  if (name.length > NETWORK_NAME_MAX) return `longer than ${NETWORK_NAME_MAX} characters`;
+  return undefined;
+}
+
+const ifname = z.string().check(z.refine((s) => !ifNameProblem(s), { error: (i) => `invalid interface name: ${ifNameProblem(String(i.input))}` }));
+const ipv4 = z.string().check(z.refine((s) => toAddr(s)?.family === 4, 'must be an IPv4 address'));
+// eslint-disable-next-line no-control-regex
+const absPath = z.string().check(z.refine((s) => s.startsWith('/') && !/[\x00-\x1f\x7f]/.test(s), 'must be an absolute path without control characters'));
 
 /** Fields every plugin config has (SPEC.md section 1). */
 export const commonSchema = z.object({
   cniVersion: z._default(z.string(), '0.1.0'),
-  name: z.string().check(z.regex(NAME, 'must match ' + NAME.source)),
+  name: z.string().check(z.refine((s) => !networkNameProblem(s), { error: (i) => `invalid network name: ${networkNameProblem(String(i.input))}` })),
   type: z.optional(z.string()),
   prevResult: z.optional(z.unknown()),
   runtimeConfig: z.optional(z.record(z.string(), z.unknown())),
@@ -32,18 +45,23 @@ export const netConfSchema = z.object({
   hairpinMode: z._default(z.boolean(), false),
   ipMasq: z._default(z.boolean(), false),
   ipsToRouteViaHost: z._default(z.array(ipv4), []),
-  logFile: z.optional(z.string()),
+  logFile: z.optional(absPath),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
-  ipam: z.optional(z.looseObject({ type: z.string().check(z.minLength(1, 'must name an IPAM plugin')) })),
+  ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must name an IPAM plugin (a file name on CNI_PATH)')) })),
 });
 
 export type Common = z.infer<typeof commonSchema>;
+type Parsed = z.infer<typeof netConfSchema>;
 export type NetConf = Common &
-  z.infer<typeof netConfSchema> & {
+  Omit<Parsed, 'mode' | 'ipsToRouteViaHost'> & {
+    mode: ModeName;
+    ipsToRouteViaHost: Addr[];
     /** stdin as received, for delegation */
     raw: string;
     /** stdin decoded, for the in-process IPAM */
     json: Record<string, unknown>;
+    /** fields DEL or GC found in error and replaced by their default, for the log */
+    ignored: string[];
   };
 
 /** Decodes stdin: JSON (code 6), then name (7), then version (1), then the rest (7). */
@@ -67,11 +85,30 @@ export function parseCommon(raw: string, command: Command): Common & { json: Rec
 export function parseNetConf(raw: string, command: Command): NetConf {
   const common = parseCommon(raw, command);
   const json = common.json;
-  const conf = validate(netConfSchema, json, [], 'invalid network config: ');
-  // Refused rather than silently ignored: a config must not promise what the plugin won't do.
-  if (conf.mode === 'bridge') {
-    throw new CniError(Code.unsupportedField, 'mode "bridge" is not implemented yet; use "transparent"');
+  const lenient = command === 'DEL' || command === 'GC';
+  const ignored: string[] = [];
+  let conf: Parsed;
+  if (!lenient) conf = validate(netConfSchema, json, [], 'invalid network config: ');
+  else {
+    // Field by field: a field in error takes its default, so DEL still frees what it finds.
+    const out: Record<string, unknown> = {};
+    for (const [key, schema] of Object.entries(netConfSchema.shape)) {
+      const r = (schema as z.ZodMiniType).safeParse(json[key]);
+      if (r.success) out[key] = r.data;
+      else {
+        ignored.push(describeIssue(r.error.issues[0]!, json[key], [key]));
+        out[key] = (schema as z.ZodMiniType).safeParse(undefined).data;
+      }
+    }
+    conf = out as Parsed;
   }
-  if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
-  return { ...common, ...conf, raw, json };
+  // Refused rather than silently ignored: a config must not promise what the plugin won't do.
+  // DEL of a bridge-mode attachment removes its veth, which every mode names alike.
+  let mode: ModeName = 'transparent';
+  if (conf.mode === 'bridge') {
+    if (!lenient) throw new CniError(Code.unsupportedField, 'mode "bridge" is not implemented yet; use "transparent"');
+    ignored.push('mode: "bridge" is not implemented; removing the attachment as transparent mode names it');
+  } else mode = conf.mode;
+  if (conf.ipMasq && !lenient) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
+  return { ...common, ...conf, mode, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
 }

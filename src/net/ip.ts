@@ -1,48 +1,105 @@
-// The iproute2 driver: one `ip -batch -` process per side (the node, or the container through
-// `nsenter --net=PATH`), and state read back with `ip -json`. Never a shell: argv arrays only.
+// The iproute2 driver: typed commands (command.ts) run as one `ip -batch -` process per side
+// (the node, or the pod through `nsenter --net=/proc/self/fd/3`), a command that batch grammar
+// cannot carry as its own argv; state read back with `ip -json`. Never a shell.
 import { runProcess as run } from '../proc.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
+import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
+import type { PodNetns } from './netns.js';
+import type { IfName } from './values.js';
 
-/** The argv that runs `ip ARGS` on the node (netns undefined) or inside a container's netns. */
-export function ipArgv(args: string[], netns?: string): string[] {
-  return netns ? ['nsenter', `--net=${netns}`, 'ip', ...args] : ['ip', ...args];
+/** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
+function ipArgv(args: string[], pod?: PodNetns): string[] {
+  return pod ? ['nsenter', `--net=${POD_NETNS_REF}`, 'ip', ...args] : ['ip', ...args];
 }
 
-export interface BatchFailure {
-  /** 0-based index of the batch line that failed. */
-  line: number;
+/** Every child gets the pod's namespace on fd 3, so a node-side `netns` argument can name it too. */
+const runIp = (args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd) => run(ipArgv(args, pod), stdin, { fd3 });
+
+export interface Failure {
+  /** 0-based index of the command that failed. */
+  index: number;
   message: string;
 }
 
+/** What `ip` said, without its "Command failed" trailers. */
+const said = (stderr: string, code: number) =>
+  stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ') || `ip exited ${code}`;
+
 /**
- * Runs batch lines with `ip -batch -`. Without `force` ip stops at the first failing line, which
- * is then reported; with it every line runs and failures are ignored (used to undo).
+ * Runs commands in order, batch lines together in one process, a command batch grammar cannot
+ * carry alone. Stops at the first failure and says which command failed. `where`: the pod (run
+ * inside its netns) or the node; `fd3`: the pod's namespace descriptor for node-side commands.
  */
-export async function ipBatch(lines: string[], netns?: string, force = false): Promise<BatchFailure | undefined> {
-  if (!lines.length) return undefined;
-  const argv = ipArgv([...(force ? ['-force'] : []), '-batch', '-'], netns);
-  const { code, stderr } = await run(argv, lines.join('\n') + '\n');
-  if (code === 0 || force) return undefined;
-  const m = /Command failed -:(\d+)/.exec(stderr);
-  const line = m ? Number(m[1]) - 1 : 0;
-  const message = stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ') || `ip exited ${code}`;
-  return { line, message };
+export async function ipRun(cmds: readonly IpCmd[], where: { pod?: PodNetns; fd3?: number } = {}): Promise<Failure | undefined> {
+  let i = 0;
+  while (i < cmds.length) {
+    const lines: string[] = [];
+    for (let j = i; j < cmds.length; j++) {
+      const line = batchLine(cmds[j]!);
+      if (line === undefined) break;
+      lines.push(line);
+    }
+    if (lines.length) {
+      const { code, stderr } = await runIp(['-batch', '-'], lines.join('\n') + '\n', where.pod, where.fd3);
+      if (code !== 0) {
+        const m = /Command failed -:(\d+)/.exec(stderr);
+        return { index: i + (m ? Number(m[1]) - 1 : 0), message: said(stderr, code) };
+      }
+      i += lines.length;
+    } else {
+      const { code, stderr } = await runIp(argvOf(cmds[i]!), '', where.pod, where.fd3);
+      if (code !== 0) return { index: i, message: said(stderr, code) };
+      i++;
+    }
+  }
+  return undefined;
 }
 
-/** Runs read-only `ip -json` commands in one process; one parsed array per command. */
-export async function ipJson(commands: string[], netns?: string): Promise<unknown[][]> {
-  const argv = ipArgv(['-json', '-force', '-batch', '-'], netns);
-  const { code, stdout, stderr } = await run(argv, commands.join('\n') + '\n');
+/** Runs every command, whatever fails (`ip -force`), and returns every failure. */
+export async function ipRunAll(cmds: readonly IpCmd[]): Promise<Failure[]> {
+  const failures: Failure[] = [];
+  const batched: number[] = [];
+  for (const [i, cmd] of cmds.entries()) {
+    if (batchLine(cmd) !== undefined) {
+      batched.push(i);
+      continue;
+    }
+    const { code, stderr } = await runIp(argvOf(cmd), '');
+    if (code !== 0) failures.push({ index: i, message: said(stderr, code) });
+  }
+  if (batched.length) {
+    const { stderr } = await runIp(['-force', '-batch', '-'], batched.map((i) => batchLine(cmds[i]!)).join('\n') + '\n');
+    // With -force, ip prints each failing line's error, then "Command failed -:N".
+    let pending: string[] = [];
+    for (const l of stderr.split('\n')) {
+      const m = /Command failed -:(\d+)/.exec(l);
+      if (!m) {
+        if (l) pending.push(l);
+        continue;
+      }
+      failures.push({ index: batched[Number(m[1]) - 1] ?? -1, message: pending.join('; ') || 'failed' });
+      pending = [];
+    }
+  }
+  return failures.sort((a, b) => a.index - b.index);
+}
+
+/** Runs read-only `ip -json` commands (our own constant text) in one process; one array each. */
+export async function ipJson(commands: readonly string[], pod?: PodNetns): Promise<unknown[][]> {
+  const { code, stdout, stderr } = await runIp(['-json', '-force', '-batch', '-'], commands.join('\n') + '\n', pod);
   const out = stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown[]);
   if (out.length !== commands.length) {
-    throw new CniError(Code.io, `reading network state${netns ? ` in ${netns}` : ''} failed (exit ${code}): ${firstLine(stderr)}`);
+    throw new CniError(Code.io, `reading network state${pod ? ` in ${pod.path}` : ''} failed (exit ${code}): ${firstLine(stderr)}`);
   }
   return out;
 }
 
+/** A sysctl key under net.*, built from our own names (never outside text). */
+export type SysctlKey = `net.${string}`;
+
 /** Reads a sysctl of the caller's own network namespace (the node's). */
-export function readSysctl(key: string): string | undefined {
+export function readSysctl(key: SysctlKey): string | undefined {
   try {
     return readFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, 'utf8').trim();
   } catch {
@@ -51,12 +108,22 @@ export function readSysctl(key: string): string | undefined {
 }
 
 /** Writes a sysctl in the node's namespace, in-process: no `sysctl` process on the ADD path. */
-export function writeSysctl(key: string, value: string): void {
+export function writeSysctl(key: SysctlKey, value: string): void {
   if (readSysctl(key) === value) return;
   try {
     writeFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, value);
   } catch (err) {
     throw new CniError(Code.datapath, `cannot set sysctl ${key}=${value}: ${(err as Error).message}`);
+  }
+}
+
+/** Whether the node has a link of this name, from /proc (per network namespace): no process. */
+export function nodeHasLink(name: IfName): boolean {
+  try {
+    readFileSync(`/proc/sys/net/ipv4/conf/${name}/forwarding`);
+    return true;
+  } catch {
+    return false;
   }
 }
 

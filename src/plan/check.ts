@@ -3,6 +3,8 @@
 // plugin added never fail it. The first difference is reported, named.
 import { CniError, Code } from '../cni/errors.js';
 import { ipJson, readSysctl } from '../net/ip.js';
+import type { PodNetns } from '../net/netns.js';
+import type { Cidr } from '../net/values.js';
 import type { Expect, Plan, Side } from './plan.js';
 
 interface Link {
@@ -30,24 +32,27 @@ interface State {
   neighs: Neigh[];
 }
 
-async function readState(side: Side, netns: string): Promise<State> {
-  const [links = [], routes = [], neighs = []] = await ipJson(['addr show', 'route show', 'neigh show'], side === 'container' ? netns : undefined);
+async function readState(pod?: PodNetns): Promise<State> {
+  const [links = [], routes = [], neighs = []] = await ipJson(['addr show', 'route show', 'neigh show'], pod);
   return { links: links as Link[], routes: routes as RouteRow[], neighs: neighs as Neigh[] };
 }
 
-/** `ip route` prints 0.0.0.0/0 as "default" and a /32 without its prefix. */
-const routeKey = (dst: string) => (dst === '0.0.0.0/0' ? 'default' : dst.replace(/\/32$/, ''));
+/** How `ip -json route` names a destination: "default", a bare address for a host route, else the CIDR. */
+function routeKey(dst: Cidr): string {
+  if (dst.prefix === 0) return 'default';
+  return dst.prefix === (dst.family === 4 ? 32 : 128) ? dst.ip : dst.network;
+}
 
-export async function checkPlan(plan: Plan): Promise<void> {
+export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
   const expects = plan.steps.flatMap((s) => s.expect ?? []);
   const state: Partial<Record<Side, State>> = {};
   for (const side of ['host', 'container'] as const) {
-    if (expects.some((e) => e.side === side && e.kind !== 'sysctl')) state[side] = await readState(side, plan.netns);
+    if (expects.some((e) => e.side === side && e.kind !== 'sysctl')) state[side] = await readState(side === 'container' ? pod : undefined);
   }
   for (const e of expects) {
     const problem = e.kind === 'sysctl' ? checkSysctl(e) : checkOne(e, state[e.side]!);
     if (problem) {
-      const where = e.side === 'host' ? 'on the node' : `in ${plan.netns}`;
+      const where = e.side === 'host' ? 'on the node' : `in ${plan.netnsPath}`;
       throw new CniError(Code.checkFailed, `CHECK failed: ${problem} ${where}`);
     }
   }
@@ -69,10 +74,9 @@ function checkOne(e: Expect, s: State): string | undefined {
       return undefined;
     }
     case 'addr': {
-      const [ip, prefix] = e.address.split('/');
       const l = s.links.find((x) => x.ifname === e.dev);
-      const found = l?.addr_info?.some((a) => a.local === ip && String(a.prefixlen) === prefix);
-      return found ? undefined : `address ${e.address} is missing on ${e.dev}`;
+      const found = l?.addr_info?.some((a) => a.local === e.address.ip && a.prefixlen === e.address.prefix);
+      return found ? undefined : `address ${e.address.text} is missing on ${e.dev}`;
     }
     case 'route': {
       const want = routeKey(e.dst);

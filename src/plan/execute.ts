@@ -1,77 +1,92 @@
-// Runs a plan: consecutive `ip` lines of one side go to one `ip -batch -` process (the node's,
-// or the container's through nsenter), sysctls are written in-process, every step is logged.
-// If anything fails, the steps already taken are undone in reverse and the error names the step.
+// Runs a plan: consecutive `ip` commands of one side go to one process (the node's `ip -batch -`,
+// or the pod's through nsenter), sysctls are written in-process, every step is logged. If a step
+// fails, rollback undoes, in reverse, the per-attachment steps this call completed, and only
+// those: a step that failed (say `link add` finding the name taken by a running pod's veth) made
+// nothing and undoes nothing, and shared steps are never undone.
 import { CniError, Code } from '../cni/errors.js';
-import { ipBatch, writeSysctl } from '../net/ip.js';
+import { crashPoint } from '../crash.js';
+import type { IpCmd } from '../net/command.js';
+import { ipRun, ipRunAll, writeSysctl } from '../net/ip.js';
+import type { PodNetns } from '../net/netns.js';
 import { log } from '../log.js';
 import type { Plan, Side, Step } from './plan.js';
-
-interface Batch {
-  side: Side;
-  lines: string[];
-  /** The step each line belongs to. */
-  owners: Step[];
-}
 
 export interface ExecuteOptions {
   /** Treat an `ip` failure that matches this as done (DEL of something already gone). */
   tolerate?: RegExp;
 }
 
-export async function execute(plan: Plan, opts: ExecuteOptions = {}): Promise<void> {
-  const started: Step[] = [];
-  let batch: Batch | undefined;
+interface Pending {
+  side: Side;
+  cmds: IpCmd[];
+  /** the step of each command */
+  owners: Step[];
+}
+
+export async function execute(plan: Plan, pod: PodNetns | undefined, opts: ExecuteOptions = {}): Promise<void> {
+  const done: Step[] = [];
+  // Commands still to run per step; a step is done when it reaches 0 and its sysctls are set.
+  const left = new Map<Step, number>(plan.steps.map((s) => [s, s.ip?.length ?? 0]));
+  const finish = (s: Step) => {
+    if (left.get(s) === 0 && !done.includes(s)) done.push(s);
+  };
+  let pending: Pending | undefined;
 
   const flush = async () => {
-    if (!batch) return;
-    const b = batch;
-    batch = undefined;
-    const failure = await ipBatch(b.lines, b.side === 'container' ? plan.netns : undefined);
-    if (!failure) return;
-    if (opts.tolerate?.test(failure.message)) {
-      log.info(`  (already done: ${failure.message})`);
-      // ip stopped at the tolerated line: run what came after it.
-      const rest = { ...b, lines: b.lines.slice(failure.line + 1), owners: b.owners.slice(failure.line + 1) };
-      if (rest.lines.length) {
-        batch = rest;
-        await flush();
+    while (pending?.cmds.length) {
+      const p = pending;
+      crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${p.owners[0]!.say}`);
+      const where = p.side === 'container' ? { pod } : { fd3: pod?.fd };
+      const failure = await ipRun(p.cmds, where);
+      const ran = failure ? failure.index : p.cmds.length;
+      for (const s of p.owners.slice(0, ran)) {
+        left.set(s, left.get(s)! - 1);
+        finish(s);
       }
-      return;
+      crashPoint(`after the ${p.side === 'host' ? 'node' : 'pod'} commands`);
+      if (!failure) {
+        pending = undefined;
+        return;
+      }
+      const step = p.owners[failure.index]!;
+      if (!opts.tolerate?.test(failure.message)) {
+        throw new CniError(Code.datapath, `${step.say}: failed: ${failure.message}`, `ip ${p.cmds[failure.index]!.join(' ')}`);
+      }
+      log.info(`  (already done: ${failure.message})`);
+      left.set(step, left.get(step)! - 1);
+      finish(step);
+      pending = { ...p, cmds: p.cmds.slice(failure.index + 1), owners: p.owners.slice(failure.index + 1) };
     }
-    const step = b.owners[failure.line] ?? b.owners[0]!;
-    throw new CniError(Code.datapath, `${step.say}: failed: ${failure.message}`, `ip ${b.lines[failure.line] ?? ''}`);
+    pending = undefined;
   };
 
   try {
     for (const step of plan.steps) {
       log.info(step.say);
-      started.push(step);
       if (step.sysctl) {
         await flush();
         for (const [key, value] of step.sysctl) writeSysctl(key, value);
       }
       if (step.ip?.length) {
-        if (batch && batch.side !== step.side) await flush();
-        batch ??= { side: step.side, lines: [], owners: [] };
-        batch.lines.push(...step.ip);
-        batch.owners.push(...step.ip.map(() => step));
+        if (pending && pending.side !== step.side) await flush();
+        pending ??= { side: step.side, cmds: [], owners: [] };
+        pending.cmds.push(...step.ip);
+        pending.owners.push(...step.ip.map(() => step));
       }
+      finish(step);
     }
     await flush();
   } catch (err) {
-    await rollback(started);
+    await rollback(done);
     throw err;
   }
 }
 
-/** Undoes the started steps in reverse. Errors are logged, not thrown: the first failure wins. */
-export async function rollback(started: Step[]): Promise<void> {
-  const undo = [...started].reverse().flatMap((s) => s.undo ?? []);
+/** Undoes the completed per-attachment steps in reverse. Logged, not thrown: the first failure wins. */
+async function rollback(done: Step[]): Promise<void> {
+  const undo = [...done].reverse().flatMap((s) => (s.lifecycle === 'attachment' ? (s.undo ?? []) : []));
   if (!undo.length) return;
-  log.warn(`Rolling back: ${undo.map((l) => `ip ${l}`).join('; ')}`);
-  try {
-    await ipBatch(undo, undefined, true);
-  } catch (err) {
-    log.error(`Rollback failed: ${(err as Error).message}`);
-  }
+  log.warn(`Rolling back what this call made: ${undo.map((c) => `ip ${c.join(' ')}`).join('; ')}`);
+  const failures = await ipRunAll(undo).catch((e: Error) => [{ message: e.message }]);
+  for (const f of failures) log.error(`Rollback failed: ${f.message}`);
 }

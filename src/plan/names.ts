@@ -1,24 +1,38 @@
 // Deterministic names and addresses, so DEL finds everything without the container's netns and
 // nothing has to be read back after it is created.
 import { createHash } from 'node:crypto';
+import type { Attachment } from '../config/attachments.js';
+import { addr, alias, mac, type Alias, type IfName, type Mac } from '../net/values.js';
 
 /** The MAC every transparent-mode host veth carries, as Azure CNI does. */
-export const HOST_VETH_MAC = 'aa:aa:aa:aa:aa:aa';
+export const HOST_VETH_MAC = mac('aa:aa:aa:aa:aa:aa');
 /** The pod's gateway in transparent mode: link-local, answered by the host's proxy ARP. */
-export const POD_GATEWAY = '169.254.1.1';
+export const POD_GATEWAY = addr('169.254.1.1');
 
-function digest(network: string, containerId: string, ifname: string): string {
-  // ':' appears in none of the three (each is validated), so the key is unambiguous.
-  return createHash('sha1').update(`${network}:${containerId}:${ifname}`).digest('hex');
+function digest(network: string, a: Attachment): string {
+  // ':' appears in neither the network name nor the container ID (both validated), so the key
+  // is unambiguous whatever the interface name holds.
+  return createHash('sha1').update(`${network}:${a.containerId}:${a.ifname}`).digest('hex');
 }
 
 /** `azv` + 11 hex digits: 14 characters, within the 15-byte limit of Linux interface names. */
-export function hostVethName(network: string, containerId: string, ifname: string): string {
-  return 'azv' + digest(network, containerId, ifname).slice(0, 11);
+export function hostVethName(network: string, a: Attachment): IfName {
+  return ('azv' + digest(network, a).slice(0, 11)) as IfName;
 }
 
 /** A locally administered unicast MAC for the container end, derived from the same key. */
-export function containerMac(network: string, containerId: string, ifname: string): string {
-  const hex = digest(network, containerId, ifname).slice(20, 30);
-  return ['02', ...hex.match(/../g)!].join(':');
+export function containerMac(network: string, a: Attachment): Mac {
+  const hex = digest(network, a).slice(20, 30);
+  return mac(['02', ...hex.match(/../g)!].join(':'));
 }
+
+/**
+ * The host veth's alias: `vnet:<network>:<containerID>:<ifname>`, cut to the kernel's 255 bytes.
+ * It marks the veth as this network's (GC looks for the `vnet:<network>:` prefix and compares
+ * link names, so a cut alias costs nothing) and tells a reader whose it is.
+ */
+export const ALIAS_PREFIX = 'vnet:';
+export function vethAlias(network: string, a: Attachment): Alias {
+  return alias([ALIAS_PREFIX + network, a.containerId, a.ifname]);
+}
+export const networkAliasPrefix = (network: string) => `${ALIAS_PREFIX}${network}:`;

@@ -1,33 +1,43 @@
-// A plan is data: the ordered steps ADD takes, each with the sentence the log prints, the `ip`
-// batch lines or sysctls it applies (on the node or inside the container), how to undo it, and
-// what CHECK expects to find afterwards. Builders (transparent.ts) make plans; execute.ts runs
-// them, check.ts compares them with the live state, cli/explain.ts prints them.
+// A plan is data: the ordered steps ADD takes, each with the sentence the log prints, the typed
+// `ip` commands or sysctls it applies (on the node or inside the pod), its lifecycle and undo,
+// and what CHECK expects to find afterwards. Mode builders (transparent.ts, via modes.ts) make
+// plans; execute.ts runs them, check.ts compares them with the live state, cli/explain.ts
+// prints them.
+import type { IpCmd } from '../net/command.js';
+import type { SysctlKey } from '../net/ip.js';
+import type { Cidr, IfName, IpText, Mac } from '../net/values.js';
 
 export type Side = 'host' | 'container';
 
+/**
+ * Per attachment: made by this ADD, removed by DEL and by rollback. Shared: ensured (created when
+ * missing, accepted when present: a bridge, a node-wide sysctl), never undone by rollback or DEL.
+ */
+export type Lifecycle = 'attachment' | 'shared';
+
 /** What a step leaves behind, as CHECK reads it back. */
 export type Expect =
-  | { kind: 'link'; side: Side; name: string; mac?: string; up: boolean; mtu?: number }
-  | { kind: 'addr'; side: Side; dev: string; address: string }
-  | { kind: 'route'; side: Side; dst: string; dev: string; gw?: string; scope?: 'link' }
-  | { kind: 'neigh'; side: Side; dev: string; ip: string; mac: string }
-  | { kind: 'sysctl'; side: 'host'; key: string; value: string };
+  | { kind: 'link'; side: Side; name: IfName; mac?: Mac; up: boolean; mtu?: number }
+  | { kind: 'addr'; side: Side; dev: IfName; address: Cidr }
+  | { kind: 'route'; side: Side; dst: Cidr; dev: IfName; gw?: IpText; scope?: 'link' }
+  | { kind: 'neigh'; side: Side; dev: IfName; ip: IpText; mac: Mac }
+  | { kind: 'sysctl'; side: 'host'; key: SysctlKey; value: string };
 
 export interface Step {
   /** One sentence for the log and for `vnet explain`. */
   say: string;
   side: Side;
-  /** `ip -batch` lines (each one `ip` command without the leading `ip`). */
-  ip?: string[];
+  lifecycle: Lifecycle;
+  ip?: IpCmd[];
   /** Sysctls to set, on the node only (written in-process through /proc/sys). */
-  sysctl?: [key: string, value: string][];
-  /** Node-side `ip` lines that undo this step; the container side goes with the veth. */
-  undo?: string[];
+  sysctl?: [key: SysctlKey, value: string][];
+  /** Node-side commands that undo this step, run by rollback only if this call made it. */
+  undo?: IpCmd[];
   expect?: Expect[];
 }
 
 export interface Plan {
-  /** The container's network namespace path, where container-side steps run. */
-  netns: string;
+  /** The pod's namespace path as the runtime gave it: for the log and `explain` only. */
+  netnsPath: string;
   steps: Step[];
 }

@@ -4,150 +4,160 @@
 // 169.254.1.1, whose MAC is a permanent neighbour entry: every packet leaves through the node.
 import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
-import { parseCidr4 } from '../net/cidr.js';
-import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName } from './names.js';
+import type { Attachment } from '../config/attachments.js';
+import { POD_NETNS_REF } from '../net/command.js';
+import { toDst, type Cidr, type IfName } from '../net/values.js';
+import type { AddInput, PodIp } from './input.js';
+import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
 import type { Plan, Step } from './plan.js';
 
-export interface Attachment {
-  network: string;
-  containerId: string;
-  ifname: string;
+const DEFAULT4 = toDst('0.0.0.0/0')!;
+const LO = 'lo' as IfName;
+
+/** The pod's IPv4 address: transparent mode wires IPv4 only (so far). */
+function podIp(input: AddInput): PodIp {
+  const ip = input.ips.find((i) => i.cidr.family === 4);
+  if (!ip) throw new CniError(Code.unsupportedField, `transparent mode needs an IPv4 address; IPAM gave ${input.ips.map((i) => i.cidr.text).join(', ') || 'none'}`);
+  return ip;
 }
 
-export interface TransparentInput extends Attachment {
-  netns: string;
-  /** The pod address with the subnet's prefix, as IPAM gave it: "10.220.2.11/24". */
-  address: string;
-  /** IPAM routes; each goes via the link-local gateway, whatever gateway IPAM named. */
-  routes: Route[];
-  mtu: number;
-  ipsToRouteViaHost: string[];
-}
-
-export function transparentAddPlan(input: TransparentInput): Plan {
-  const { ifname, netns, mtu } = input;
-  const cidr = parseCidr4(input.address);
-  if (!cidr) {
-    throw new CniError(Code.unsupportedField, `transparent mode supports IPv4 pod addresses only; IPAM gave ${input.address}`);
-  }
-  const veth = hostVethName(input.network, input.containerId, ifname);
-  const mac = containerMac(input.network, input.containerId, ifname);
-  const gw = POD_GATEWAY;
-  const extraRoutes = podRoutes(input).filter((r) => r.dst !== '0.0.0.0/0');
+export function transparentAddPlan(input: AddInput): Plan {
+  const { ifname, mtu, network, attachment } = input;
+  const cidr = podIp(input).cidr;
+  const veth = hostVethName(network, attachment);
+  const mac = containerMac(network, attachment);
+  const gw = POD_GATEWAY.ip;
+  const host32 = toDst(`${cidr.ip}/32`)!;
+  const extra = podRoutes(input).filter((r) => r.prefix !== 0);
+  const alias = vethAlias(network, attachment);
 
   const steps: Step[] = [
     {
-      say: `Creating veth pair ${veth} (node side, MAC ${HOST_VETH_MAC}) and ${ifname} (inside ${netns}, MAC ${mac}), MTU ${mtu}`,
+      say: `Creating veth pair ${veth} (node side, MAC ${HOST_VETH_MAC}) and ${ifname} (inside ${input.netnsPath}, MAC ${mac}), MTU ${mtu}`,
       side: 'host',
-      ip: [`link add ${veth} mtu ${mtu} address ${HOST_VETH_MAC} type veth peer name ${ifname} mtu ${mtu} address ${mac} netns ${netns}`],
-      undo: [`link del ${veth}`],
+      lifecycle: 'attachment',
+      ip: [['link', 'add', 'name', veth, 'mtu', mtu, 'address', HOST_VETH_MAC, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'address', mac, 'netns', POD_NETNS_REF]],
+      undo: [['link', 'del', 'dev', veth]],
       expect: [{ kind: 'link', side: 'host', name: veth, mac: HOST_VETH_MAC, up: true, mtu }],
     },
     {
       // The alias names the attachment, so GC can tell this network's veths from others'.
-      say: `Setting link ${veth} up, alias ${vethAlias(input)}`,
+      say: `Setting link ${veth} up, alias ${alias}`,
       side: 'host',
-      ip: [`link set ${veth} up alias ${vethAlias(input)}`],
+      lifecycle: 'attachment',
+      ip: [['link', 'set', 'dev', veth, 'up', 'alias', alias]],
     },
     {
-      say: `Adding host route ${cidr.ip}/32 dev ${veth}: the node reaches the pod straight through its veth`,
+      say: `Adding host route ${host32.text} dev ${veth}: the node reaches the pod straight through its veth`,
       side: 'host',
-      ip: [`route add ${cidr.ip}/32 dev ${veth}`],
-      expect: [{ kind: 'route', side: 'host', dst: `${cidr.ip}/32`, dev: veth }],
+      lifecycle: 'attachment',
+      ip: [['route', 'add', host32.text, 'dev', veth]],
+      expect: [{ kind: 'route', side: 'host', dst: host32, dev: veth }],
     },
     {
-      say: `Enabling proxy ARP on ${veth} (the node answers the pod's ARP for ${gw}) and IPv4 forwarding on the node`,
+      say: `Enabling proxy ARP on ${veth}: the node answers the pod's ARP for ${gw}`,
       side: 'host',
-      sysctl: [
-        [`net.ipv4.conf.${veth}.proxy_arp`, '1'],
-        ['net.ipv4.ip_forward', '1'],
-      ],
-      expect: [
-        { kind: 'sysctl', side: 'host', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' },
-        { kind: 'sysctl', side: 'host', key: 'net.ipv4.ip_forward', value: '1' },
-      ],
+      lifecycle: 'attachment',
+      sysctl: [[`net.ipv4.conf.${veth}.proxy_arp`, '1']],
+      expect: [{ kind: 'sysctl', side: 'host', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' }],
     },
     {
-      say: `Adding IP address ${input.address} to ${ifname} and setting ${ifname} and lo up`,
+      say: `Adding IP address ${cidr.text} to ${ifname} and setting ${ifname} and lo up`,
       side: 'container',
-      ip: [`link set lo up`, `link set ${ifname} up`, `addr add ${input.address} dev ${ifname}`],
+      lifecycle: 'attachment',
+      ip: [
+        ['link', 'set', 'dev', LO, 'up'],
+        ['link', 'set', 'dev', ifname, 'up'],
+        ['addr', 'add', cidr.text, 'dev', ifname],
+      ],
       expect: [
         { kind: 'link', side: 'container', name: ifname, mac, up: true, mtu },
-        { kind: 'addr', side: 'container', dev: ifname, address: input.address },
+        { kind: 'addr', side: 'container', dev: ifname, address: cidr },
       ],
     },
     {
       say: `Removing the kernel's subnet route ${cidr.network} dev ${ifname}: even same-subnet traffic goes via the gateway`,
       side: 'container',
-      ip: [`route del ${cidr.network} dev ${ifname}`],
+      lifecycle: 'attachment',
+      ip: [['route', 'del', cidr.network, 'dev', ifname]],
     },
     {
       say: `Adding route ${gw} dev ${ifname} scope link and default via ${gw}`,
       side: 'container',
-      ip: [`route add ${gw} dev ${ifname} scope link`, `route add default via ${gw} dev ${ifname}`],
+      lifecycle: 'attachment',
+      ip: [
+        ['route', 'add', gw, 'dev', ifname, 'scope', 'link'],
+        ['route', 'add', 'default', 'via', gw, 'dev', ifname],
+      ],
       expect: [
-        { kind: 'route', side: 'container', dst: gw, dev: ifname, scope: 'link' },
-        { kind: 'route', side: 'container', dst: 'default', dev: ifname, gw },
+        { kind: 'route', side: 'container', dst: toDst(gw)!, dev: ifname, scope: 'link' },
+        { kind: 'route', side: 'container', dst: DEFAULT4, dev: ifname, gw },
       ],
     },
     {
       say: `Adding static ARP entry ${gw} -> ${HOST_VETH_MAC} on ${ifname}: the gateway is the host veth`,
       side: 'container',
-      ip: [`neigh add ${gw} lladdr ${HOST_VETH_MAC} dev ${ifname} nud permanent`],
+      lifecycle: 'attachment',
+      ip: [['neigh', 'add', gw, 'lladdr', HOST_VETH_MAC, 'dev', ifname, 'nud', 'permanent']],
       expect: [{ kind: 'neigh', side: 'container', dev: ifname, ip: gw, mac: HOST_VETH_MAC }],
     },
   ];
-  if (extraRoutes.length) {
+  if (extra.length) {
     steps.push({
-      say: `Adding routes ${extraRoutes.map((r) => r.dst).join(', ')} via ${gw}`,
+      say: `Adding routes ${extra.map((r) => r.text).join(', ')} via ${gw}`,
       side: 'container',
-      ip: extraRoutes.map((r) => `route add ${r.dst} via ${gw} dev ${ifname}`),
-      expect: extraRoutes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw })),
+      lifecycle: 'attachment',
+      ip: extra.map((r) => ['route', 'add', r.text, 'via', gw, 'dev', ifname]),
+      expect: extra.map((r) => ({ kind: 'route', side: 'container', dst: r, dev: ifname, gw })),
     });
   }
-  return { netns, steps };
+  // Node-wide and shared: last, so that an ADD failing earlier leaves it as it was; never undone.
+  steps.push({
+    say: 'Enabling IPv4 forwarding on the node (node-wide; it stays on)',
+    side: 'host',
+    lifecycle: 'shared',
+    sysctl: [['net.ipv4.ip_forward', '1']],
+    expect: [{ kind: 'sysctl', side: 'host', key: 'net.ipv4.ip_forward', value: '1' }],
+  });
+  return { netnsPath: input.netnsPath, steps };
 }
 
-/** Every route the pod gets, all via the link-local gateway; the default route always. */
-function podRoutes(input: TransparentInput): Route[] {
-  const routes: Route[] = [{ dst: '0.0.0.0/0', gw: POD_GATEWAY }];
-  const add = (dst: string) => {
-    if (!routes.some((r) => r.dst === dst)) routes.push({ dst, gw: POD_GATEWAY });
+/** Every IPv4 route the pod gets, all via the link-local gateway; the default route first. */
+function podRoutes(input: AddInput): Cidr[] {
+  const routes: Cidr[] = [DEFAULT4];
+  const add = (dst: Cidr) => {
+    if (dst.family === 4 && !routes.some((r) => r.text === dst.text)) routes.push(dst);
   };
-  for (const r of input.routes) if (!r.dst.includes(':')) add(normaliseDst(r.dst));
-  for (const ip of input.ipsToRouteViaHost) add(`${ip}/32`);
+  for (const r of input.routes) add(r.dst);
+  for (const ip of input.ipsToRouteViaHost) add(toDst(ip.ip)!);
   return routes;
 }
 
-// `ip route` prints a host route without its /32, and a network as given.
-function normaliseDst(dst: string): string {
-  return dst.includes('/') ? dst : `${dst}/32`;
-}
-
-export function transparentResult(input: TransparentInput): Result {
-  const veth = hostVethName(input.network, input.containerId, input.ifname);
+export function transparentResult(input: AddInput): Result {
+  const { network, attachment, ifname } = input;
   return {
     interfaces: [
-      { name: veth, mac: HOST_VETH_MAC },
-      { name: input.ifname, mac: containerMac(input.network, input.containerId, input.ifname), sandbox: input.netns, mtu: input.mtu },
+      { name: hostVethName(network, attachment), mac: HOST_VETH_MAC },
+      { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
     ],
-    ips: [{ address: input.address, gateway: POD_GATEWAY, interface: 1 }],
-    routes: podRoutes(input),
+    ips: [{ address: podIp(input).cidr.text, gateway: POD_GATEWAY.ip, interface: 1 }],
+    routes: podRoutes(input).map((dst): Route => ({ dst: dst.text, gw: POD_GATEWAY.ip })),
     dns: {},
   };
 }
 
-/** The host veth's alias: which attachment it belongs to. */
-export function vethAlias(a: Attachment): string {
-  return `${ALIAS_PREFIX}${a.network}:${a.containerId}:${a.ifname}`;
-}
-export const ALIAS_PREFIX = 'vnet:';
-
 /** DEL: the host veth goes, and with it the container end and the /32 route through it. */
-export function transparentDelPlan(a: Attachment, netns = ''): Plan {
-  const veth = hostVethName(a.network, a.containerId, a.ifname);
+export function transparentDelPlan(network: string, a: Attachment): Plan {
+  const veth = hostVethName(network, a);
   return {
-    netns,
-    steps: [{ say: `Deleting veth pair ${veth} (its peer and its /32 route go with it)`, side: 'host', ip: [`link del ${veth}`] }],
+    netnsPath: '',
+    steps: [
+      {
+        say: `Deleting veth pair ${veth} (its peer and its /32 route go with it)`,
+        side: 'host',
+        lifecycle: 'attachment',
+        ip: [['link', 'del', 'dev', veth]],
+      },
+    ],
   };
 }

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
+import type { IfName } from '../../src/net/values.js';
 import type { CniEnv, Command } from '../../src/cni/env.js';
 import { CniError } from '../../src/cni/errors.js';
 
@@ -23,7 +24,7 @@ export const ipamEnv = (command: Command, containerId = 'c1', ifname = 'eth0', a
   command,
   containerId,
   netns: '/var/run/netns/test',
-  ifname,
+  ifname: ifname as IfName,
   args: new Map(args),
   path: [],
 });

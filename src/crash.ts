@@ -1,0 +1,17 @@
+// Fault injection for the crash tests: with VNET_TEST_CRASH_AT=N in its environment the plugin
+// SIGKILLs itself at the N-th crash point it reaches. Crash points sit at every boundary where
+// state changes (before and after each process that changes the datapath, between the IPAM
+// store's writes), so a test can kill a call at each of them in turn and prove that DEL, and
+// the next ADD, still leave nothing behind. Read at run time, never at snapshot time.
+import { log } from './log.js';
+
+let reached = 0;
+
+export function crashPoint(where: string): void {
+  const at = process.env.VNET_TEST_CRASH_AT;
+  if (!at) return;
+  reached++;
+  if (String(reached) !== at) return;
+  log.warn(`VNET_TEST_CRASH_AT=${at}: killing myself at crash point ${reached}, ${where}`);
+  process.kill(process.pid, 'SIGKILL');
+}
