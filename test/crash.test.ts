@@ -1,0 +1,111 @@
+// A plugin killed at any moment (the runtime's timeout, the OOM killer, a node reboot in the
+// middle) must leave nothing that the next DEL does not remove, and must not stop the next ADD.
+// VNET_TEST_CRASH_AT=N makes the plugin SIGKILL itself at its N-th crash point (src/crash.ts):
+// every boundary where the datapath or the IPAM store changes. Each test walks them all.
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, cniEnv, type Ran } from './helpers/lab.js';
+
+const lab = new Lab();
+let node = '';
+const NET = 'crashnet';
+const dataDir = () => join(lab.dir, 'ipam');
+const conf = {
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'vnet',
+  mtu: 1500,
+  ipsToRouteViaHost: ['169.254.20.10'],
+  ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.230.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir() },
+};
+
+beforeAll(() => {
+  node = lab.ns('node');
+});
+afterAll(() => lab.cleanup());
+afterEach(() => {
+  for (const l of azvLinks()) lab.in(node, ['ip', 'link', 'del', l.ifname]);
+  rmSync(dataDir(), { recursive: true, force: true });
+});
+
+const azvLinks = () => lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'));
+const hostRoutes = () => lab.ipJson(node, ['route', 'show']).filter((r) => r.dev?.startsWith('azv'));
+/** Every file in the network's store but host-local's lock and cursor: addresses, index entries, temp files. */
+function leftovers(): string[] {
+  const dir = join(dataDir(), NET);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => !statSync(join(dir, f)).isDirectory())
+    .filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip.'));
+}
+function expectClean() {
+  expect(azvLinks()).toEqual([]);
+  expect(hostRoutes()).toEqual([]);
+  expect(leftovers()).toEqual([]);
+}
+
+const call = (command: string, p: { id: string; netns?: string }, crashAt?: number) =>
+  lab.run({ node, env: { ...cniEnv(command, { id: p.id, netns: p.netns ?? '' }), VNET_TEST_CRASH_AT: crashAt ? String(crashAt) : undefined }, stdin: conf });
+function ok(r: Ran) {
+  expect(r.stdout + r.stderr, `exit ${r.code}`).not.toMatch(/"code":/);
+  expect(r.code).toBe(0);
+}
+
+/** Runs `verb` with a crash at point 1, 2, … until it completes; returns how many points it had. */
+async function everyCrashPoint(each: (point: number) => Promise<Ran>, after: (point: number) => Promise<void>): Promise<number> {
+  for (let point = 1; point < 100; point++) {
+    const r = await each(point);
+    if (r.code === 0) return point - 1;
+    // Killed, not failed: no error JSON, no exit code.
+    expect(r.code, `crash point ${point}: ${r.stdout}`).toBe(-1);
+    await after(point);
+  }
+  throw new Error('more than 99 crash points?');
+}
+
+let seq = 0;
+let current = { id: '', netns: '' };
+const pod = () => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
+
+describe('SIGKILL at each crash point of ADD, then DEL, ADD again and DEL: nothing is left', () => {
+  it('walks every point', async () => {
+    const points = await everyCrashPoint(
+      async (point) => call('ADD', (current = pod()), point),
+      async () => {
+        ok(await call('DEL', current));
+        expectClean();
+        ok(await call('ADD', current));
+        ok(await call('DEL', current));
+        expectClean();
+      },
+    );
+    // the node batch, the pod batch, IPAM: each with a point before and after
+    expect(points).toBeGreaterThanOrEqual(5);
+    process.stderr.write(`crash test: ADD has ${points} crash points\n`);
+    ok(await call('DEL', current));
+    expectClean();
+  });
+});
+
+describe('SIGKILL at each crash point of DEL, then DEL again: nothing is left, and the next ADD works', () => {
+  it('walks every point', async () => {
+    const points = await everyCrashPoint(
+      async (point) => {
+        current = pod();
+        ok(await call('ADD', current));
+        return call('DEL', current, point);
+      },
+      async () => {
+        ok(await call('DEL', current));
+        expectClean();
+        ok(await call('ADD', current));
+        ok(await call('DEL', current));
+        expectClean();
+      },
+    );
+    expect(points).toBeGreaterThanOrEqual(2);
+    process.stderr.write(`crash test: DEL has ${points} crash points\n`);
+    expectClean();
+  });
+});
