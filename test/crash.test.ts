@@ -64,6 +64,15 @@ async function everyCrashPoint(each: (point: number) => Promise<Ran>, after: (po
   throw new Error('more than 99 crash points?');
 }
 
+/** After a crash: DEL cleans up, and the attachment can be added and deleted again. */
+async function recover() {
+  ok(await call('DEL', current));
+  expectClean();
+  ok(await call('ADD', current));
+  ok(await call('DEL', current));
+  expectClean();
+}
+
 let seq = 0;
 let current = { id: '', netns: '' };
 const pod = () => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
@@ -72,13 +81,7 @@ describe('SIGKILL at each crash point of ADD, then DEL, ADD again and DEL: nothi
   it('walks every point', async () => {
     const points = await everyCrashPoint(
       async (point) => call('ADD', (current = pod()), point),
-      async () => {
-        ok(await call('DEL', current));
-        expectClean();
-        ok(await call('ADD', current));
-        ok(await call('DEL', current));
-        expectClean();
-      },
+      recover,
     );
     // the node batch, the pod batch, IPAM: each with a point before and after
     expect(points).toBeGreaterThanOrEqual(5);
@@ -96,13 +99,7 @@ describe('SIGKILL at each crash point of DEL, then DEL again: nothing is left, a
         ok(await call('ADD', current));
         return call('DEL', current, point);
       },
-      async () => {
-        ok(await call('DEL', current));
-        expectClean();
-        ok(await call('ADD', current));
-        ok(await call('DEL', current));
-        expectClean();
-      },
+      recover,
     );
     expect(points).toBeGreaterThanOrEqual(2);
     process.stderr.write(`crash test: DEL has ${points} crash points\n`);

@@ -18,15 +18,8 @@ const FAKE_RESULT = join(lab.dir, 'fake-result.json');
 const FAKE_DELS = join(lab.dir, 'fake-dels');
 
 beforeAll(() => {
-  node = lab.ns('node');
+  ({ node } = lab.aksNode());
   other = lab.ns('other');
-  const gw = lab.ns('vnet');
-  lab.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
-  lab.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
-  lab.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
-  lab.in(gw, ['ip', 'addr', 'add', '10.224.0.1/16', 'dev', 'vnet0']);
-  lab.in(gw, ['ip', 'link', 'set', 'vnet0', 'up']);
-  lab.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
   // A fake IPAM plugin that prints whatever result a test puts in FAKE_RESULT, and counts DELs.
   mkdirSync(FAKE_DIR);
   writeFileSync(

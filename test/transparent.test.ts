@@ -12,15 +12,8 @@ let gw = '';
 const NET = 'azure';
 
 beforeAll(() => {
-  node = lab.ns('node');
-  gw = lab.ns('vnet');
   // node eth0 <-> the VNet's gateway, as on an AKS node (10.224.0.4/16, gateway 10.224.0.1)
-  lab.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
-  lab.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
-  lab.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
-  lab.in(gw, ['ip', 'addr', 'add', '10.224.0.1/16', 'dev', 'vnet0']);
-  lab.in(gw, ['ip', 'link', 'set', 'vnet0', 'up']);
-  lab.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
+  ({ node, gw } = lab.aksNode());
 });
 afterAll(() => lab.cleanup());
 // A failing test must not fail the next one: remove whatever it left in the node and the store.

@@ -76,11 +76,14 @@ export function toCidr(s: string): Cidr | undefined {
   };
 }
 
-/** A route destination: a CIDR without host bits, or a bare address (a host route). */
+/** A route destination: a CIDR without host bits. */
 export function toDst(s: string): Cidr | undefined {
-  const c = typeof s === 'string' && !s.includes('/') ? toCidr(`${s}/${s.includes(':') ? 128 : 32}`) : toCidr(s);
+  const c = toCidr(s);
   return c && c.text === c.network ? c : undefined;
 }
+
+/** The host route to one address: /32 or /128. */
+export const hostRoute = (a: Addr): Cidr => toDst(`${a.ip}/${a.family === 4 ? 32 : 128}`)!;
 
 export function addrOf(field: string, s: string, code: number): Addr {
   const a = toAddr(s);
@@ -96,8 +99,12 @@ export function dstOf(field: string, s: string, code: number): Cidr {
   const c = toDst(s);
   if (!c) {
     const hostBits = toCidr(s);
-    const why = hostBits ? `has host bits set (the network is ${hostBits.network})` : 'is not an address or address/prefix';
-    throw new CniError(code, `${field}: route destination ${JSON.stringify(s)} ${why}`);
+    throw new CniError(
+      code,
+      hostBits
+        ? `${field}: route destination ${JSON.stringify(s)} has host bits set (the network is ${hostBits.network})`
+        : `${field}: invalid CIDR ${JSON.stringify(s)} (expected address/prefix)`,
+    );
   }
   return c;
 }

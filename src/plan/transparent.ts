@@ -6,7 +6,7 @@ import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
 import type { Attachment } from '../config/attachments.js';
 import { POD_NETNS_REF } from '../net/command.js';
-import { toDst, type Cidr, type IfName } from '../net/values.js';
+import { hostRoute, toDst, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, PodIp } from './input.js';
 import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
 import type { Plan, Step } from './plan.js';
@@ -27,7 +27,7 @@ export function transparentAddPlan(input: AddInput): Plan {
   const veth = hostVethName(network, attachment);
   const mac = containerMac(network, attachment);
   const gw = POD_GATEWAY.ip;
-  const host32 = toDst(`${cidr.ip}/32`)!;
+  const host32 = hostRoute(cidr);
   const extra = podRoutes(input).filter((r) => r.prefix !== 0);
   const alias = vethAlias(network, attachment);
 
@@ -90,7 +90,7 @@ export function transparentAddPlan(input: AddInput): Plan {
         ['route', 'add', 'default', 'via', gw, 'dev', ifname],
       ],
       expect: [
-        { kind: 'route', side: 'container', dst: toDst(gw)!, dev: ifname, scope: 'link' },
+        { kind: 'route', side: 'container', dst: hostRoute(POD_GATEWAY), dev: ifname, scope: 'link' },
         { kind: 'route', side: 'container', dst: DEFAULT4, dev: ifname, gw },
       ],
     },
@@ -129,7 +129,7 @@ function podRoutes(input: AddInput): Cidr[] {
     if (dst.family === 4 && !routes.some((r) => r.text === dst.text)) routes.push(dst);
   };
   for (const r of input.routes) add(r.dst);
-  for (const ip of input.ipsToRouteViaHost) add(toDst(ip.ip)!);
+  for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip));
   return routes;
 }
 

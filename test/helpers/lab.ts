@@ -38,6 +38,22 @@ export class Lab {
     return `/var/run/netns/${full}`;
   }
 
+  /**
+   * A node as on AKS: namespace `node` whose eth0 (10.224.0.4/16) is a veth to namespace `vnet`
+   * holding the VNet's gateway 10.224.0.1, the node's default route.
+   */
+  aksNode(): { node: string; gw: string } {
+    const node = this.ns('node');
+    const gw = this.ns('vnet');
+    this.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
+    this.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
+    this.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
+    this.in(gw, ['ip', 'addr', 'add', '10.224.0.1/16', 'dev', 'vnet0']);
+    this.in(gw, ['ip', 'link', 'set', 'vnet0', 'up']);
+    this.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
+    return { node, gw };
+  }
+
   /** Runs `ip ARGS` (or any argv with exec: true) inside a namespace path. */
   in(nsPath: string, argv: string[], input?: string): string {
     return sh(['nsenter', `--net=${nsPath}`, ...argv], input);
