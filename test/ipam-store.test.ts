@@ -29,9 +29,9 @@ describe('claiming an address is an exclusive create of a fully written file', (
     expect(await readFile(join(dir(), '10.0.0.2'), 'utf8')).toBe('a\r\neth0');
   });
 
-  it('prepared files are dot-named temp files, created with the directory if needed', async () => {
+  it('prepared files are temp files in the .tmp/ directory, created with the directory if needed', async () => {
     const tmp = await store.prepare({ containerId: 'a', ifname: 'eth0' });
-    expect(tmp.startsWith(join(dir(), '.tmp-'))).toBe(true);
+    expect(tmp.startsWith(join(dir(), '.tmp') + '/')).toBe(true);
     expect(await readFile(tmp, 'utf8')).toBe('a\r\neth0');
     expect(await readFile(join(dir(), 'lock'), 'utf8')).toBe('');
   });
@@ -41,6 +41,7 @@ describe('claiming an address is an exclusive create of a fully written file', (
     await expect(runIpam(env('ADD', 'a'), conf())).rejects.toBeInstanceOf(CniError);
     const temps = (await readdir(dir())).concat(await readdir(byContainer())).filter((n) => n.startsWith('.tmp-'));
     expect(temps).toEqual([]);
+    expect(await readdir(join(dir(), '.tmp'))).toEqual([]);
   });
 });
 
@@ -119,7 +120,9 @@ describe("data written by the real host-local (no index) is indexed once, then D
 
   it('an interrupted indexing (a leftover temp directory) is simply redone', async () => {
     await hostLocalData();
-    await mkdir(join(dir(), '.tmp-1-interrupted'));
+    await mkdir(join(dir(), '.tmp-1-interrupted')); // an older version's
+    await mkdir(join(dir(), '.tmp', '1-interrupted'), { recursive: true });
+    await writeFile(join(dir(), '.tmp', '1-interrupted', 'old1:eth0'), '{}');
     await del('old2');
     expect(await readdir(byContainer())).toEqual(['old1:eth0']);
   });

@@ -60,7 +60,7 @@ describe('GC frees every allocation not in cni.dev/valid-attachments', () => {
     await mkdir(join(dir(), '.tmp-2-olddir'));
     await utimes(join(dir(), '.tmp-2-olddir'), old, old);
     await runIpam(env('GC'), netconf({ 'cni.dev/valid-attachments': [] }));
-    expect((await readdir(dir())).sort()).toEqual(['.by-container', '.hidden', '.tmp-1-fresh', 'README', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
+    expect((await readdir(dir())).sort()).toEqual(['.by-container', '.hidden', '.tmp', '.tmp-1-fresh', 'README', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
     expect(await readFile(join(dir(), 'last_reserved_ip.0'), 'utf8')).toBe('10.0.0.2');
   });
 
@@ -157,9 +157,10 @@ describe('CHECK: the attachment holds the addresses of prevResult', () => {
 });
 
 describe('STATUS: ready unless the data directory is unusable', () => {
-  it('ready: no result, the directory is created', async () => {
+  it('ready: no result, the directory is created (with its temp directory, where the probe was written)', async () => {
     expect(await runIpam(env('STATUS'), netconf())).toBeUndefined();
-    expect(await readdir(dir())).toEqual(['lock']);
+    expect((await readdir(dir())).sort()).toEqual(['.tmp', 'lock']);
+    expect(await readdir(join(dir(), '.tmp'))).toEqual([]);
   });
 
   it('a data directory that cannot be created is code 50', async () => {

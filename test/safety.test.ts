@@ -402,3 +402,61 @@ describe('explain quotes every value it prints, so its lines can be pasted', () 
     });
   }
 });
+
+describe('the store never follows a symlink under dataDir', () => {
+  const store = () => join(dataDir(), NET);
+  const victim = join(lab.dir, 'victim');
+  const victimFiles = () => (existsSync(victim) ? readdirSync(victim).sort() : []);
+  const plant = (name: string, target: string) => {
+    mkdirSync(store(), { recursive: true });
+    symlinkSync(target, join(store(), name));
+  };
+  afterEach(() => rmSync(victim, { recursive: true, force: true }));
+  const setVictim = () => {
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, 'keep'), 'precious');
+  };
+
+  it('the network directory itself a symlink: ADD refuses, naming it; nothing written there', async () => {
+    setVictim();
+    mkdirSync(dataDir(), { recursive: true });
+    symlinkSync(victim, store());
+    await unchanged(async () => void fails(await add(pod()), 5, /symbolic link/));
+    expect(victimFiles()).toEqual(['keep']);
+  });
+  it('a .by-container symlink: ADD and GC refuse, naming it; the target is untouched', async () => {
+    setVictim();
+    plant('.by-container', victim);
+    await unchanged(async () => void fails(await add(pod()), 5, /\.by-container.*symbolic link|symbolic link.*\.by-container/));
+    const r = await run('GC', {}, { ...conf(), 'cni.dev/valid-attachments': [] });
+    expect(r.code).toBe(1);
+    expect(r.json.msg).toMatch(/symbolic link/);
+    expect(victimFiles()).toEqual(['keep']);
+  });
+  it('a dangling lock symlink: STATUS and ADD refuse at once, and its target is never created', async () => {
+    plant('lock', join(victim, 'created'));
+    const s = await run('STATUS', {}, conf());
+    expect(s.json.code).toBe(50);
+    expect(s.json.msg).toMatch(/lock.*symbolic link|symbolic link.*lock/);
+    fails(await add(pod()), 5, /symbolic link/);
+    expect(existsSync(victim)).toBe(false);
+  });
+  it('a .lock symlink: ADD fails at once naming it (not "try again" after a 30 s wait)', async () => {
+    setVictim();
+    plant('.lock', victim);
+    await unchanged(async () => void fails(await add(pod()), 5, /\.lock.*symbolic link|symbolic link.*\.lock/));
+    expect(victimFiles()).toEqual(['keep']);
+  });
+  it('an address file planted as a symlink is never read or written through', async () => {
+    setVictim();
+    plant('10.224.0.10', join(victim, 'keep'));
+    const p = pod();
+    const r = await add(p);
+    expect(readFileSync(join(victim, 'keep'), 'utf8')).toBe('precious');
+    if (r.code === 0) expect(r.json.ips[0].address).not.toBe('10.224.0.10/16');
+    else expect(r.json.msg).toMatch(/symbolic link/);
+    ok(await del(p));
+    expect(readFileSync(join(victim, 'keep'), 'utf8')).toBe('precious');
+    expect(victimFiles()).toEqual(['keep']);
+  });
+});

@@ -15,7 +15,7 @@ import {
   type Range,
   type RangeSet,
 } from './range.js';
-import { indexName, sameAttachment, type Attachment, type Store } from './store.js';
+import { indexName, sameAttachment, STALE_TEMP_MS, type Attachment, type Store } from './store.js';
 
 /** One address handed out: from range set `set`, inside `range`. */
 export interface Assigned {
@@ -94,6 +94,7 @@ export function allocate(
   tmps: string[],
   lock: HeldLock,
 ): Assigned[] {
+  store.sweepTemps();
   store.ensureIndexed();
   const held = store.heldBy(a, true);
   if (held.length) {
@@ -167,6 +168,7 @@ export function allocate(
  * Returns the addresses released.
  */
 export function release(store: Store, a: Attachment): string[] {
+  store.sweepTemps();
   store.ensureIndexed();
   const listed = store.readIndex(a);
   if (listed === undefined) return [];
@@ -175,8 +177,8 @@ export function release(store: Store, a: Attachment): string[] {
   return released;
 }
 
-/** Temp files older than this are left by a crash; GC removes them. */
-export const STALE_TEMP_MS = 10 * 60_000;
+/** Temp files older than this are left by a crash; every locked operation removes them (see store.ts). */
+export { STALE_TEMP_MS };
 
 export interface GcOutcome {
   freed: string[];
@@ -186,8 +188,10 @@ export interface GcOutcome {
 /**
  * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
  * first, then index entries (the order that keeps every address file indexed), then temp files
- * a crash left behind. Files that are not addresses (lock, last_reserved_ip.*, dot-files) are
- * never touched. Goes on after a failure and returns every error.
+ * a crash left behind (in `.tmp/`, and older versions' `.tmp-*`). Files that are not addresses
+ * (lock, last_reserved_ip.*, other dot-files) are never touched, nor is an address file that is a
+ * link (reported: nothing under dataDir is followed). Goes on after a failure and returns every
+ * error.
  */
 export function collect(store: Store, valid: Attachment[]): GcOutcome {
   const keep = new Set(valid.map(indexName));
@@ -224,8 +228,9 @@ export function collect(store: Store, valid: Attachment[]): GcOutcome {
     if (a && isValid(a) && indexName(a) === name) continue;
     attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
   }
-  attempt('sweeping temp files', () => {
-    for (const path of store.staleTemps(STALE_TEMP_MS)) {
+  attempt(`sweeping ${store.tmpDir}`, () => store.sweepTemps());
+  attempt('sweeping temp files of older versions', () => {
+    for (const path of store.legacyTemps(STALE_TEMP_MS)) {
       attempt(`removing ${path}`, () => store.removeTemp(path));
     }
   });

@@ -21,9 +21,16 @@
 // We record it and surface it as a CniError from `assertHeld()` and when the critical section
 // ends. Note that the lock guards the round-robin cursor and the index; no address can be handed
 // out twice even without it, since claiming an address is an exclusive link().
+//
+// Nothing under the data directory is trusted (see store.ts): a `.lock` that is a symbolic link
+// or not a directory is refused at once, naming it (CNI error 5), rather than waited on until the
+// deadline (a link's target never goes stale, and a dangling link can never be taken over). The
+// fs shim below lstats, never stats, sets times with lutimes, and creates `.lock` 0700 whatever
+// the umask. The caller checks the network directory itself (Store.exists / ensureDir).
 import * as nodeFs from 'node:fs';
 import { join } from 'node:path';
 import { CniError, Code } from '../cni/errors.js';
+import { makeDir, UnsafePath } from './safefs.js';
 
 // proper-lockfile installs signal handlers (signal-exit) when it loads, which a V8 startup
 // snapshot cannot hold: load it on first use, never at the top level.
@@ -107,6 +114,7 @@ async function acquire(dir: string, opts: LockOptions, onCompromised: (err: Erro
         await opts.createDir();
         continue;
       }
+      if (err instanceof UnsafePath) throw err;
       if (code !== 'ELOCKED') {
         throw new CniError(Code.io, `cannot lock ${dir}: ${(err as Error).message}`, '', { cause: err });
       }
@@ -125,7 +133,8 @@ async function acquire(dir: string, opts: LockOptions, onCompromised: (err: Erro
 // The fs proper-lockfile uses: node's synchronous calls behind its callback interface (as
 // proper-lockfile's own lockSync does), so that taking and releasing the lock costs a few
 // system calls and no trip through libuv's thread pool; and the mtime-precision probe right
-// after taking a lock (a utimes into the future) is clamped to now. See the header.
+// after taking a lock (a utimes into the future) is clamped to now; and nothing is followed if
+// it is a link. See the header.
 const justCreated = new Set<string>();
 type Cb = (err: NodeJS.ErrnoException | null, ...rest: unknown[]) => void;
 function sync<R>(cb: Cb, f: () => R): void {
@@ -141,23 +150,30 @@ function sync<R>(cb: Cb, f: () => R): void {
 const lockFs = {
   mkdir(path: string, cb: Cb) {
     sync(cb, () => {
-      nodeFs.mkdirSync(path);
+      makeDir(path);
       justCreated.add(path);
     });
   },
+  // proper-lockfile stats the lock when mkdir says EEXIST (is it stale?) and while holding it (is
+  // it still ours?). A link or a non-directory there is not a lock anyone holds: refuse it.
   stat(path: string, cb: Cb) {
     justCreated.delete(path);
-    sync(cb, () => nodeFs.statSync(path));
+    sync(cb, () => {
+      const st = nodeFs.lstatSync(path);
+      if (st.isSymbolicLink()) throw new UnsafePath(path, 'is a symbolic link, not a lock directory');
+      if (!st.isDirectory()) throw new UnsafePath(path, 'is not a directory, so not a lock');
+      return st;
+    });
   },
   utimes(path: string, atime: Date, mtime: Date, cb: Cb) {
     if (justCreated.delete(path)) {
       let t = Math.min(mtime.getTime(), Date.now());
       if (t % 1000 === 0) t -= 1; // keep it off the second, so the probe still tells ms from s
       const d = new Date(t);
-      sync(cb, () => nodeFs.utimesSync(path, d, d));
+      sync(cb, () => nodeFs.lutimesSync(path, d, d));
       return;
     }
-    sync(cb, () => nodeFs.utimesSync(path, atime, mtime));
+    sync(cb, () => nodeFs.lutimesSync(path, atime, mtime));
   },
   rmdir(path: string, cb: Cb) {
     sync(cb, () => nodeFs.rmdirSync(path));

@@ -40,7 +40,11 @@ export async function runIpam(env: CniEnv, conf: Record<string, unknown>): Promi
   }
 }
 
-/** What `vnet state` shows: every address held in a network's directory, in address order. */
+/**
+ * What `vnet state` shows: every address held in a network's directory, in address order. Reads
+ * through no link: an address file that is a link is skipped, a network directory that is one is
+ * an error naming it.
+ */
 export function listAllocations(dataDir: string, network: string): { ip: string; containerId: string; ifname: string }[] {
   const all = Store.forNetwork(dataDir, network).list();
   const key = (ip: string) => {
@@ -80,7 +84,7 @@ async function add(env: CniEnv, conf: Record<string, unknown>): Promise<Result> 
       try {
         store.unlinkQuiet(t);
       } catch {
-        // A leftover temp file is harmless; GC sweeps it.
+        // A leftover temp file is harmless; the next ADD, DEL or GC sweeps it (see store.ts).
       }
     }
   }

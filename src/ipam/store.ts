@@ -11,16 +11,36 @@
 //   .by-container/<containerID>:<ifname>
 //                          the index: JSON {containerID, ifname, ips} naming the addresses an
 //                          attachment holds (or is about to), so DEL never scans the directory
-//   .tmp-*                 files being written; renamed or linked into place, never read
+//   .tmp/<pid>-<random>    files (and the indexing's directory) being written, by process <pid>;
+//                          renamed or linked into place, never read
 //
-// Crash safety. An address file is written under a temp name, fsynced, then link()ed to its
-// final name: link() fails with EEXIST when the name is taken, which makes it the exclusive
+// Nothing under dataDir is trusted (vnet-ipam runs as root; see safefs.ts). No symbolic link is
+// ever followed: the network directory, `.by-container/`, `.tmp/` and `.lock/` are checked with
+// lstat (a link, or anything but a directory, is an error naming it), files are opened with
+// O_NOFOLLOW and created with O_CREAT|O_EXCL, and everything is written inside the network
+// directory. A planted link is a CniError (code 5) naming the path, at once. GC reports a linked
+// address file and frees the rest; it removes an index entry it cannot read, a link too (unlink
+// removes the link, never its target). The scans (`list`: `vnet state`, the one-time indexing)
+// skip an address file that is not a regular file. What we create is private whatever the
+// umask: files 0600, directories 0700 (the data directory itself, the admin's, is created 0755).
+//
+// Crash safety. An address file is written under a temp name in `.tmp/`, fsynced, then link()ed
+// to its final name: link() fails with EEXIST when the name is taken, which makes it the exclusive
 // create, and a reader never sees a half-written address file. The index is written (temp +
 // rename) *before* the address files it names and removed *after* them, so every address file
 // is covered by its owner's index at all times; an index may name more than the attachment holds
 // (a crash between the two steps) and every reader checks the address file's owner before
 // trusting an entry. We fsync files, not directories: the order matters against a killed
-// process, and after a power loss every container is gone anyway.
+// process, and after a power loss every container is gone anyway. `.tmp/` is on the same file
+// system as the rest (it is inside the network directory), so link() and rename() work.
+//
+// Temp files. Every failure path removes its temp. A temp left by a killed process (or one that
+// could not be removed) is swept by the next locked operation (ADD, DEL, GC): an entry of `.tmp/`
+// whose writer (the pid in its name) is dead, or that is older than STALE_TEMP_MS. That is cheap
+// because `.tmp/` holds only temps in flight: ADD and DEL never scan the network directory. (All
+// writers share one pid namespace: CNI plugins run on the host, as the runtime's children.)
+// Older versions wrote `.tmp-*` names in the network directory and in `.by-container/`; GC,
+// which scans anyway, still removes those when they are older than STALE_TEMP_MS.
 //
 // Data written by the real host-local has no index. The first locked operation that finds no
 // `.by-container/` directory indexes whatever is there (one scan, once per network) and then
@@ -30,27 +50,12 @@
 // the real host-local on the same directory afterwards is not supported (its flock does not
 // exclude our lock either).
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  accessSync,
-  closeSync,
-  constants,
-  fsyncSync,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, linkSync, lstatSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Attachment } from '../config/attachments.js';
 import { isErrno, mkdirp } from '../fsutil.js';
 import { canonicalIp, parseIp, type IP } from './range.js';
+import { createFile, ensureDirectory, isDirectory, isRegularFile, makeDir, readFile, removeQuietly, UnsafePath } from './safefs.js';
 
 export type { Attachment };
 
@@ -65,9 +70,13 @@ interface IndexEntry {
 }
 
 export const INDEX_DIR = '.by-container';
+export const TMP_DIR = '.tmp';
 export const LOCK_FILE = 'lock';
 export const LAST_RESERVED = 'last_reserved_ip.';
-const TMP_PREFIX = '.tmp-';
+/** Temp names of older versions, directly in the network directory and in `.by-container/`. */
+const LEGACY_TMP_PREFIX = '.tmp-';
+/** A temp older than this is left by a crash, whoever wrote it. */
+export const STALE_TEMP_MS = 10 * 60_000;
 
 export const sameAttachment = (a: Attachment, b: Attachment) => a.containerId === b.containerId && a.ifname === b.ifname;
 
@@ -90,17 +99,19 @@ export function indexName(a: Attachment): string {
   return `~${createHash('sha256').update(name).digest('hex')}`;
 }
 
-function tmpName(): string {
-  return `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`;
-}
+/** A temp name in `.tmp/`: the writer's pid, so a sweep can tell a dead writer's temps. */
+const tmpName = () => `${process.pid}-${randomBytes(6).toString('hex')}`;
 
-/** Reads a file, or undefined if it does not exist (or, with `alsoDir`, is a directory). */
-function readIfExists(path: string, alsoDir = false): string | undefined {
+/** Whether the writer of a temp named `<pid>-…` is gone; false if the name holds no pid. */
+function writerDead(name: string): boolean {
+  const m = /^([1-9][0-9]{0,6})-/.exec(name);
+  const pid = m ? Number(m[1]) : 0;
+  if (!pid || pid === process.pid) return false;
   try {
-    return readFileSync(path, 'utf8');
+    process.kill(pid, 0);
+    return false;
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || (alsoDir && isErrno(err, 'EISDIR'))) return undefined;
-    throw err;
+    return isErrno(err, 'ESRCH'); // EPERM: alive, someone else's
   }
 }
 
@@ -112,42 +123,21 @@ function unlinkQuiet(path: string): void {
   }
 }
 
-/** Creates `path` (it must not exist), writes `data` and fsyncs it; removes it again on failure. */
-function writeSynced(path: string, data: string): void {
-  const fd = openSync(path, 'wx', 0o644);
-  try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkQuiet(path);
-    throw err;
-  }
-  closeSync(fd);
-}
-
-
-/** Writes a temp file in `dir` (fsynced if `sync`) and renames it to `name`: readers see the old or the new content. */
-function replaceFile(dir: string, name: string, data: string, sync: boolean): void {
-  const tmp = join(dir, tmpName());
-  if (sync) writeSynced(tmp, data);
-  else writeFileSync(tmp, data, { flag: 'wx', mode: 0o644 });
-  try {
-    renameSync(tmp, join(dir, name));
-  } catch (err) {
-    unlinkQuiet(tmp);
-    throw err;
-  }
-}
-
 // The store works with synchronous file system calls. A vnet-ipam process does one thing at a
 // time, and each call here is a few microseconds of kernel work: the promise API would add a
 // thread-pool round trip (and, on the first call, the start of the pool's threads) to every one.
 export class Store {
   readonly indexDir: string;
+  readonly tmpDir: string;
+  // What this Store has checked (lstat) already: a Store lives for one call.
+  private dirChecked = false;
+  private indexChecked = false;
+  private tmpChecked = false;
+  private laidOut = false;
 
   constructor(readonly dir: string) {
     this.indexDir = join(dir, INDEX_DIR);
+    this.tmpDir = join(dir, TMP_DIR);
   }
 
   static forNetwork(dataDir: string, network: string): Store {
@@ -158,37 +148,60 @@ export class Store {
     return join(this.dir, ip);
   }
 
-  /** Creates the network directory and host-local's `lock` file if missing. */
-  ensureDir(): void {
-    mkdirp(this.dir, 0o755);
-    writeFileSync(join(this.dir, LOCK_FILE), '', { flag: 'a', mode: 0o750 });
-  }
-
+  /**
+   * Whether the network directory exists; throws UnsafePath if it is a link or not a directory.
+   * (The data directory above it is the admin's, and resolved normally.)
+   */
   exists(): boolean {
+    if (this.dirChecked) return true;
     try {
-      statSync(this.dir);
-      return true;
+      this.dirChecked = isDirectory(this.dir);
     } catch (err) {
-      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false;
+      if (isErrno(err, 'ENOTDIR')) return false; // the data directory is a file: nothing here
       throw err;
     }
+    return this.dirChecked;
+  }
+
+  /**
+   * Creates the network directory (0700), host-local's `lock` file (0600) and `.tmp/` (0700) if
+   * missing, and checks them (no links) if not.
+   */
+  ensureDir(): void {
+    if (this.laidOut) return;
+    if (!this.exists()) {
+      mkdirp(dirname(this.dir), 0o755);
+      ensureDirectory(this.dir);
+      this.dirChecked = true;
+    }
+    const lock = join(this.dir, LOCK_FILE);
+    if (!isRegularFile(lock)) {
+      try {
+        createFile(lock, '', false);
+      } catch (err) {
+        if (!(isErrno(err, 'EEXIST') && isRegularFile(lock))) throw err;
+      }
+    }
+    this.ensureTmpDir();
+    this.laidOut = true;
+  }
+
+  private ensureTmpDir(): void {
+    if (this.tmpChecked) return;
+    ensureDirectory(this.tmpDir);
+    this.tmpChecked = true;
   }
 
   // ---- address files ----
 
   /**
-   * Writes "<containerID>\r\n<ifname>" to a fresh temp file in the network directory and fsyncs
-   * it, ready to be linked into place by `claim`. Needs no lock. Creates the directory if needed.
+   * Writes "<containerID>\r\n<ifname>" to a fresh temp file in `.tmp/` and fsyncs it, ready to
+   * be linked into place by `claim`. Needs no lock. Creates (or checks) the directory first.
    */
   prepare(a: Attachment): string {
-    const path = join(this.dir, tmpName());
-    try {
-      writeSynced(path, ownerText(a));
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-      this.ensureDir();
-      writeSynced(path, ownerText(a));
-    }
+    this.ensureDir();
+    const path = join(this.tmpDir, tmpName());
+    createFile(path, ownerText(a), true);
     return path;
   }
 
@@ -203,14 +216,18 @@ export class Store {
     }
   }
 
-  /** Whether an address file exists (a cheap probe; `claim` is the authority). */
+  /** Whether an address file exists (a cheap probe; `claim` is the authority). A link counts. */
   taken(ip: string): boolean {
     return lstatSync(this.ipPath(ip), { throwIfNoEntry: false }) !== undefined;
   }
 
-  /** Who holds an address, or undefined if nobody does (or the file says nothing). */
+  /**
+   * Who holds an address, or undefined if nobody does (or the file says nothing; a directory
+   * holds nothing either). Throws UnsafePath if the address file is a link or a special file.
+   */
   owner(ip: string): Attachment | undefined {
-    const text = readIfExists(this.ipPath(ip), true);
+    if (!this.exists()) return undefined;
+    const text = readFile(this.ipPath(ip), true);
     return text === undefined ? undefined : parseOwner(text);
   }
 
@@ -229,13 +246,30 @@ export class Store {
   // ---- round-robin cursor ----
 
   lastReserved(set: number): IP | undefined {
-    const text = readIfExists(join(this.dir, LAST_RESERVED + set));
+    if (!this.exists()) return undefined;
+    const text = readFile(join(this.dir, LAST_RESERVED + set));
     return text === undefined ? undefined : parseIp(text.trim());
   }
 
   /** Atomically replaces last_reserved_ip.<set>. Only a hint for round-robin: not fsynced. */
   setLastReserved(set: number, ip: string): void {
-    replaceFile(this.dir, LAST_RESERVED + set, ip, false);
+    this.replaceFile(this.dir, LAST_RESERVED + set, ip, false);
+  }
+
+  /**
+   * Writes a temp file in `.tmp/` (fsynced if `sync`) and renames it to `dir/name`: readers see
+   * the old or the new content. rename() replaces a link planted at `name`, never its target.
+   */
+  private replaceFile(dir: string, name: string, data: string, sync: boolean): void {
+    this.ensureTmpDir();
+    const tmp = join(this.tmpDir, tmpName());
+    createFile(tmp, data, sync);
+    try {
+      renameSync(tmp, join(dir, name));
+    } catch (err) {
+      removeQuietly(tmp);
+      throw err;
+    }
   }
 
   // ---- the index ----
@@ -244,34 +278,45 @@ export class Store {
     return join(this.indexDir, indexName(a));
   }
 
+  /** Whether `.by-container/` exists; throws UnsafePath if it (or the network directory) is a link or not a directory. */
   indexed(): boolean {
-    return statSync(this.indexDir, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    if (this.indexChecked) return true;
+    this.indexChecked = this.exists() && isDirectory(this.indexDir);
+    return this.indexChecked;
   }
 
   /** The addresses an attachment's index names (unverified), or undefined without an index entry. */
   readIndex(a: Attachment): string[] | undefined {
-    const text = readIfExists(this.indexPath(a));
+    if (!this.indexed()) return undefined;
+    const text = readFile(this.indexPath(a));
     if (text === undefined) return undefined;
     const entry = parseIndex(text);
     return entry && sameAttachment({ containerId: entry.containerID, ifname: entry.ifname }, a) ? entry.ips : [];
   }
 
   /** Writes an attachment's index entry atomically (temp, fsync, rename). */
-  writeIndex(a: Attachment, ips: string[], dir = this.indexDir): void {
-    const entry: IndexEntry = { containerID: a.containerId, ifname: a.ifname, ips };
-    replaceFile(dir, indexName(a), JSON.stringify(entry) + '\n', true);
+  writeIndex(a: Attachment, ips: string[]): void {
+    this.replaceFile(this.indexDir, indexName(a), indexText(a, ips), true);
   }
 
   removeIndex(a: Attachment): void {
     unlinkQuiet(this.indexPath(a));
   }
 
-  /** Every index entry, with its file name. Unreadable or foreign entries come back as undefined. */
+  /** Every index entry, with its file name. Unreadable or foreign entries (links too) come back as undefined. */
   listIndex(): { name: string; entry: IndexEntry | undefined }[] {
     const out: { name: string; entry: IndexEntry | undefined }[] = [];
+    if (!this.indexed()) return out;
     for (const name of readdirQuiet(this.indexDir)) {
       if (name.startsWith('.')) continue;
-      const text = readIfExists(join(this.indexDir, name));
+      let text: string | undefined;
+      try {
+        text = readFile(join(this.indexDir, name));
+      } catch (err) {
+        if (!(err instanceof UnsafePath)) throw err;
+        out.push({ name, entry: undefined });
+        continue;
+      }
       if (text !== undefined) out.push({ name, entry: parseIndex(text) });
     }
     return out;
@@ -309,10 +354,12 @@ export class Store {
       e.ips.push(x.ip);
       byOwner.set(key, e);
     }
-    const tmpDir = join(this.dir, tmpName());
-    mkdirSync(tmpDir, { mode: 0o755 });
+    this.ensureTmpDir();
+    const tmpDir = join(this.tmpDir, tmpName());
+    makeDir(tmpDir);
     try {
-      for (const { a, ips } of byOwner.values()) this.writeIndex(a, ips, tmpDir);
+      // A fresh private directory: its entries need no temp names of their own.
+      for (const [name, { a, ips }] of byOwner) createFile(join(tmpDir, name), indexText(a, ips), true);
       renameSync(tmpDir, this.indexDir);
     } catch (err) {
       rmSync(tmpDir, { recursive: true, force: true });
@@ -320,36 +367,86 @@ export class Store {
       if (isErrno(err, 'ENOTEMPTY', 'EEXIST') && this.indexed()) return;
       throw err;
     }
+    this.indexChecked = true;
   }
 
   // ---- scanning ----
 
   /** Names of the directory's entries that are addresses (host-local's allocation files). */
   addressNames(): string[] {
+    if (!this.exists()) return [];
     return readdirQuiet(this.dir).filter((n) => !n.startsWith('.') && canonicalIp(n) !== undefined);
   }
 
-  /** Every allocation in the directory (a scan; for GC, `vnet state` and the one-time indexing). */
+  /**
+   * Every allocation in the directory (a scan; for GC, `vnet state` and the one-time indexing).
+   * An address file that is a link (or not a regular file) is skipped, never read through.
+   */
   list(): Allocation[] {
     const out: Allocation[] = [];
     for (const ip of this.addressNames()) {
-      const owner = this.owner(ip);
+      let owner: Attachment | undefined;
+      try {
+        owner = this.owner(ip);
+      } catch (err) {
+        if (err instanceof UnsafePath) continue;
+        throw err;
+      }
       if (owner) out.push({ ip, ...owner });
     }
     return out;
   }
 
-  /** Removes a temp file or a temp directory (an interrupted indexing). */
+  // ---- temp files ----
+
+  /**
+   * Removes the temps in `.tmp/` whose writer is dead or that are older than `ageMs` (see the
+   * header). Cheap: `.tmp/` holds only temps in flight. Call under the lock. Best effort, except
+   * that a `.tmp` that is a link or not a directory is an error.
+   */
+  sweepTemps(ageMs = STALE_TEMP_MS): string[] {
+    const swept: string[] = [];
+    if (!this.exists() || !isDirectory(this.tmpDir)) return swept;
+    this.tmpChecked = true;
+    const old = Date.now() - ageMs;
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.tmpDir);
+    } catch {
+      return swept;
+    }
+    for (const name of names) {
+      const path = join(this.tmpDir, name);
+      try {
+        const st = lstatSync(path, { throwIfNoEntry: false });
+        if (!st || !(writerDead(name) || st.mtimeMs < old)) continue;
+        rmSync(path, { recursive: true, force: true }); // never follows a link
+        swept.push(path);
+      } catch {
+        // Left for the next sweep.
+      }
+    }
+    return swept;
+  }
+
+  /** Removes a legacy temp file or directory (see `legacyTemps`). */
   removeTemp(path: string): void {
     rmSync(path, { recursive: true, force: true });
   }
 
-  /** Temp files older than `ageMs` (left by a crash), for GC to sweep. */
-  staleTemps(ageMs: number): string[] {
+  /** Temp files of older versions (`.tmp-*` in the directory and the index) older than `ageMs`, for GC to sweep. */
+  legacyTemps(ageMs = STALE_TEMP_MS): string[] {
     const out: string[] = [];
-    for (const dir of [this.dir, this.indexDir]) {
+    if (!this.exists()) return out;
+    let indexed = false;
+    try {
+      indexed = this.indexed();
+    } catch {
+      // A link or a file at `.by-container`: GC reports it when listing the index.
+    }
+    for (const dir of indexed ? [this.dir, this.indexDir] : [this.dir]) {
       for (const n of readdirQuiet(dir)) {
-        if (!n.startsWith(TMP_PREFIX)) continue;
+        if (!n.startsWith(LEGACY_TMP_PREFIX)) continue;
         const path = join(dir, n);
         const st = lstatSync(path, { throwIfNoEntry: false });
         if (st && st.mtimeMs < Date.now() - ageMs) out.push(path);
@@ -358,11 +455,11 @@ export class Store {
     return out;
   }
 
-  /** Checks that the directory can be created and written: creates it and a probe file. */
+  /** Checks that the directory can be created and written: creates it and a probe file in `.tmp/`. */
   probeWritable(): void {
     this.ensureDir();
-    const probe = join(this.dir, tmpName());
-    writeFileSync(probe, '', { flag: 'wx' });
+    const probe = join(this.tmpDir, tmpName());
+    createFile(probe, '', false);
     unlinkSync(probe);
     accessSync(this.dir, constants.R_OK | constants.W_OK | constants.X_OK);
   }
@@ -377,6 +474,8 @@ function readdirQuiet(dir: string): string[] {
     throw err;
   }
 }
+
+const indexText = (a: Attachment, ips: string[]) => JSON.stringify({ containerID: a.containerId, ifname: a.ifname, ips } satisfies IndexEntry) + '\n';
 
 function parseIndex(text: string): IndexEntry | undefined {
   try {
