@@ -2,6 +2,7 @@
 // removes, what GC frees. Everything here runs under the network's lock (lock.ts), except
 // `assignRequested`, which only looks at the config.
 import { CniError, Code } from '../cni/errors.js';
+import { crashPoint } from '../crash.js';
 import type { RequestedIp } from '../config/ipam.js';
 import type { HeldLock } from './lock.js';
 import {
@@ -125,6 +126,7 @@ export function allocate(
 
   // 2. The index first, then 3. the address files; undo both on any failure.
   store.writeIndex(a, picks.map((p) => p.ip));
+  crashPoint('vnet-ipam: the index entry written, no address file yet');
   const claimed: Assigned[] = [];
   try {
     for (let s = 0; s < sets.length; s++) {
@@ -141,6 +143,7 @@ export function allocate(
         store.writeIndex(a, picks.map((p) => p.ip));
       }
       claimed.push(pick);
+      crashPoint(`vnet-ipam: address file ${pick.ip} linked into place`);
     }
     // 4. The round-robin cursors, as host-local does, also for requested addresses.
     for (const p of picks) store.setLastReserved(p.set, p.ip);
@@ -173,6 +176,7 @@ export function release(store: Store, a: Attachment): string[] {
   const listed = store.readIndex(a);
   if (listed === undefined) return [];
   const released = listed.filter((ip) => store.release(ip, a));
+  crashPoint('vnet-ipam: address files removed, the index entry not yet');
   store.removeIndex(a);
   return released;
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
+import { crashPoint } from '../crash.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
 import { validAttachments } from '../config/attachments.js';
 import { parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
@@ -75,6 +76,7 @@ async function add(env: CniEnv, conf: Record<string, unknown>): Promise<Result> 
   const tmps: string[] = [];
   try {
     for (let s = 0; s < cfg.rangeSets.length; s++) tmps.push(store.prepare(a));
+    crashPoint('vnet-ipam: temp address files written, the lock not taken');
     const picks = await withLock(store.dir, (lock) => allocate(store, cfg.rangeSets, requested, a, tmps, lock), {
       createDir: () => store.ensureDir(),
     });
