@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CniError, Code } from '../src/cni/errors.js';
-import { parseIpamConfig, parseIpamLocation } from '../src/config/ipam.js';
+import { parseIpamConfig, parseIpamLocation } from '../src/ipam/config.js';
 import {
   candidates,
   formatIp,

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { checkContainerId, checkIfname } from '../cni/env.js';
 import { Code } from '../cni/errors.js';
 import { parseNetConf, type NetConf } from '../config/netconf.js';
-import { parseIpamConfig } from '../config/ipam.js';
+import { parseIpamConfig } from '../ipam/config.js';
 import { candidates, formatCidr, parseIp, subnetFor, subnetString } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';

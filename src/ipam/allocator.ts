@@ -3,7 +3,7 @@
 // `assignRequested`, which only looks at the config.
 import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
-import type { RequestedIp } from '../config/ipam.js';
+import type { RequestedIp } from './config.js';
 import type { HeldLock } from './lock.js';
 import {
   candidates,

@@ -9,7 +9,7 @@ import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
 import { validAttachments } from '../config/attachments.js';
-import { parseIpamConfig, parseIpamLocation, type IpamConfig } from '../config/ipam.js';
+import { parseIpamConfig, parseIpamLocation, type IpamConfig } from './config.js';
 import { allocate, assignRequested, attachmentText, collect, holder, release, type Assigned } from './allocator.js';
 import { withLock } from './lock.js';
 import { formatCidr, formatIp, formatValue, parseCidr, parseIp, subnetFor } from './range.js';

@@ -5,8 +5,8 @@ import v8 from 'node:v8';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import type { Route } from '../cni/result.js';
-import { validate } from './issue.js';
-import { networkNameProblem } from './netconf.js';
+import { validate } from '../config/issue.js';
+import { networkNameProblem } from '../config/netconf.js';
 import { addrOf, dstOf } from '../net/values.js';
 import {
   checkNoOverlap,
@@ -16,7 +16,7 @@ import {
   type IP,
   type RangeSet,
   type RawRange,
-} from '../ipam/range.js';
+} from './range.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
