@@ -31,7 +31,7 @@ const require = createRequire(import.meta.url);
 const { values: opts } = parseArgs({
   options: {
     entry: { type: 'string' },
-    sea: { type: 'string', default: 'auto' },
+    sea: { type: 'string', default: process.env.VNET_SEA || 'auto' },
     verbose: { type: 'boolean', default: false },
   },
 });

@@ -4,9 +4,8 @@
 # play pods; the plugin runs inside the node namespace exactly as a container runtime runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (sudo ./scripts/demo.sh): it creates network namespaces" >&2; exit 1; }
-./scripts/deps.sh
-npm run --silent build
+[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root: it creates network namespaces" >&2; exit 1; }
+. ./scripts/deps.sh --build # and leaves Node >= 20 first on PATH for node below
 
 p="vdemo$$"
 node="$p-node" gw="$p-vnet" pods=("$p-pod1" "$p-pod2")

@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[ -x dist/bin/vnet ] || { echo "install.sh: dist/bin/vnet is missing: run npm run build first" >&2; exit 1; }
+[ -x dist/bin/vnet ] || { echo "install.sh: dist/bin/vnet is missing: run ./scripts/deps.sh --build first" >&2; exit 1; }
 [ -z "$conf" ] || [ -f "$conf" ] || { echo "install.sh: no such conf file: $conf" >&2; exit 1; }
 
 mkdir -p "$prefix"

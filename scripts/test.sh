@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, with its own set-up: Debian packages, npm ci, the native build, vitest.
-# Run as root (the tests create network namespaces; they never touch the machine's own).
+# The whole test suite, with its own set-up: Debian packages, Node >= 20, npm ci, the native
+# build, vitest. Run as root (the tests create network namespaces; they never touch the machine's
+# own). Arguments go to vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (sudo ./scripts/test.sh): the tests create network namespaces" >&2; exit 1; }
-./scripts/deps.sh
-npm run --silent build
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root: the tests create network namespaces" >&2; exit 1; }
+# A snapshot build or a failure: a silent fall-back to a code cache would cost every call ~7 ms.
+export VNET_SEA=snapshot
+. ./scripts/deps.sh --build # and leaves Node >= 20 first on PATH for npx and node below
 npx tsc --noEmit
 mkdir -p .tmp
 rc=0
