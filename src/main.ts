@@ -122,10 +122,11 @@ function warmUp(): void {
     const conf = parseNetConf(stdin, 'ADD');
     const typed = typedIpam({ ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '0.0.0.0/0' }] }, 'warm-up', Code.internal);
     const a = { containerId: 'warm-up', ifname: checkIfname('eth0') };
-    const input = { network: conf.name, attachment: a, ifname: a.ifname, netnsPath: '/x', ...typed, mtu: 1500, ipsToRouteViaHost: [] };
-    const mode = modeOf('transparent');
-    batchLine(mode.addPlan(input).steps[0]!.ip![0]!);
-    resultAsVersion(mode.result(input), conf.cniVersion);
+    const input = { network: conf.name, bridge: conf.bridgeConf, attachment: a, ifname: a.ifname, netnsPath: '/x', ...typed, mtu: 1500, ipsToRouteViaHost: [] };
+    for (const mode of [modeOf('transparent'), modeOf('bridge')]) {
+      batchLine(mode.addPlan(input).steps[0]!.ip![0]!);
+      resultAsVersion(mode.result(input), conf.cniVersion);
+    }
   } catch {
     // Only a head start.
   }

@@ -37,6 +37,7 @@ export function explain(args: string[]): string {
 
   const plan = modeOf(conf.mode).addPlan({
     network: conf.name,
+    bridge: conf.bridgeConf,
     attachment: { containerId, ifname },
     ifname,
     netnsPath: netns,

@@ -43,6 +43,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     if (mtuLookup.status === 'rejected') throw mtuLookup.reason;
     const input: AddInput = {
       network: conf.name,
+      bridge: conf.bridgeConf,
       attachment,
       ifname: env.ifname,
       netnsPath: pod.path,

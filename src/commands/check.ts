@@ -25,6 +25,7 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
 
   const plan = modeOf(conf.mode).addPlan({
     network: conf.name,
+    bridge: conf.bridgeConf,
     attachment: { containerId: env.containerId, ifname: env.ifname },
     ifname: env.ifname,
     netnsPath: pod.path,

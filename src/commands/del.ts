@@ -1,23 +1,47 @@
-// DEL: remove the veth (its peer and /32 route go with it) and release the address. Succeeds on
-// repeats, with no netns, no prevResult, nothing allocated, and a config edited since ADD (see
-// config/netconf.ts); always tries to release the address. The pod's netns is never opened:
-// everything DEL removes is named from the attachment alone.
+// DEL: the mode's DEL plan (the veth, and for bridge mode the bridge's neighbour entries for the
+// pod) and the IPAM release. Succeeds on repeats, with no netns, no prevResult, nothing
+// allocated, and a config edited since ADD (see config/netconf.ts); always tries to release the
+// address. The pod's netns is never opened: everything DEL removes is named from the attachment,
+// and the pod's addresses come from prevResult or, without one, from the bridge's neighbours.
 import type { CniEnv } from '../cni/env.js';
+import { Code } from '../cni/errors.js';
+import { parseResult } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
+import { neighbourAddrs } from '../net/ip.js';
+import type { Addr } from '../net/values.js';
 import { execute } from '../plan/execute.js';
+import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
+import { containerMac } from '../plan/names.js';
 import { log } from '../log.js';
 import { callIpam, hasIpam } from './ipam.js';
 
 export async function del(env: CniEnv, conf: NetConf): Promise<void> {
   for (const why of conf.ignored) log.warn(`DEL ignores a field in error: ${why}`);
-  const plan = modeOf(conf.mode).delPlan(conf.name, { containerId: env.containerId, ifname: env.ifname });
+  const mode = modeOf(conf.mode);
+  const attachment = { containerId: env.containerId, ifname: env.ifname };
   if (!hasIpam(conf)) log.warn('No usable ipam section: no address to release');
   // Independent work, done side by side: the kernel takes tens of milliseconds to tear a veth
   // down, time in which the address is released. Both run whatever the other's outcome.
   const [link, ipam] = await Promise.allSettled([
-    execute(plan, undefined, { tolerate: /Cannot find device|does not exist/ }),
+    (async () => {
+      const podIps = mode.delNeedsPodIps ? await podAddrs(conf, () => neighbourAddrs(conf.bridgeConf.name, containerMac(conf.name, attachment))) : [];
+      const plan = mode.delPlan({ network: conf.name, attachment, bridge: conf.bridgeConf, podIps });
+      await execute(plan, undefined, { tolerate: /Cannot find device|does not exist|No such file or directory/ });
+    })(),
     hasIpam(conf) ? callIpam(env, conf, 'DEL') : undefined,
   ]);
   for (const r of [link, ipam]) if (r.status === 'rejected') throw r.reason;
+}
+
+/** The pod's addresses from prevResult; a prevResult in error is ignored (DEL must go on). */
+async function podAddrs(conf: NetConf, lookUp: () => Promise<Addr[]>): Promise<Addr[]> {
+  if (conf.prevResult !== undefined) {
+    try {
+      return typedIpam(parseResult(conf.prevResult, 'prevResult', Code.invalidConfig), 'prevResult', Code.invalidConfig).ips.map((i) => i.cidr);
+    } catch (err) {
+      log.warn(`DEL ignores prevResult: ${(err as Error).message}`);
+    }
+  }
+  return lookUp();
 }

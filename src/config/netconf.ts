@@ -5,7 +5,8 @@
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
-import { ifNameProblem, toAddr, type Addr } from '../net/values.js';
+import { ifNameProblem, toAddr, type Addr, type IfName } from '../net/values.js';
+import type { BridgeConf } from '../plan/input.js';
 import type { ModeName } from '../plan/modes.js';
 import { describeIssue, validate } from './issue.js';
 import type { Command } from '../cni/env.js';
@@ -55,6 +56,7 @@ type Parsed = z.infer<typeof netConfSchema>;
 export type NetConf = Common &
   Omit<Parsed, 'mode' | 'ipsToRouteViaHost'> & {
     mode: ModeName;
+    bridgeConf: BridgeConf;
     ipsToRouteViaHost: Addr[];
     /** stdin as received, for delegation */
     raw: string;
@@ -103,12 +105,12 @@ export function parseNetConf(raw: string, command: Command): NetConf {
     conf = out as Parsed;
   }
   // Refused rather than silently ignored: a config must not promise what the plugin won't do.
-  // DEL of a bridge-mode attachment removes its veth, which every mode names alike.
-  let mode: ModeName = 'transparent';
-  if (conf.mode === 'bridge') {
-    if (!lenient) throw new CniError(Code.unsupportedField, 'mode "bridge" is not implemented yet; use "transparent"');
-    ignored.push('mode: "bridge" is not implemented; removing the attachment as transparent mode names it');
-  } else mode = conf.mode;
-  if (conf.ipMasq && !lenient) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
-  return { ...common, ...conf, mode, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
+  if (!lenient) {
+    if (conf.uplink !== undefined) {
+      throw new CniError(Code.unsupportedField, 'uplink (Azure\'s azure0 layout, the NIC moved onto the bridge) is not implemented yet; bridge mode supports the kubenet layout (isGateway)');
+    }
+    if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
+  }
+  const bridge: BridgeConf = { name: conf.bridge as IfName, isGateway: conf.isGateway, hairpin: conf.hairpinMode };
+  return { ...common, ...conf, bridgeConf: bridge, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
 }

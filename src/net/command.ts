@@ -14,7 +14,8 @@ export type Keyword =
   | 'link' | 'addr' | 'route' | 'neigh'
   | 'add' | 'del' | 'set' | 'replace'
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
-  | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad';
+  | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad'
+  | 'bridge' | 'master' | 'bridge_slave' | 'hairpin' | 'on';
 
 /** The pod's network namespace as every child sees it: the descriptor we opened, on fd 3. */
 export const POD_NETNS_REF = '/proc/self/fd/3';

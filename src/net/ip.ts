@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
 import type { PodNetns } from './netns.js';
-import type { IfName } from './values.js';
+import { toAddr, type Addr, type IfName } from './values.js';
 
 /** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
 function ipArgv(args: string[], pod?: PodNetns): string[] {
@@ -125,6 +125,14 @@ export function nodeHasLink(name: IfName): boolean {
   } catch {
     return false;
   }
+}
+
+/** The addresses a bridge's neighbour table maps to this MAC (DEL without prevResult): one process. */
+export async function neighbourAddrs(dev: IfName, mac: string): Promise<Addr[]> {
+  const [neighs = []] = await ipJson(['neigh show']);
+  return (neighs as { dst?: string; dev?: string; lladdr?: string }[])
+    .filter((n) => n.dev === dev && n.lladdr === mac && typeof n.dst === 'string')
+    .flatMap((n) => toAddr(n.dst!) ?? []);
 }
 
 /** The name of the interface holding the default IPv4 route, from /proc/net/route (no process). */

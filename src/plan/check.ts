@@ -9,6 +9,7 @@ import type { Expect, Plan, Side } from './plan.js';
 
 interface Link {
   ifname: string;
+  master?: string;
   flags?: string[];
   mtu?: number;
   address?: string;
@@ -71,6 +72,7 @@ function checkOne(e: Expect, s: State): string | undefined {
       if (e.up && !l.flags?.includes('UP')) return `interface ${e.name} is down`;
       if (e.mac && l.address !== e.mac) return `interface ${e.name} has MAC ${l.address}, expected ${e.mac}`;
       if (e.mtu && l.mtu !== e.mtu) return `interface ${e.name} has MTU ${l.mtu}, expected ${e.mtu}`;
+      if (e.master && l.master !== e.master) return `interface ${e.name} is ${l.master ? `a port of ${l.master}` : 'on no bridge'}, expected a port of ${e.master}`;
       return undefined;
     }
     case 'addr': {

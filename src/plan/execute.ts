@@ -49,7 +49,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         return;
       }
       const step = p.owners[failure.index]!;
-      if (!opts.tolerate?.test(failure.message)) {
+      if (!(step.tolerate ?? opts.tolerate)?.test(failure.message)) {
         throw new CniError(Code.datapath, `${step.say}: failed: ${failure.message}`, `ip ${p.cmds[failure.index]!.join(' ')}`);
       }
       log.info(`  (already done: ${failure.message})`);

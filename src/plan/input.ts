@@ -15,8 +15,16 @@ export interface PodRoute {
   gw?: Addr;
 }
 
+/** The bridge-mode fields of the config, typed. */
+export interface BridgeConf {
+  name: IfName;
+  isGateway: boolean;
+  hairpin: boolean;
+}
+
 export interface AddInput {
   network: string;
+  bridge: BridgeConf;
   attachment: Attachment;
   ifname: IfName;
   /** The runtime's CNI_NETNS text: the result's sandbox, the log, explain. */
@@ -25,6 +33,14 @@ export interface AddInput {
   routes: PodRoute[];
   mtu: number;
   ipsToRouteViaHost: Addr[];
+}
+
+/** What DEL knows: names, and the pod's addresses when prevResult had them. */
+export interface DelInput {
+  network: string;
+  attachment: Attachment;
+  bridge: BridgeConf;
+  podIps: Addr[];
 }
 
 /** IPAM's ips and routes, parsed strictly. `what`: "IPAM result" or "prevResult". */

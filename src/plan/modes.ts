@@ -1,20 +1,23 @@
 // The mode registry: the one place that knows which modes exist. ADD, CHECK, DEL, GC, explain
 // and state ask it for a mode's plans and result; nothing else imports a mode by name.
 import type { Result } from '../cni/result.js';
-import type { Attachment } from '../config/attachments.js';
-import type { AddInput } from './input.js';
+import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
+import type { AddInput, DelInput } from './input.js';
 import type { Plan } from './plan.js';
 import { transparentAddPlan, transparentDelPlan, transparentResult } from './transparent.js';
 
 export interface Mode {
   addPlan(input: AddInput): Plan;
-  /** What DEL runs: needs only the names, never the pod's netns or the config's details. */
-  delPlan(network: string, a: Attachment): Plan;
+  /** What DEL runs: needs only the names (and the pod's addresses, if known), never the pod's netns. */
+  delPlan(d: DelInput): Plan;
+  /** DEL also needs the pod's addresses (to remove state keyed by them); without prevResult, looked up. */
+  delNeedsPodIps: boolean;
   result(input: AddInput): Result;
 }
 
 const MODES = {
-  transparent: { addPlan: transparentAddPlan, delPlan: transparentDelPlan, result: transparentResult },
+  transparent: { addPlan: transparentAddPlan, delPlan: transparentDelPlan, result: transparentResult, delNeedsPodIps: false },
+  bridge: { addPlan: bridgeAddPlan, delPlan: bridgeDelPlan, result: bridgeResult, delNeedsPodIps: true },
 } satisfies Record<string, Mode>;
 
 export type ModeName = keyof typeof MODES;

@@ -26,6 +26,21 @@ export function containerMac(network: string, a: Attachment): Mac {
   return mac(['02', ...hex.match(/../g)!].join(':'));
 }
 
+/** The host end's MAC in bridge mode (transparent mode uses HOST_VETH_MAC), from the same key. */
+export function hostVethMac(network: string, a: Attachment): Mac {
+  return mac(['02', ...digest(network, a).slice(30, 40).match(/../g)!].join(':'));
+}
+
+/**
+ * A bridge's pinned MAC when no uplink lends its own: derived from the network and bridge name.
+ * Pinned because a Linux bridge otherwise takes its lowest port's MAC, which changes as pods
+ * come and go and breaks the neighbours' caches (Azure CNI #751).
+ */
+export function bridgeMac(network: string, bridge: string): Mac {
+  const hex = createHash('sha1').update(`bridge:${network}:${bridge}`).digest('hex');
+  return mac(['02', ...hex.slice(0, 10).match(/../g)!].join(':'));
+}
+
 /**
  * The host veth's alias: `vnet:<network>:<containerID>:<ifname>`, cut to the kernel's 255 bytes.
  * It marks the veth as this network's (GC looks for the `vnet:<network>:` prefix and compares

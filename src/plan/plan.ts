@@ -17,7 +17,7 @@ export type Lifecycle = 'attachment' | 'shared';
 
 /** What a step leaves behind, as CHECK reads it back. */
 export type Expect =
-  | { kind: 'link'; side: Side; name: IfName; mac?: Mac; up: boolean; mtu?: number }
+  | { kind: 'link'; side: Side; name: IfName; mac?: Mac; up: boolean; mtu?: number; master?: IfName }
   | { kind: 'addr'; side: Side; dev: IfName; address: Cidr }
   | { kind: 'route'; side: Side; dst: Cidr; dev: IfName; gw?: IpText; scope?: 'link' }
   | { kind: 'neigh'; side: Side; dev: IfName; ip: IpText; mac: Mac }
@@ -31,6 +31,8 @@ export interface Step {
   ip?: IpCmd[];
   /** Sysctls to set, on the node only (written in-process through /proc/sys). */
   sysctl?: [key: SysctlKey, value: string][];
+  /** A failure that means "already there" for this step (a shared object another call made). */
+  tolerate?: RegExp;
   /** Node-side commands that undo this step, run by rollback only if this call made it. */
   undo?: IpCmd[];
   expect?: Expect[];

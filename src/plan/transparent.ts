@@ -4,10 +4,9 @@
 // 169.254.1.1, whose MAC is a permanent neighbour entry: every packet leaves through the node.
 import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
-import type { Attachment } from '../config/attachments.js';
 import { POD_NETNS_REF } from '../net/command.js';
 import { hostRoute, toDst, type Cidr, type IfName } from '../net/values.js';
-import type { AddInput, PodIp } from './input.js';
+import type { AddInput, DelInput, PodIp } from './input.js';
 import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
 import type { Plan, Step } from './plan.js';
 
@@ -147,8 +146,8 @@ export function transparentResult(input: AddInput): Result {
 }
 
 /** DEL: the host veth goes, and with it the container end and the /32 route through it. */
-export function transparentDelPlan(network: string, a: Attachment): Plan {
-  const veth = hostVethName(network, a);
+export function transparentDelPlan({ network, attachment }: DelInput): Plan {
+  const veth = hostVethName(network, attachment);
   return {
     netnsPath: '',
     steps: [

@@ -1,0 +1,206 @@
+// Bridge mode, kubenet's layout (seed 000): a `cbr0` bridge holding the pod range's gateway, a
+// veth port per pod, a permanent neighbour entry per pod on the bridge. In namespaces, with the
+// built binary, the plugin running inside the node namespace as a runtime runs it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
+
+const lab = new Lab();
+let node = '';
+const NET = 'kubenet';
+const BR = `${lab.prefix.slice(0, 6)}br`;
+
+beforeAll(() => {
+  node = lab.ns('node');
+});
+afterAll(() => lab.cleanup());
+afterEach(() => {
+  for (const l of lab.ipJson(node, ['link', 'show']).filter((x) => x.ifname.startsWith('azv'))) lab.in(node, ['ip', 'link', 'del', l.ifname]);
+  rmSync(dataDir(), { recursive: true, force: true });
+});
+
+const dataDir = () => join(lab.dir, 'ipam');
+const conf = (over: Record<string, unknown> = {}) => ({
+  cniVersion: '1.1.0',
+  name: NET,
+  type: 'vnet',
+  mode: 'bridge',
+  bridge: BR,
+  isGateway: true,
+  mtu: 1500,
+  ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir() },
+  ...over,
+});
+
+let seq = 0;
+const pod = () => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
+type Pod = { id: string; netns: string };
+const call = (command: string, p: Partial<Pod>, stdin: object, on = node) =>
+  lab.run({ node: on, env: cniEnv(command, { id: p.id, netns: p.netns ?? '' }), stdin });
+const add = (p: Pod, c: object = conf(), on = node) => call('ADD', p, c, on);
+const del = (p: Partial<Pod>, c: object = conf(), on = node) => call('DEL', p, c, on);
+function ok(r: Ran): any {
+  expect(r.stdout + r.stderr, `exit ${r.code}`).not.toMatch(/"code":/);
+  expect(r.code).toBe(0);
+  return r.json;
+}
+
+const ports = (on = node) => lab.ipJson(on, ['link', 'show']).filter((l) => l.master === BR).map((l) => l.ifname);
+const staticNeighs = (on = node) => lab.ipJson(on, ['neigh', 'show', 'dev', BR]).filter((n) => n.state?.includes('PERMANENT'));
+function held(): string[] {
+  const dir = join(dataDir(), NET);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+}
+function expectClean(on = node) {
+  expect(ports(on)).toEqual([]);
+  expect(staticNeighs(on)).toEqual([]);
+  expect(held()).toEqual([]);
+}
+const ping = (from: string, to: string) => lab.in(from, ['ping', '-c', '1', '-W', '2', to]);
+
+describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is the gateway', () => {
+  it('two pods ping each other and the gateway; the tables are kubenet’s; DEL leaves the bridge and nothing else', async () => {
+    const a = pod();
+    const b = pod();
+    const ra = ok(await add(a));
+    const rb = ok(await add(b));
+    const ipA = ra.ips[0].address.split('/')[0];
+    const ipB = rb.ips[0].address.split('/')[0];
+    expect(ping(a.netns, ipB)).toContain('1 received');
+    expect(ping(b.netns, ipA)).toContain('1 received');
+    expect(ping(a.netns, '10.244.0.1')).toContain('1 received');
+
+    const bridge = lab.ipJson(node, ['addr', 'show', 'dev', BR])[0];
+    expect(bridge.addr_info.find((x: any) => x.family === 'inet')).toMatchObject({ local: '10.244.0.1', prefixlen: 24 });
+    expect(bridge.address).toBe(ra.interfaces[0].mac);
+    expect(ports().sort()).toEqual([ra.interfaces[1].name, rb.interfaces[1].name].sort());
+    expect(staticNeighs()).toEqual(
+      expect.arrayContaining([expect.objectContaining({ dst: ipA, lladdr: ra.interfaces[2].mac }), expect.objectContaining({ dst: ipB, lladdr: rb.interfaces[2].mac })]),
+    );
+    expect(lab.ipJson(a.netns, ['route', 'show'])).toEqual([
+      expect.objectContaining({ dst: 'default', gateway: '10.244.0.1', dev: 'eth0' }),
+      expect.objectContaining({ dst: '10.244.0.0/24', dev: 'eth0', scope: 'link' }),
+    ]);
+    expect(lab.in(node, ['cat', '/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
+
+    ok(await del(a, { ...conf(), prevResult: ra }));
+    ok(await del(b)); // without prevResult: the neighbour entry is found by the pod's MAC
+    expectClean();
+    expect(lab.ipJson(node, ['link', 'show', 'dev', BR])).toHaveLength(1);
+  });
+
+  it('the result names the bridge, the host veth and the pod’s interface; the IP is on interface 2', async () => {
+    const p = pod();
+    const r = ok(await add(p));
+    expect(r.interfaces.map((i: any) => i.name)).toEqual([BR, expect.stringMatching(/^azv[0-9a-f]{11}$/), 'eth0']);
+    expect(r.interfaces[2]).toMatchObject({ sandbox: p.netns, mtu: 1500 });
+    expect(r.ips).toEqual([{ interface: 2, address: expect.stringMatching(/^10\.244\.0\.\d+\/24$/), gateway: '10.244.0.1' }]);
+    ok(await del(p));
+    expectClean();
+  });
+});
+
+describe('the bridge is shared: ten first ADDs at once on a fresh node all succeed', () => {
+  it('one bridge, ten ports, ten addresses; all DELs leave it clean', async () => {
+    const fresh = lab.ns('fresh');
+    const pods = Array.from({ length: 10 }, pod);
+    const results = await Promise.all(pods.map((p) => add(p, conf(), fresh)));
+    for (const r of results) ok(r);
+    expect(lab.ipJson(fresh, ['link', 'show', 'type', 'bridge']).map((l) => l.ifname)).toEqual([BR]);
+    expect(ports(fresh)).toHaveLength(10);
+    expect(new Set(results.map((r) => r.json.ips[0].address)).size).toBe(10);
+    for (const r of await Promise.all(pods.map((p) => del(p, conf(), fresh)))) ok(r);
+    expectClean(fresh);
+  });
+});
+
+describe('CHECK names the first thing that drifted; DEL still cleans up', () => {
+  const cases: [string, (p: Pod, r: any) => void, RegExp][] = [
+    ['the neighbour entry deleted', (_p, r) => lab.in(node, ['ip', 'neigh', 'del', r.ips[0].address.split('/')[0], 'dev', BR]), /static ARP entry 10\.244\.0\.\d+ -> \S+ on \S+ is missing on the node/],
+    ['the veth taken off the bridge', (_p, r) => lab.in(node, ['ip', 'link', 'set', 'dev', r.interfaces[1].name, 'nomaster']), /interface azv\S+ is on no bridge, expected a port of/],
+    ['the gateway address removed from the bridge', () => lab.in(node, ['ip', 'addr', 'del', '10.244.0.1/24', 'dev', BR]), /address 10\.244\.0\.1\/24 is missing on \S+ on the node/],
+    ['the pod’s default route deleted', (p) => lab.in(p.netns, ['ip', 'route', 'del', 'default']), /route default via 10\.244\.0\.1 dev eth0 is missing in /],
+  ];
+  for (const [what, tamper, msg] of cases) {
+    it(what, async () => {
+      const p = pod();
+      const r = ok(await add(p));
+      ok(await call('CHECK', p, { ...conf(), prevResult: r }));
+      tamper(p, r);
+      const c = await call('CHECK', p, { ...conf(), prevResult: r });
+      expect(c.json?.code, c.stdout).toBe(103);
+      expect(c.json.msg).toMatch(msg);
+      ok(await del(p, { ...conf(), prevResult: r }));
+      expectClean();
+    });
+  }
+});
+
+describe('a failed ADD leaves no pod state behind (the bridge, shared, stays)', () => {
+  it('the pod’s interface name taken: no port, no neighbour entry, no address', async () => {
+    const p = pod();
+    lab.in(p.netns, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other0']);
+    const r = await add(p);
+    expect(r.json.code).toBe(102);
+    expectClean();
+  });
+});
+
+describe('every supported cniVersion gets a result of its shape', () => {
+  for (const v of SUPPORTED_VERSIONS) {
+    it(v, async () => {
+      const p = pod();
+      const r = ok(await add(p, conf({ cniVersion: v })));
+      expect(r.cniVersion).toBe(v);
+      if (v === '0.1.0' || v === '0.2.0') expect(r.ip4).toMatchObject({ ip: expect.stringMatching(/^10\.244\.0\./), gateway: '10.244.0.1' });
+      else expect(r.interfaces).toHaveLength(3);
+      ok(await del(p, conf({ cniVersion: v })));
+      expectClean();
+    });
+  }
+});
+
+describe('ipsToRouteViaHost: a listener on the node at that address is what the pod reaches', () => {
+  const LOCAL_DNS = '169.254.20.10';
+  let listener: ChildProcess | undefined;
+  afterEach(() => {
+    listener?.kill();
+    listener = undefined;
+    lab.in(node, ['ip', 'addr', 'flush', 'dev', 'lo', 'to', `${LOCAL_DNS}/32`]);
+  });
+  // A TCP listener on the node at LOCAL_DNS that answers "node-local"; the pod connects to it.
+  async function listen(on: string) {
+    lab.in(on, ['ip', 'addr', 'add', `${LOCAL_DNS}/32`, 'dev', 'lo']);
+    listener = spawn('nsenter', [`--net=${on}`, process.execPath, '-e',
+      `require('net').createServer((s) => s.end('node-local')).listen(5353, '${LOCAL_DNS}', () => console.log('ready'))`]);
+    await new Promise((r) => listener!.stdout!.once('data', r));
+  }
+  const connect = (from: string) =>
+    sh(['nsenter', `--net=${from}`, process.execPath, '-e',
+      `const s = require('net').connect(5353, '${LOCAL_DNS}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
+
+  for (const mode of ['bridge', 'transparent'] as const) {
+    it(`${mode} mode: the pod has a /32 route to it via the node, reaches it, and DEL takes the route with the pod`, async () => {
+      const on = lab.ns(`dns${mode}`);
+      if (mode === 'transparent') {
+        // a node with its own uplink, so the pod's address is not the node's subnet
+        lab.in(on, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+        lab.in(on, ['ip', 'addr', 'add', '10.250.0.4/24', 'dev', 'eth0']);
+        lab.in(on, ['ip', 'link', 'set', 'eth0', 'up']);
+      }
+      await listen(on);
+      const p = pod();
+      const c = conf({ mode, ipsToRouteViaHost: [LOCAL_DNS] });
+      const r = ok(await add(p, c, on));
+      expect(r.routes).toContainEqual({ dst: `${LOCAL_DNS}/32`, gw: mode === 'bridge' ? '10.244.0.1' : '169.254.1.1' });
+      expect(lab.ipJson(p.netns, ['route', 'show', `${LOCAL_DNS}/32`])).toHaveLength(1);
+      expect(connect(p.netns)).toBe('node-local');
+      ok(await del(p, c, on));
+      expect(lab.ipJson(on, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'))).toEqual([]);
+      expect(held()).toEqual([]);
+    });
+  }
+});
