@@ -48,7 +48,7 @@ function ok(r: Ran): any {
   return r.json;
 }
 
-const ports = (on = node) => lab.ipJson(on, ['link', 'show']).filter((l) => l.master === BR).map((l) => l.ifname);
+const ports = (on = node, br = BR) => lab.ipJson(on, ['link', 'show']).filter((l) => l.master === br).map((l) => l.ifname);
 const staticNeighs = (on = node) => lab.ipJson(on, ['neigh', 'show', 'dev', BR]).filter((n) => n.state?.includes('PERMANENT'));
 function held(): string[] {
   const dir = join(dataDir(), NET);
@@ -203,4 +203,83 @@ describe('ipsToRouteViaHost: a listener on the node at that address is what the 
       expect(held()).toEqual([]);
     });
   }
+});
+
+describe('Azure’s layout: the uplink moves onto the bridge on first use, and comes back if the move fails', () => {
+  const AZ = `${lab.prefix.slice(0, 6)}az`;
+  const azure = (over: Record<string, unknown> = {}) => ({
+    cniVersion: '1.1.0',
+    name: 'azure',
+    type: 'vnet',
+    mode: 'bridge',
+    bridge: AZ,
+    uplink: 'eth0',
+    ipam: {
+      type: 'vnet-ipam',
+      ranges: [[{ subnet: '10.224.0.0/16', rangeStart: '10.224.0.10', rangeEnd: '10.224.0.60', gateway: '10.224.0.1' }]],
+      routes: [{ dst: '0.0.0.0/0' }],
+      dataDir: join(lab.dir, 'ipam-azure'),
+    },
+    ...over,
+  });
+  const link = (on: string, name: string) => lab.ipJson(on, ['addr', 'show', 'dev', name])[0];
+  const v4 = (l: any) => l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`);
+  const defaultRoute = (on: string) => lab.ipJson(on, ['route', 'show', 'default'])[0];
+
+  it('after the first ADD the node’s address and default route are on the bridge, whose MAC is the NIC’s; pods reach the gateway, each other and the node', async () => {
+    const { node: n } = lab.aksNode('aznode');
+    const eth0Mac = link(n, 'eth0').address;
+    const a = pod();
+    const b = pod();
+    const ra = ok(await add(a, azure(), n));
+    expect(v4(link(n, AZ))).toEqual(['10.224.0.4/16']);
+    expect(v4(link(n, 'eth0'))).toEqual([]);
+    expect(link(n, 'eth0').master).toBe(AZ);
+    expect(link(n, AZ).address).toBe(eth0Mac);
+    expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
+    expect(ping(n, '10.224.0.1')).toContain('1 received');
+    const rb = ok(await add(b, azure(), n)); // finds the move done
+    const ipB = rb.ips[0].address.split('/')[0];
+    expect(ra.ips[0].gateway).toBe('10.224.0.1');
+    expect(ping(a.netns, '10.224.0.1')).toContain('1 received');
+    expect(ping(a.netns, ipB)).toContain('1 received');
+    expect(ping(a.netns, '10.224.0.4')).toContain('1 received');
+    ok(await call('CHECK', a, { ...azure(), prevResult: ra }, n));
+    lab.in(n, ['ip', 'link', 'set', 'dev', 'eth0', 'nomaster']);
+    const c = await call('CHECK', a, { ...azure(), prevResult: ra }, n);
+    expect(c.json.msg).toMatch(/interface eth0 is on no bridge, expected a port of/);
+    lab.in(n, ['ip', 'link', 'set', 'dev', 'eth0', 'master', AZ]);
+    ok(await del(a, azure(), n));
+    ok(await del(b, azure(), n));
+    // DEL never moves the uplink back: the node's connectivity is on the bridge now.
+    expect(v4(link(n, AZ))).toEqual(['10.224.0.4/16']);
+    expect(ports(n, AZ)).toEqual(['eth0']);
+    expect(ping(n, '10.224.0.1')).toContain('1 received');
+  });
+
+  it('a failure half-way through the move gives the NIC back its addresses and routes; nothing else is left', async () => {
+    const { node: n } = lab.aksNode('aznode2');
+    const p = pod();
+    const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_FAIL_AT: '(2/2)' }, stdin: azure() });
+    expect(r.json?.code, r.stdout).toBe(102);
+    expect(r.json.msg).toMatch(/test fault .*\(2\/2\)/);
+    expect(v4(link(n, 'eth0'))).toEqual(['10.224.0.4/16']);
+    expect(link(n, 'eth0').master).toBeUndefined();
+    expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: 'eth0' });
+    expect(ping(n, '10.224.0.1')).toContain('1 received');
+    expect(lab.ipJson(n, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'))).toEqual([]);
+    expect(readdirSync(join(lab.dir, 'ipam-azure', 'azure')).filter((f) => /^\d/.test(f))).toEqual([]);
+    // and then it works
+    ok(await add(p, azure(), n));
+    expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
+    ok(await del(p, azure(), n));
+  });
+
+  it('an uplink that does not exist is a config error and changes nothing', async () => {
+    const p = pod();
+    const r = await add(p, azure({ uplink: 'nosuch0' }));
+    expect(r.json.code).toBe(7);
+    expect(r.json.msg).toMatch(/uplink nosuch0: no such interface/);
+    expect(lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname === AZ)).toEqual([]);
+  });
 });

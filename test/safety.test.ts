@@ -290,7 +290,7 @@ describe('DEL parses only what it needs, so an edited config still frees everyth
     ['an mtu now out of range', { mtu: 1 }],
     ['an unknown mode', { mode: 'macvlan' }],
     ['the mode switched to bridge', { mode: 'bridge' }],
-    ['an uplink added (not implemented)', { mode: 'bridge', uplink: 'eth0' }],
+    ['switched to Azure’s bridge layout', { mode: 'bridge', uplink: 'eth0' }],
     ['ipMasq turned on (not implemented)', { ipMasq: true }],
     ['bad ipsToRouteViaHost and logLevel', { ipsToRouteViaHost: ['x'], logLevel: 'loud' }],
     ['ranges now invalid', { ipam: { type: 'vnet-ipam', ranges: 'x', dataDir: dataDir() } }],

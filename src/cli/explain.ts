@@ -9,13 +9,14 @@ import { parseIpamConfig } from '../ipam/config.js';
 import { candidates, formatCidr, parseIp, subnetFor, subnetString } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
+import { readNodeFacts } from '../net/facts.js';
 import { toCidr } from '../net/values.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import type { Plan } from '../plan/plan.js';
 import { readNetConf, UsageError } from './conf.js';
 
-export function explain(args: string[]): string {
+export async function explain(args: string[]): Promise<string> {
   const { values } = parseArgs({
     args,
     options: {
@@ -35,7 +36,14 @@ export function explain(args: string[]): string {
   const { address, why, from } = pickAddress(ip, conf);
   const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
 
+  // Azure's layout plans from the node's uplink as it is now: read it (read-only) to show that.
+  const facts = conf.bridgeConf.uplink
+    ? await readNodeFacts(conf.bridgeConf.name, conf.bridgeConf.uplink).catch((e: Error) => {
+        throw new UsageError(`explain reads this node's uplink ${conf.bridgeConf.uplink} to show its move: ${e.message}`);
+      })
+    : undefined;
   const plan = modeOf(conf.mode).addPlan({
+    facts,
     network: conf.name,
     bridge: conf.bridgeConf,
     attachment: { containerId, ifname },

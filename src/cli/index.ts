@@ -42,7 +42,7 @@ export async function cli(role: Role, args: string[]): Promise<number> {
         process.stdout.write(`${role} ${VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
         return 0;
       case 'explain':
-        process.stdout.write(explain(rest));
+        process.stdout.write(await explain(rest));
         return 0;
       case 'state':
         process.stdout.write(await state(rest));

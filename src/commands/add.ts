@@ -32,8 +32,13 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   const mode = modeOf(conf.mode);
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
 
-  // The MTU look-up (a process, when the config names no MTU) runs while IPAM allocates.
-  const [mtuLookup, allocated] = await Promise.allSettled([conf.mtu ?? defaultMtu(), callIpam(env, conf, 'ADD')]);
+  // Observing the node (bridge mode) and the MTU look-up (when the config names none) run while
+  // IPAM allocates; a node fact in error fails the ADD before any plan runs.
+  const [mtuLookup, allocated, observed] = await Promise.allSettled([
+    conf.mtu ?? defaultMtu(),
+    callIpam(env, conf, 'ADD'),
+    mode.observe?.(conf.bridgeConf),
+  ]);
   if (allocated.status === 'rejected') throw allocated.reason;
   crashPoint('after IPAM ADD');
   try {
@@ -41,6 +46,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     const typed = typedIpam(ipam, `result of IPAM plugin ${conf.ipam.type}:`, Code.decode);
     log.info(`Plugin ${conf.ipam.type} returned ${typed.ips.map((i) => i.cidr.text).join(', ') || 'no address'}`);
     if (mtuLookup.status === 'rejected') throw mtuLookup.reason;
+    if (observed.status === 'rejected') throw observed.reason;
     const input: AddInput = {
       network: conf.name,
       bridge: conf.bridgeConf,
@@ -49,6 +55,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
       netnsPath: pod.path,
       ...typed,
       mtu: mtuLookup.value,
+      facts: observed.value,
       ipsToRouteViaHost: conf.ipsToRouteViaHost,
     };
     await execute(mode.addPlan(input), pod);

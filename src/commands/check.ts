@@ -23,7 +23,8 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
   if (!ips.some((i) => i.cidr.family === 4)) throw new CniError(Code.invalidConfig, `prevResult has no IPv4 address for ${env.ifname}`);
   const pod = openPodNetns(env.netns!);
 
-  const plan = modeOf(conf.mode).addPlan({
+  const mode = modeOf(conf.mode);
+  const plan = mode.addPlan({
     network: conf.name,
     bridge: conf.bridgeConf,
     attachment: { containerId: env.containerId, ifname: env.ifname },
@@ -34,6 +35,7 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
     // 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
     mtu: conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
+    facts: await mode.observe?.(conf.bridgeConf),
   });
   await checkPlan(plan, pod);
   if (hasIpam(conf)) await callIpam(env, conf, 'CHECK');

@@ -106,11 +106,8 @@ export function parseNetConf(raw: string, command: Command): NetConf {
   }
   // Refused rather than silently ignored: a config must not promise what the plugin won't do.
   if (!lenient) {
-    if (conf.uplink !== undefined) {
-      throw new CniError(Code.unsupportedField, 'uplink (Azure\'s azure0 layout, the NIC moved onto the bridge) is not implemented yet; bridge mode supports the kubenet layout (isGateway)');
-    }
     if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
   }
-  const bridge: BridgeConf = { name: conf.bridge as IfName, isGateway: conf.isGateway, hairpin: conf.hairpinMode };
+  const bridge: BridgeConf = { name: conf.bridge as IfName, isGateway: conf.isGateway, hairpin: conf.hairpinMode, uplink: conf.uplink as IfName | undefined };
   return { ...common, ...conf, bridgeConf: bridge, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
 }

@@ -15,7 +15,7 @@ export type Keyword =
   | 'add' | 'del' | 'set' | 'replace'
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
   | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad'
-  | 'bridge' | 'master' | 'bridge_slave' | 'hairpin' | 'on';
+  | 'bridge' | 'master' | 'nomaster' | 'bridge_slave' | 'hairpin' | 'on' | 'metric';
 
 /** The pod's network namespace as every child sees it: the descriptor we opened, on fd 3. */
 export const POD_NETNS_REF = '/proc/self/fd/3';

@@ -3,7 +3,12 @@
 // and reaches everything else through the gateway, which is the node. The bridge and its
 // address are shared: ensured by every ADD (created when missing, accepted when present, never
 // undone); the veth and the bridge's permanent neighbour entry for the pod belong to the pod.
-// (Azure's `azure0` with the uplink moved onto it is not built yet: the config refuses `uplink`.)
+//
+// Azure's layout (seed 001), with `uplink`: the bridge (`azure0`) takes the NIC's MAC, the NIC
+// becomes its port and its addresses and routes (default included) move onto the bridge, once,
+// by the first ADD; later ADDs find it done (node facts, read before planning). The pods are then
+// on the VNet's L2 and route via the VNet's gateway. Should the move fail half-way, the NIC gets
+// its addresses and routes back; once done it is never undone (the node's connectivity is on it).
 import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
 import type { Attachment } from '../config/attachments.js';
@@ -11,7 +16,8 @@ import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
 import { hostRoute, toCidr, toDst, type Addr, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, DelInput, PodIp } from './input.js';
 import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
-import type { Plan, Step } from './plan.js';
+import type { Expect, Plan, Step } from './plan.js';
+import type { NodeFacts, UplinkRoute } from '../net/facts.js';
 
 const DEFAULT4 = toDst('0.0.0.0/0')!;
 const LO = 'lo' as IfName;
@@ -31,7 +37,9 @@ export function bridgeAddPlan(input: AddInput): Plan {
   const vethMac = hostVethMac(network, attachment);
   const mac = containerMac(network, attachment);
   const gwCidr = toCidr(`${gateway.ip}/${cidr.prefix}`)!;
-  const brMac = bridgeMac(network, br);
+  const up = uplinkFacts(input);
+  // Pinned: to the uplink's MAC when there is one (as Azure does), else one of our own.
+  const brMac = up?.mac ?? bridgeMac(network, br);
 
   const steps: Step[] = [
     {
@@ -44,6 +52,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: [{ kind: 'link', side: 'host', name: br, up: true }],
     },
   ];
+  if (up) steps.push(...moveUplink(br, up));
   if (input.bridge.isGateway) {
     steps.push({
       say: `Ensuring ${br} holds the pods' gateway ${gwCidr.text}: the node is every pod's next hop`,
@@ -93,7 +102,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       ],
     },
   );
-  const routes = podRoutes(input, gateway);
+  const routes = podRoutes(input, gateway, up?.addrs.find((a) => a.network === cidr.network) ?? gateway);
   steps.push({
     say: `Adding routes ${routes.map((r) => r.dst.text).join(', ')} via ${gateway.ip}`,
     side: 'container',
@@ -113,15 +122,73 @@ export function bridgeAddPlan(input: AddInput): Plan {
   return { netnsPath: input.netnsPath, steps };
 }
 
+/**
+ * The uplink's move onto the bridge, in two processes (off the NIC, then onto the bridge), with a
+ * restore of the NIC should either fail; or, when a former ADD did it, only what CHECK expects.
+ */
+function moveUplink(br: IfName, up: UplinkFacts): Step[] {
+  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [
+    'route', op, r.dst.prefix === 0 ? 'default' : r.dst.text, ...(r.gw ? (['via', r.gw.ip] as const) : []), 'dev', dev,
+    ...(r.metric !== undefined ? (['metric', r.metric] as const) : []),
+  ];
+  const expect: Expect[] = [
+    { kind: 'link', side: 'host', name: up.name, up: true, master: br },
+    ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'host', dev: br, address: a })),
+  ];
+  if (up.master === br) {
+    return [{ say: `Uplink ${up.name} is already a port of ${br}, its addresses and routes on ${br} (moved by an earlier ADD)`, side: 'host', lifecycle: 'shared', expect }];
+  }
+  const restore: IpCmd[] = [
+    ['link', 'set', 'dev', up.name, 'nomaster'],
+    ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', br]),
+    ...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', up.name]),
+    ['link', 'set', 'dev', up.name, 'up'],
+    ...up.routes.map((r) => route('add', r, up.name)),
+  ];
+  const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${r.dst.prefix === 0 ? 'default' : r.dst.text}${r.gw ? ` via ${r.gw.ip}` : ''}`)].join(', ');
+  return [
+    {
+      say: `Moving uplink ${up.name} onto ${br} (1/2): taking ${what || 'nothing'} off ${up.name} and making it a port of ${br}`,
+      side: 'host',
+      lifecycle: 'shared',
+      alone: true,
+      ip: [
+        ...up.routes.map((r) => route('del', r, up.name)),
+        ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', up.name]),
+        ['link', 'set', 'dev', up.name, 'master', br, 'up'],
+      ],
+      restore,
+    },
+    {
+      say: `Moving uplink ${up.name} onto ${br} (2/2): putting ${what || 'nothing'} on ${br}; the node keeps its connectivity`,
+      side: 'host',
+      lifecycle: 'shared',
+      alone: true,
+      ip: [...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', br]), ...up.routes.map((r) => route('add', r, br))],
+      restore,
+      expect,
+    },
+  ];
+}
+
+type UplinkFacts = NonNullable<NodeFacts['uplink']>;
+
+function uplinkFacts(input: AddInput): UplinkFacts | undefined {
+  if (!input.bridge.uplink) return undefined;
+  const up = input.facts?.uplink;
+  if (!up) throw new CniError(Code.internal, `bridge mode with uplink ${input.bridge.uplink} was planned without reading the node`);
+  return up;
+}
+
 /** The pod's IPv4 routes: the default via the gateway, IPAM's (via their gw or the gateway), ipsToRouteViaHost via the node. */
-function podRoutes(input: AddInput, gateway: Addr): { dst: Cidr; gw: Addr }[] {
+function podRoutes(input: AddInput, gateway: Addr, node: Addr): { dst: Cidr; gw: Addr }[] {
   const out: { dst: Cidr; gw: Addr }[] = [{ dst: DEFAULT4, gw: gateway }];
   const add = (dst: Cidr, gw: Addr) => {
     if (dst.family === 4 && !out.some((r) => r.dst.text === dst.text)) out.push({ dst, gw });
   };
   for (const r of input.routes) add(r.dst, r.gw?.family === 4 ? r.gw : gateway);
-  // With isGateway the gateway is the node itself; that is where node-local services listen.
-  for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip), gateway);
+  // The node: the gateway itself with isGateway, the node's address on the bridge with an uplink.
+  for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip), node);
   return out;
 }
 
@@ -131,12 +198,12 @@ export function bridgeResult(input: AddInput): Result {
   const { cidr, gateway } = podIp(input);
   return {
     interfaces: [
-      { name: br, mac: bridgeMac(network, br) },
+      { name: br, mac: uplinkFacts(input)?.mac ?? bridgeMac(network, br) },
       { name: hostVethName(network, attachment), mac: hostVethMac(network, attachment) },
       { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
     ],
     ips: [{ address: cidr.text, gateway: gateway.ip, interface: 2 }],
-    routes: podRoutes(input, gateway).map((r): Route => ({ dst: r.dst.text, gw: r.gw.ip })),
+    routes: podRoutes(input, gateway, uplinkFacts(input)?.addrs.find((a) => a.network === cidr.network) ?? gateway).map((r): Route => ({ dst: r.dst.text, gw: r.gw.ip })),
     dns: {},
   };
 }

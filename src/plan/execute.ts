@@ -31,10 +31,13 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
     if (left.get(s) === 0 && !done.includes(s)) done.push(s);
   };
   let pending: Pending | undefined;
+  // The step whose command is running or failed: its `restore` runs if the call fails there.
+  let current: Step | undefined;
 
   const flush = async () => {
     while (pending?.cmds.length) {
       const p = pending;
+      current = p.owners[0];
       crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${p.owners[0]!.say}`);
       const where = p.side === 'container' ? { pod } : { fd3: pod?.fd };
       const failure = await ipRun(p.cmds, where);
@@ -48,7 +51,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         pending = undefined;
         return;
       }
-      const step = p.owners[failure.index]!;
+      const step = (current = p.owners[failure.index]!);
       if (!(step.tolerate ?? opts.tolerate)?.test(failure.message)) {
         throw new CniError(Code.datapath, `${step.say}: failed: ${failure.message}`, `ip ${p.cmds[failure.index]!.join(' ')}`);
       }
@@ -58,6 +61,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
       pending = { ...p, cmds: p.cmds.slice(failure.index + 1), owners: p.owners.slice(failure.index + 1) };
     }
     pending = undefined;
+    current = undefined;
   };
 
   try {
@@ -68,18 +72,27 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         for (const [key, value] of step.sysctl) writeSysctl(key, value);
       }
       if (step.ip?.length) {
-        if (pending && pending.side !== step.side) await flush();
+        if (pending && (pending.side !== step.side || step.alone)) await flush();
         pending ??= { side: step.side, cmds: [], owners: [] };
         pending.cmds.push(...step.ip);
         pending.owners.push(...step.ip.map(() => step));
       }
+      if (step.alone) await flush();
       finish(step);
     }
     await flush();
   } catch (err) {
+    if (current?.restore) await restore(current);
     await rollback(done);
     throw err;
   }
+}
+
+/** Puts back what a shared step was changing when it failed (an uplink half moved), whatever fails. */
+async function restore(step: Step): Promise<void> {
+  log.warn(`Restoring what "${step.say}" was changing: ${step.restore!.map((c) => `ip ${c.join(' ')}`).join('; ')}`);
+  const failures = await ipRunAll(step.restore!).catch((e: Error) => [{ message: e.message }]);
+  for (const f of failures) log.info(`  (restore: ${f.message})`);
 }
 
 /** Undoes the completed per-attachment steps in reverse. Logged, not thrown: the first failure wins. */

@@ -4,6 +4,7 @@
 // with `code` naming the field, before any plan exists.
 import type { Attachment } from '../config/attachments.js';
 import type { Result } from '../cni/result.js';
+import type { NodeFacts } from '../net/facts.js';
 import { addrOf, cidrOf, dstOf, type Addr, type Cidr, type IfName } from '../net/values.js';
 
 export interface PodIp {
@@ -20,6 +21,8 @@ export interface BridgeConf {
   name: IfName;
   isGateway: boolean;
   hairpin: boolean;
+  /** Azure's layout: this NIC is enslaved to the bridge and its addresses and routes move onto it. */
+  uplink?: IfName;
 }
 
 export interface AddInput {
@@ -33,6 +36,8 @@ export interface AddInput {
   routes: PodRoute[];
   mtu: number;
   ipsToRouteViaHost: Addr[];
+  /** What the mode observed on the node before planning (bridge mode). */
+  facts?: NodeFacts;
 }
 
 /** What DEL knows: names, and the pod's addresses when prevResult had them. */

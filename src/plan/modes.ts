@@ -2,7 +2,8 @@
 // and state ask it for a mode's plans and result; nothing else imports a mode by name.
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
-import type { AddInput, DelInput } from './input.js';
+import { readNodeFacts, type NodeFacts } from '../net/facts.js';
+import type { AddInput, BridgeConf, DelInput } from './input.js';
 import type { Plan } from './plan.js';
 import { transparentAddPlan, transparentDelPlan, transparentResult } from './transparent.js';
 
@@ -10,6 +11,8 @@ export interface Mode {
   addPlan(input: AddInput): Plan;
   /** What DEL runs: needs only the names (and the pod's addresses, if known), never the pod's netns. */
   delPlan(d: DelInput): Plan;
+  /** Reads the node facts the plans need (one process), or nothing. */
+  observe?(bridge: BridgeConf): Promise<NodeFacts>;
   /** DEL also needs the pod's addresses (to remove state keyed by them); without prevResult, looked up. */
   delNeedsPodIps: boolean;
   result(input: AddInput): Result;
@@ -17,7 +20,13 @@ export interface Mode {
 
 const MODES = {
   transparent: { addPlan: transparentAddPlan, delPlan: transparentDelPlan, result: transparentResult, delNeedsPodIps: false },
-  bridge: { addPlan: bridgeAddPlan, delPlan: bridgeDelPlan, result: bridgeResult, delNeedsPodIps: true },
+  bridge: {
+    addPlan: bridgeAddPlan,
+    delPlan: bridgeDelPlan,
+    result: bridgeResult,
+    delNeedsPodIps: true,
+    observe: (b: BridgeConf) => readNodeFacts(b.name, b.uplink),
+  },
 } satisfies Record<string, Mode>;
 
 export type ModeName = keyof typeof MODES;

@@ -33,6 +33,10 @@ export interface Step {
   sysctl?: [key: SysctlKey, value: string][];
   /** A failure that means "already there" for this step (a shared object another call made). */
   tolerate?: RegExp;
+  /** Runs in a process of its own (so that a failure between two such steps is a clean cut). */
+  alone?: boolean;
+  /** Node-side commands that put back what this shared step changes, run if the call fails in it. */
+  restore?: IpCmd[];
   /** Node-side commands that undo this step, run by rollback only if this call made it. */
   undo?: IpCmd[];
   expect?: Expect[];

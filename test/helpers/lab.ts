@@ -42,9 +42,9 @@ export class Lab {
    * A node as on AKS: namespace `node` whose eth0 (10.224.0.4/16) is a veth to namespace `vnet`
    * holding the VNet's gateway 10.224.0.1, the node's default route.
    */
-  aksNode(): { node: string; gw: string } {
-    const node = this.ns('node');
-    const gw = this.ns('vnet');
+  aksNode(name = 'node'): { node: string; gw: string } {
+    const node = this.ns(name);
+    const gw = this.ns(`${name}-vnet`);
     this.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
     this.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
     this.in(node, ['ip', 'link', 'set', 'eth0', 'up']);

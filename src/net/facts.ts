@@ -1,0 +1,72 @@
+// Node facts a plan is built from, read in one `ip -json` process: does the bridge exist, and the
+// uplink's MAC, bridge master, addresses and routes. What the kernel reports is outside text like
+// anything else: names, addresses and routes are parsed into typed values or left out.
+import { CniError, Code } from '../cni/errors.js';
+import { ipJson } from './ip.js';
+import { ifNameProblem, macOf, toAddr, toCidr, toDst, type Addr, type Cidr, type IfName, type Mac } from './values.js';
+
+export interface UplinkRoute {
+  dst: Cidr;
+  gw?: Addr;
+  metric?: number;
+}
+
+export interface LinkFacts {
+  name: IfName;
+  mac: Mac;
+  mtu: number;
+  master?: string;
+  /** IPv4 addresses with their prefix */
+  addrs: Cidr[];
+}
+
+export interface NodeFacts {
+  bridge?: LinkFacts;
+  uplink?: LinkFacts & { routes: UplinkRoute[] };
+}
+
+interface LinkRow {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  master?: string;
+  addr_info?: { family?: string; local?: string; prefixlen?: number }[];
+}
+interface RouteRow {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+  metric?: number;
+}
+
+function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
+  if (!row || ifNameProblem(row.ifname)) return undefined;
+  const addrs = (row.addr_info ?? [])
+    .filter((a) => a.family === 'inet')
+    .flatMap((a) => toCidr(`${a.local}/${a.prefixlen}`) ?? []);
+  return { name: row.ifname as IfName, mac: macOf(`link ${row.ifname}`, row.address ?? '', Code.io), mtu: row.mtu ?? 1500, master: row.master, addrs };
+}
+
+/** What bridge mode needs to know about this node. */
+export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
+  const [links = [], routes = []] = await ipJson(['addr show', 'route show']);
+  const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
+  const facts: NodeFacts = { bridge: linkFacts(find(bridge)) };
+  if (uplink === undefined) return facts;
+  const up = linkFacts(find(uplink));
+  if (!up) throw new CniError(Code.invalidConfig, `uplink ${uplink}: no such interface on the node`);
+  // The kernel's own subnet routes follow the addresses; the rest (the default route above all)
+  // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
+  const on = up.master === bridge ? bridge : uplink;
+  const moved = (routes as RouteRow[])
+    .filter((r) => r.dev === on && r.protocol !== 'kernel')
+    .flatMap((r): UplinkRoute[] => {
+      const dst = r.dst === 'default' ? toDst('0.0.0.0/0') : toDst(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+      const gw = r.gateway === undefined ? undefined : toAddr(r.gateway);
+      if (!dst || (r.gateway !== undefined && !gw)) return [];
+      return [{ dst, gw, metric: Number.isInteger(r.metric) ? r.metric : undefined }];
+    });
+  facts.uplink = { ...up, routes: moved };
+  return facts;
+}
