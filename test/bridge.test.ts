@@ -283,3 +283,80 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname === AZ)).toEqual([]);
   });
 });
+
+describe('ipMasq: pod traffic leaving the cluster is SNATed to the node, with one nftables element per pod', () => {
+  // A TCP listener in `on` at addr:port that answers with the source address it sees.
+  function whoami(on: string, addr: string) {
+    const p = spawn('nsenter', [`--net=${on}`, process.execPath, '-e',
+      `require('net').createServer((s) => s.end(s.remoteAddress)).listen(7000, '${addr}', () => console.log('ready'))`]);
+    return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
+  }
+  const ask = (from: string, addr: string) =>
+    sh(['nsenter', `--net=${from}`, process.execPath, '-e',
+      `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
+  /** The network's pod set in the node's nftables table, or undefined before any ADD. */
+  const podSet = (on: string): any => {
+    try {
+      return JSON.parse(lab.in(on, ['nft', '-j', 'list', 'table', 'inet', 'vnet'])).nftables.find((x: any) => x.set?.name?.startsWith('pods_'))?.set;
+    } catch {
+      return undefined;
+    }
+  };
+  const nftElems = (on: string): any[] => podSet(on)?.elem ?? [];
+
+  it('the outside world sees the node’s address; a pod of the range sees the pod’s; DEL removes the element', async () => {
+    const n = lab.ns('masqnode');
+    const outside = lab.ns('outside');
+    lab.in(n, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'wan0', 'netns', outside]);
+    lab.in(n, ['ip', 'addr', 'add', '203.0.113.1/24', 'dev', 'eth0']);
+    lab.in(n, ['ip', 'link', 'set', 'eth0', 'up']);
+    lab.in(outside, ['ip', 'addr', 'add', '203.0.113.10/24', 'dev', 'wan0']);
+    lab.in(outside, ['ip', 'link', 'set', 'wan0', 'up']);
+    const c = conf({ ipMasq: true });
+    const a = pod();
+    const b = pod();
+    const ra = ok(await add(a, c, n));
+    const rb = ok(await add(b, c, n));
+    const ipA = ra.ips[0].address.split('/')[0];
+    const world = whoami(outside, '203.0.113.10');
+    const peer = whoami(b.netns, rb.ips[0].address.split('/')[0]);
+    try {
+      await Promise.all([world.ready, peer.ready]);
+      expect(ask(a.netns, '203.0.113.10')).toBe('203.0.113.1');
+      expect(ask(a.netns, rb.ips[0].address.split('/')[0])).toBe(ipA);
+    } finally {
+      world.stop();
+      peer.stop();
+    }
+    expect(nftElems(n).map((e: any) => e.elem.val).sort()).toEqual([ipA, rb.ips[0].address.split('/')[0]].sort());
+    expect(nftElems(n).find((e: any) => e.elem.val === ipA).elem.comment).toBe(ra.interfaces[1].name);
+
+    // CHECK names a missing element
+    lab.in(n, ['nft', 'delete', 'element', 'inet', 'vnet', podSet(n).name, `{ ${ipA} }`]);
+    const chk = await call('CHECK', a, { ...c, prevResult: ra }, n);
+    expect(chk.json.msg).toMatch(new RegExp(`masquerade element ${ipA.replaceAll('.', '\\.')} is missing`));
+    ok(await del(a, { ...c, prevResult: ra }, n));
+    ok(await del(b, c, n)); // no prevResult: the address comes from the bridge's neighbour table
+    expect(nftElems(n)).toEqual([]);
+    expect(ports(n)).toEqual([]);
+  });
+
+  it('GC removes the elements (and veths) of attachments no longer valid, keeps the valid one', async () => {
+    const n = lab.ns('gcnode');
+    const c = conf({ ipMasq: true });
+    const keep = pod();
+    const drop = pod();
+    const rk = ok(await add(keep, c, n));
+    ok(await add(drop, c, n));
+    ok(await call('GC', {}, { ...c, 'cni.dev/valid-attachments': [{ containerID: keep.id, ifname: 'eth0' }] }, n));
+    expect(nftElems(n).map((e: any) => e.elem.val)).toEqual([rk.ips[0].address.split('/')[0]]);
+    expect(ports(n)).toEqual([rk.interfaces[1].name]);
+    ok(await del(keep, c, n));
+    expect(nftElems(n)).toEqual([]);
+  });
+
+  it('ipMasq in transparent mode is still refused (code 2), and a bad ipMasqExclude is code 7', async () => {
+    expect((await add(pod(), conf({ mode: 'transparent', ipMasq: true }))).json.code).toBe(2);
+    expect((await add(pod(), conf({ ipMasq: true, ipMasqExclude: ['10.0.0.0/8\nflush ruleset'] }))).json).toMatchObject({ code: 7, msg: expect.stringMatching(/ipMasqExclude\[0\]/) });
+  });
+});

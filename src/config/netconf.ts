@@ -5,7 +5,7 @@
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
-import { ifNameProblem, toAddr, type Addr, type IfName } from '../net/values.js';
+import { ifNameProblem, toAddr, toCidr, type Addr, type IfName } from '../net/values.js';
 import type { BridgeConf } from '../plan/input.js';
 import type { ModeName } from '../plan/modes.js';
 import { describeIssue, validate } from './issue.js';
@@ -45,6 +45,7 @@ export const netConfSchema = z.object({
   mtu: z.optional(z.int().check(z.minimum(68), z.maximum(65535))),
   hairpinMode: z._default(z.boolean(), false),
   ipMasq: z._default(z.boolean(), false),
+  ipMasqExclude: z.optional(z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined && toCidr(s)!.family === 4, 'must be an IPv4 CIDR (address/prefix)')))),
   ipsToRouteViaHost: z._default(z.array(ipv4), []),
   logFile: z.optional(absPath),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
@@ -106,8 +107,17 @@ export function parseNetConf(raw: string, command: Command): NetConf {
   }
   // Refused rather than silently ignored: a config must not promise what the plugin won't do.
   if (!lenient) {
-    if (conf.ipMasq) throw new CniError(Code.unsupportedField, 'ipMasq is not implemented yet; masquerade on the node instead');
+    if (conf.ipMasq && conf.mode !== 'bridge') {
+      throw new CniError(Code.unsupportedField, 'ipMasq is implemented in bridge mode only so far; in transparent mode masquerade on the node');
+    }
   }
-  const bridge: BridgeConf = { name: conf.bridge as IfName, isGateway: conf.isGateway, hairpin: conf.hairpinMode, uplink: conf.uplink as IfName | undefined };
+  const bridge: BridgeConf = {
+    name: conf.bridge as IfName,
+    isGateway: conf.isGateway,
+    hairpin: conf.hairpinMode,
+    uplink: conf.uplink as IfName | undefined,
+    ipMasq: conf.ipMasq,
+    ipMasqExclude: conf.ipMasqExclude?.map((s) => toCidr(s)!),
+  };
   return { ...common, ...conf, bridgeConf: bridge, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
 }

@@ -18,6 +18,7 @@ import type { AddInput, DelInput, PodIp } from './input.js';
 import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
+import { NFT_TABLE, addPod, delPod, ensureMasquerade, masqNames } from '../net/nft.js';
 
 const DEFAULT4 = toDst('0.0.0.0/0')!;
 const LO = 'lo' as IfName;
@@ -110,6 +111,25 @@ export function bridgeAddPlan(input: AddInput): Plan {
     ip: routes.map((r) => (r.dst.prefix === 0 ? ['route', 'add', 'default', 'via', r.gw.ip, 'dev', ifname] : ['route', 'add', r.dst.text, 'via', r.gw.ip, 'dev', ifname])),
     expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
   });
+  if (input.bridge.ipMasq) {
+    const exclude = input.bridge.ipMasqExclude ?? [cidr];
+    steps.push(
+      {
+        say: `Ensuring masquerade for network ${network}: pod traffic to anything outside ${exclude.map((c) => c.network).join(', ')} leaves with the node's address (nftables table ${NFT_TABLE})`,
+        side: 'host',
+        lifecycle: 'shared',
+        nft: ensureMasquerade(network, exclude),
+      },
+      {
+        say: `Masquerading ${cidr.ip}: an element of set ${masqNames(network).pods}, tagged ${veth}`,
+        side: 'host',
+        lifecycle: 'attachment',
+        nft: addPod(network, cidr, veth),
+        nftUndo: delPod(network, cidr),
+        expect: [{ kind: 'masq', side: 'host', network, ip: cidr.ip }],
+      },
+    );
+  }
   if (input.bridge.isGateway) {
     steps.push({
       say: 'Enabling IPv4 forwarding on the node (node-wide; it stays on): the node routes for its pods',
@@ -221,6 +241,17 @@ export function bridgeDelPlan(d: DelInput): Plan {
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
       },
+      ...(d.bridge.ipMasq && d.podIps.some((a) => a.family === 4)
+        ? [
+            {
+              say: `Removing ${d.podIps.filter((a) => a.family === 4).map((a) => a.ip).join(', ')} from the masquerade set ${masqNames(d.network).pods}`,
+              side: 'host' as const,
+              lifecycle: 'attachment' as const,
+              nft: d.podIps.filter((a) => a.family === 4).flatMap((a) => delPod(d.network, a)),
+              tolerate: /No such file or directory/,
+            },
+          ]
+        : []),
       ...(d.podIps.length
         ? [
             {

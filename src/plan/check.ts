@@ -3,6 +3,7 @@
 // plugin added never fail it. The first difference is reported, named.
 import { CniError, Code } from '../cni/errors.js';
 import { ipJson, readSysctl } from '../net/ip.js';
+import { NFT_TABLE, masqNames, masqueradedPods } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
 import type { Cidr } from '../net/values.js';
 import type { Expect, Plan, Side } from './plan.js';
@@ -48,10 +49,19 @@ export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
   const expects = plan.steps.flatMap((s) => s.expect ?? []);
   const state: Partial<Record<Side, State>> = {};
   for (const side of ['host', 'container'] as const) {
-    if (expects.some((e) => e.side === side && e.kind !== 'sysctl')) state[side] = await readState(side === 'container' ? pod : undefined);
+    if (expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq')) state[side] = await readState(side === 'container' ? pod : undefined);
   }
+  const masq = expects.find((e) => e.kind === 'masq');
+  const masqueraded = masq?.kind === 'masq' ? await masqueradedPods(masq.network) : [];
   for (const e of expects) {
-    const problem = e.kind === 'sysctl' ? checkSysctl(e) : checkOne(e, state[e.side]!);
+    const problem =
+      e.kind === 'sysctl'
+        ? checkSysctl(e)
+        : e.kind === 'masq'
+          ? masqueraded.some((m) => m.ip.ip === e.ip)
+            ? undefined
+            : `masquerade element ${e.ip} is missing from nftables set ${NFT_TABLE} ${masqNames(e.network).pods}`
+          : checkOne(e, state[e.side]!);
     if (problem) {
       const where = e.side === 'host' ? 'on the node' : `in ${plan.netnsPath}`;
       throw new CniError(Code.checkFailed, `CHECK failed: ${problem} ${where}`);

@@ -7,6 +7,7 @@ import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
 import type { IpCmd } from '../net/command.js';
 import { ipRun, ipRunAll, writeSysctl } from '../net/ip.js';
+import { nftRun } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
 import { log } from '../log.js';
 import type { Plan, Side, Step } from './plan.js';
@@ -71,6 +72,17 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         await flush();
         for (const [key, value] of step.sysctl) writeSysctl(key, value);
       }
+      if (step.nft) {
+        await flush();
+        current = step;
+        crashPoint(`before the nftables script: ${step.say}`);
+        const failure = await nftRun(step.nft);
+        crashPoint('after the nftables script');
+        if (failure && !(step.tolerate ?? opts.tolerate)?.test(failure)) {
+          throw new CniError(Code.datapath, `${step.say}: failed: ${failure}`, step.nft.join('; '));
+        }
+        current = undefined;
+      }
       if (step.ip?.length) {
         if (pending && (pending.side !== step.side || step.alone)) await flush();
         pending ??= { side: step.side, cmds: [], owners: [] };
@@ -97,7 +109,14 @@ async function restore(step: Step): Promise<void> {
 
 /** Undoes the completed per-attachment steps in reverse. Logged, not thrown: the first failure wins. */
 async function rollback(done: Step[]): Promise<void> {
-  const undo = [...done].reverse().flatMap((s) => (s.lifecycle === 'attachment' ? (s.undo ?? []) : []));
+  const mine = [...done].reverse().filter((s) => s.lifecycle === 'attachment');
+  const nftUndo = mine.flatMap((s) => s.nftUndo ?? []);
+  if (nftUndo.length) {
+    log.warn(`Rolling back what this call made: nft ${nftUndo.join('; ')}`);
+    const failure = await nftRun(nftUndo).catch((e: Error) => e.message);
+    if (failure) log.error(`Rollback failed: ${failure}`);
+  }
+  const undo = mine.flatMap((s) => s.undo ?? []);
   if (!undo.length) return;
   log.warn(`Rolling back what this call made: ${undo.map((c) => `ip ${c.join(' ')}`).join('; ')}`);
   const failures = await ipRunAll(undo).catch((e: Error) => [{ message: e.message }]);

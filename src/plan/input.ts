@@ -23,6 +23,9 @@ export interface BridgeConf {
   hairpin: boolean;
   /** Azure's layout: this NIC is enslaved to the bridge and its addresses and routes move onto it. */
   uplink?: IfName;
+  /** Masquerade traffic from the pods to anything outside ipMasqExclude (default: the pod subnet). */
+  ipMasq: boolean;
+  ipMasqExclude?: Cidr[];
 }
 
 export interface AddInput {

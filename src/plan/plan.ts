@@ -5,6 +5,7 @@
 // prints them.
 import type { IpCmd } from '../net/command.js';
 import type { SysctlKey } from '../net/ip.js';
+import type { NftLine } from '../net/nft.js';
 import type { Cidr, IfName, IpText, Mac } from '../net/values.js';
 
 export type Side = 'host' | 'container';
@@ -21,7 +22,8 @@ export type Expect =
   | { kind: 'addr'; side: Side; dev: IfName; address: Cidr }
   | { kind: 'route'; side: Side; dst: Cidr; dev: IfName; gw?: IpText; scope?: 'link' }
   | { kind: 'neigh'; side: Side; dev: IfName; ip: IpText; mac: Mac }
-  | { kind: 'sysctl'; side: 'host'; key: SysctlKey; value: string };
+  | { kind: 'sysctl'; side: 'host'; key: SysctlKey; value: string }
+  | { kind: 'masq'; side: 'host'; network: string; ip: IpText };
 
 export interface Step {
   /** One sentence for the log and for `vnet explain`. */
@@ -29,6 +31,10 @@ export interface Step {
   side: Side;
   lifecycle: Lifecycle;
   ip?: IpCmd[];
+  /** An nftables script, run on the node as one transaction (`nft -f -`). */
+  nft?: NftLine[];
+  /** What undoes `nft`, run by rollback only if this call made it. */
+  nftUndo?: NftLine[];
   /** Sysctls to set, on the node only (written in-process through /proc/sys). */
   sysctl?: [key: SysctlKey, value: string][];
   /** A failure that means "already there" for this step (a shared object another call made). */
