@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { BIN, Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
 
 const lab = new Lab();
@@ -90,6 +90,15 @@ describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is th
     ok(await del(b)); // without prevResult: the neighbour entry is found by the pod's MAC
     expectClean();
     expect(lab.ipJson(node, ['link', 'show', 'dev', BR])).toHaveLength(1);
+  });
+
+  it('hairpinMode turns hairpin on for the pod’s port', async () => {
+    const p = pod();
+    const r = ok(await add(p, conf({ hairpinMode: true })));
+    const portInfo = lab.ipJson(node, ['-d', 'link', 'show', 'dev', r.interfaces[1].name])[0];
+    expect(portInfo.linkinfo.info_slave_data.hairpin).toBe(true);
+    ok(await del(p, conf({ hairpinMode: true })));
+    expectClean();
   });
 
   it('the result names the bridge, the host veth and the pod’s interface; the IP is on interface 2', async () => {
@@ -351,6 +360,7 @@ describe('ipMasq: pod traffic leaving the cluster is SNATed to the node, with on
     ok(await call('GC', {}, { ...c, 'cni.dev/valid-attachments': [{ containerID: keep.id, ifname: 'eth0' }] }, n));
     expect(nftElems(n).map((e: any) => e.elem.val)).toEqual([rk.ips[0].address.split('/')[0]]);
     expect(ports(n)).toEqual([rk.interfaces[1].name]);
+    expect(staticNeighs(n).map((x) => x.dst)).toEqual([rk.ips[0].address.split('/')[0]]);
     ok(await del(keep, c, n));
     expect(nftElems(n)).toEqual([]);
   });
@@ -358,5 +368,29 @@ describe('ipMasq: pod traffic leaving the cluster is SNATed to the node, with on
   it('ipMasq in transparent mode is still refused (code 2), and a bad ipMasqExclude is code 7', async () => {
     expect((await add(pod(), conf({ mode: 'transparent', ipMasq: true }))).json.code).toBe(2);
     expect((await add(pod(), conf({ ipMasq: true, ipMasqExclude: ['10.0.0.0/8\nflush ruleset'] }))).json).toMatchObject({ code: 7, msg: expect.stringMatching(/ipMasqExclude\[0\]/) });
+  });
+});
+
+describe('explain prints both bridge layouts as this node would run them', () => {
+  const explain = (on: string, conf: string) =>
+    lab.in(on, [BIN, 'explain', '--conf', conf, '--container-id', 'c0ffee', '--netns', '/var/run/netns/pod-a', '--ip', conf.includes('kubenet') ? '10.244.2.17' : '10.220.2.17']);
+  it('kubenet: the bridge, its gateway, the port, the neighbour entry, the masquerade script', () => {
+    const out = explain(node, 'conf/10-kubenet.conflist');
+    expect(out).toContain('ip link add name cbr0 address 02:');
+    expect(out).toContain('ip addr replace 10.244.2.1/24 dev cbr0');
+    expect(out).toMatch(/ip neigh replace 10\.244\.2\.17 lladdr 02:\S+ dev cbr0 nud permanent/);
+    expect(out).toMatch(/add rule inet vnet masq_\w+ ip saddr @pods_\w+ ip daddr != @excl_\w+ masquerade/);
+  });
+  it('Azure: reads this node’s eth0 and shows its move onto azure0, addresses and routes included', () => {
+    const { node: n } = lab.aksNode('explainnode');
+    const out = explain(n, 'conf/10-azure-bridge.conflist');
+    expect(out).toContain(`ip link add name azure0 address ${lab.ipJson(n, ['link', 'show', 'dev', 'eth0'])[0].address} type bridge`);
+    expect(out).toContain('ip route del default via 10.224.0.1 dev eth0');
+    expect(out).toContain('ip addr del 10.224.0.4/16 dev eth0');
+    expect(out).toContain('ip link set dev eth0 master azure0 up');
+    expect(out).toContain('ip addr add 10.224.0.4/16 dev azure0');
+    expect(out).toContain('ip route add default via 10.224.0.1 dev azure0');
+    // and ran nothing
+    expect(lab.ipJson(n, ['link', 'show']).map((l) => l.ifname)).not.toContain('azure0');
   });
 });

@@ -201,6 +201,9 @@ describe('hostile values in the environment and the config are refused before an
     ['a bridge name with a space', conf({ bridge: 'azure 0' }), /bridge/],
     ['an uplink of 16 bytes', conf({ uplink: 'e'.repeat(16) }), /uplink/],
     ['hairpinMode as text', conf({ hairpinMode: 'yes' }), /hairpinMode/],
+    ['isGateway as text', conf({ isGateway: 'true' }), /isGateway/],
+    ['an ipMasqExclude with a newline', conf({ mode: 'bridge', ipMasq: true, ipMasqExclude: [`10.0.0.0/8\n${INJECT}`] }), /ipMasqExclude\[0\]/],
+    ['an ipMasqExclude that is an address', conf({ mode: 'bridge', ipMasq: true, ipMasqExclude: ['10.0.0.1'] }), /ipMasqExclude\[0\]/],
     ['an IPAM type that is a path', conf({ ipam: { type: '../../bin/sh' } }), /ipam\.type/],
     ['an IPAM route with a newline', conf({}, { routes: [{ dst: `0.0.0.0/0\n${INJECT}` }] }), /routes\[0\]\.dst/],
     ['an IPAM route with host bits', conf({}, { routes: [{ dst: '10.1.2.3/8' }] }), /routes\[0\]\.dst.*host bits/],
@@ -318,7 +321,7 @@ describe('GC keeps going past a failed item and reports every failure', () => {
     lab.in(node, ['ip', 'link', 'set', 'dev', 'lo', 'alias', `vnet:${NET}:ghost:eth0`]);
     try {
       const r = await run('GC', {}, { ...conf(), 'cni.dev/valid-attachments': [{ containerID: keep.id, ifname: 'eth0' }] });
-      fails(r, 5, /deleting lo/);
+      fails(r, 5, /link del dev lo: /);
       expect(azvLinks().map((l) => l.ifname)).toEqual([rk.interfaces[0].name]);
       expect(held().filter((f) => !f.startsWith('.'))).toEqual([rk.ips[0].address.split('/')[0]]);
     } finally {

@@ -6,7 +6,7 @@ import { checkContainerId, checkIfname } from '../cni/env.js';
 import { Code } from '../cni/errors.js';
 import { parseNetConf, type NetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
-import { candidates, formatCidr, parseIp, subnetFor, subnetString } from '../ipam/range.js';
+import { candidates, formatCidr, formatValue, parseIp, subnetFor, subnetString, type Range } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
 import { readNodeFacts } from '../net/facts.js';
@@ -33,7 +33,7 @@ export async function explain(args: string[]): Promise<string> {
   checkContainerId(containerId);
   const ifname = checkIfname(rawIfname);
   const conf = parseNetConf(readNetConf(file), 'ADD');
-  const { address, why, from } = pickAddress(ip, conf);
+  const { address, gateway, why, from } = pickAddress(ip, conf);
   const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
 
   // Azure's layout plans from the node's uplink as it is now: read it (read-only) to show that.
@@ -49,7 +49,7 @@ export async function explain(args: string[]): Promise<string> {
     attachment: { containerId, ifname },
     ifname,
     netnsPath: netns,
-    ...typedIpam({ ips: [{ address }], routes: ipamRoutes }, '--ip', Code.invalidConfig),
+    ...typedIpam({ ips: [{ address, gateway }], routes: ipamRoutes }, '--ip', Code.invalidConfig),
     mtu: conf.mtu ?? 1500,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
@@ -76,6 +76,7 @@ export function renderPlan(plan: Plan): string[] {
       out.push(shellWords([...ns, 'ip', ...words(cmd)]));
     }
     for (const [k, v] of step.sysctl ?? []) out.push(shellWords(['sysctl', '-w', `${k}=${v}`]));
+    if (step.nft) out.push(`nft -f - <<'EOF'`, ...step.nft, 'EOF');
   }
   return out;
 }
@@ -84,21 +85,23 @@ export function renderPlan(plan: Plan): string[] {
 const isHostLocalFormat = (conf: NetConf) => conf.ipam?.type === 'vnet-ipam' || conf.ipam?.type === 'host-local';
 
 /** The first IPv4 address a fresh host-local-format range set hands out, or --ip as given. */
-function pickAddress(ip: string | undefined, conf: NetConf): { address: string; why: string; from: string } {
+function pickAddress(ip: string | undefined, conf: NetConf): { address: string; gateway?: string; why: string; from: string } {
   const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets.filter((s) => s[0]?.family === 4) : [];
   const from = sets.flat().map(subnetString).join(', ') || 'its ranges';
+  const gatewayOf = (r: Range | undefined) => (r ? formatValue(4, r.gateway) : undefined);
   if (ip) {
     const cidr = toCidr(ip);
-    if (cidr?.family === 4) return { address: cidr.text, why: 'from --ip', from };
-    const parsed = parseIp(ip);
-    const range = parsed && sets.map((set) => subnetFor(set, parsed)).find(Boolean);
-    if (!range) throw new UsageError(`--ip ${JSON.stringify(ip)} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
-    return { address: `${ip}/${range.prefix}`, why: 'from --ip', from };
+    const parsed = cidr ? undefined : parseIp(ip);
+    const range = sets.map((set) => subnetFor(set, cidr ? parseIp(cidr.ip)! : parsed!)).find(Boolean);
+    if (cidr?.family === 4) return { address: cidr.text, gateway: gatewayOf(range), why: 'from --ip', from };
+    if (!parsed || !range) throw new UsageError(`--ip ${JSON.stringify(ip)} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
+    return { address: `${ip}/${range.prefix}`, gateway: gatewayOf(range), why: 'from --ip', from };
   }
   const first = sets[0] && candidates(sets[0], undefined).next().value;
   if (!first) throw new UsageError(`cannot tell which address ${conf.ipam?.type ?? 'IPAM'} would give: use --ip ADDR/PREFIX`);
   return {
     address: formatCidr(4, first.value, first.range.prefix),
+    gateway: gatewayOf(first.range),
     why: 'the first address a fresh range hands out; give --ip to choose',
     from,
   };

@@ -8,28 +8,39 @@ import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
 import { ipJson, ipRunAll } from '../net/ip.js';
 import { delPod, masqueradedPods, nftRun } from '../net/nft.js';
-import { ifNameProblem, type IfName } from '../net/values.js';
-import { hostVethName, networkAliasPrefix } from '../plan/names.js';
+import { ifNameProblem, toAddr, type IfName } from '../net/values.js';
+import type { IpCmd } from '../net/command.js';
+import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { log } from '../log.js';
 import { callIpam, hasIpam } from './ipam.js';
 
 export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
   for (const why of conf.ignored) log.warn(`GC ignores a field in error: ${why}`);
   const valid = new Set<string>(validAttachments(conf.json).map((a) => hostVethName(conf.name, a)));
-  const [links = []] = await ipJson(['link show']);
+  const [links = [], neighs = []] = await ipJson(['link show', 'neigh show']);
   const mine = networkAliasPrefix(conf.name);
   const errors: string[] = [];
   const stale: IfName[] = [];
+  const staleMacs = new Set<string>();
   for (const l of links as { ifname: string; ifalias?: string }[]) {
     if (!l.ifalias?.startsWith(mine) || valid.has(l.ifname)) continue;
     // A name read back from the kernel is outside text too.
     if (ifNameProblem(l.ifname)) errors.push(`cannot delete link ${JSON.stringify(l.ifname)}: ${ifNameProblem(l.ifname)}`);
     else stale.push(l.ifname as IfName);
+    // The alias names the attachment (unless cut at 255 bytes): its pod's MAC keys the bridge's neighbour entry.
+    const [containerId, ...ifname] = l.ifalias.slice(mine.length).split(':');
+    if (containerId && l.ifalias.length < 255) staleMacs.add(containerMac(conf.name, { containerId, ifname: ifname.join(':') }));
   }
-  if (stale.length) {
-    log.info(`GC: deleting veths of attachments no longer valid: ${stale.join(', ')}`);
-    const failures = await ipRunAll(stale.map((n) => ['link', 'del', 'dev', n]));
-    for (const f of failures) errors.push(`deleting ${stale[f.index] ?? 'a link'}: ${f.message}`);
+  const br = conf.bridgeConf.name;
+  const staleNeighs = (neighs as { dst?: string; dev?: string; lladdr?: string }[]).flatMap((n) => {
+    const ip = n.dev === br && n.lladdr && staleMacs.has(n.lladdr) && n.dst ? toAddr(n.dst) : undefined;
+    return ip ? [ip] : [];
+  });
+  const cmds: IpCmd[] = [...stale.map((n): IpCmd => ['link', 'del', 'dev', n]), ...staleNeighs.map((a): IpCmd => ['neigh', 'del', a.ip, 'dev', br])];
+  if (cmds.length) {
+    log.info(`GC: deleting what attachments no longer valid left: ${[...stale, ...staleNeighs.map((a) => `neighbour ${a.ip} on ${br}`)].join(', ')}`);
+    const failures = await ipRunAll(cmds);
+    for (const f of failures) errors.push(`${cmds[f.index]?.join(' ') ?? 'a command'}: ${f.message}`);
   }
   if (conf.ipMasq) {
     // Masquerade elements are tagged with their attachment's veth name: a tag no valid attachment has is a stray.
