@@ -11,14 +11,20 @@ const lab = new Lab();
 let node = '';
 const NET = 'crashnet';
 const dataDir = () => join(lab.dir, 'ipam');
-const conf = {
+const base = {
   cniVersion: '1.1.0',
   name: NET,
   type: 'vnet',
   mtu: 1500,
   ipsToRouteViaHost: ['169.254.20.10'],
-  ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.230.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir() },
+  ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.230.0.0/24', gateway: '10.230.0.1' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir() },
 };
+// Every mode, kubenet's bridge with masquerade included: each walk runs with one of them.
+const MODES: [string, object][] = [
+  ['transparent mode', { ...base, mode: 'transparent' }],
+  ['bridge mode (kubenet, ipMasq)', { ...base, mode: 'bridge', bridge: 'crashbr0', isGateway: true, ipMasq: true }],
+];
+let conf: object = MODES[0]![1];
 
 beforeAll(() => {
   node = lab.ns('node');
@@ -39,9 +45,20 @@ function leftovers(): string[] {
     .filter((f) => !statSync(join(dir, f)).isDirectory())
     .filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip.'));
 }
+const permanentNeighs = () => lab.ipJson(node, ['neigh', 'show', 'nud', 'permanent']);
+function masqueraded(): string[] {
+  try {
+    const t = JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet']));
+    return t.nftables.flatMap((x: any) => (x.set?.name?.startsWith('pods_') ? (x.set.elem ?? []) : []));
+  } catch {
+    return []; // no table yet
+  }
+}
 function expectClean() {
   expect(azvLinks()).toEqual([]);
   expect(hostRoutes()).toEqual([]);
+  expect(permanentNeighs()).toEqual([]);
+  expect(masqueraded()).toEqual([]);
   expect(leftovers()).toEqual([]);
 }
 
@@ -77,32 +94,38 @@ let seq = 0;
 let current = { id: '', netns: '' };
 const pod = () => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
 
-describe('SIGKILL at each crash point of ADD, then DEL, ADD again and DEL: nothing is left', () => {
-  it('walks every point', async () => {
-    const points = await everyCrashPoint(
-      async (point) => call('ADD', (current = pod()), point),
-      recover,
-    );
-    // the node batch, the pod batch, IPAM: each with a point before and after
-    expect(points).toBeGreaterThanOrEqual(5);
-    process.stderr.write(`crash test: ADD has ${points} crash points\n`);
-    ok(await call('DEL', current));
-    expectClean();
-  });
-});
+for (const [mode, c] of MODES) {
+  describe(mode, () => {
+    describe('SIGKILL at each crash point of ADD, then DEL, ADD again and DEL: nothing is left', () => {
+      beforeAll(() => void (conf = c));
+      it('walks every point', async () => {
+        const points = await everyCrashPoint(
+          async (point) => call('ADD', (current = pod()), point),
+          recover,
+        );
+        // the node batch, the pod batch, IPAM: each with a point before and after
+        expect(points).toBeGreaterThanOrEqual(5);
+        process.stderr.write(`crash test: ${mode}: ADD has ${points} crash points\n`);
+        ok(await call('DEL', current));
+        expectClean();
+      });
+    });
 
-describe('SIGKILL at each crash point of DEL, then DEL again: nothing is left, and the next ADD works', () => {
-  it('walks every point', async () => {
-    const points = await everyCrashPoint(
-      async (point) => {
-        current = pod();
-        ok(await call('ADD', current));
-        return call('DEL', current, point);
-      },
-      recover,
-    );
-    expect(points).toBeGreaterThanOrEqual(2);
-    process.stderr.write(`crash test: DEL has ${points} crash points\n`);
-    expectClean();
+    describe('SIGKILL at each crash point of DEL, then DEL again: nothing is left, and the next ADD works', () => {
+      beforeAll(() => void (conf = c));
+      it('walks every point', async () => {
+        const points = await everyCrashPoint(
+          async (point) => {
+            current = pod();
+            ok(await call('ADD', current));
+            return call('DEL', current, point);
+          },
+          recover,
+        );
+        expect(points).toBeGreaterThanOrEqual(2);
+        process.stderr.write(`crash test: ${mode}: DEL has ${points} crash points\n`);
+        expectClean();
+      });
+    });
   });
-});
+}

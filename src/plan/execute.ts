@@ -32,6 +32,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
     if (left.get(s) === 0 && !done.includes(s)) done.push(s);
   };
   let pending: Pending | undefined;
+  const nftDone = new Set<Step>();
   // The step whose command is running or failed: its `restore` runs if the call fails there.
   let current: Step | undefined;
 
@@ -74,14 +75,20 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
       }
       if (step.nft) {
         await flush();
-        current = step;
-        crashPoint(`before the nftables script: ${step.say}`);
-        const failure = await nftRun(step.nft);
-        crashPoint('after the nftables script');
-        if (failure && !(step.tolerate ?? opts.tolerate)?.test(failure)) {
-          throw new CniError(Code.datapath, `${step.say}: failed: ${failure}`, step.nft.join('; '));
+        // Consecutive nft steps run as one transaction (one process): all of them or none.
+        const group = [step];
+        for (let next = plan.steps[plan.steps.indexOf(step) + 1]; next?.nft && !next.ip && !next.sysctl; next = plan.steps[plan.steps.indexOf(next) + 1]) group.push(next);
+        if (!nftDone.has(step)) {
+          current = step;
+          crashPoint(`before the nftables script: ${step.say}`);
+          const failure = await nftRun(group.flatMap((s) => s.nft!));
+          crashPoint('after the nftables script');
+          if (failure && !(step.tolerate ?? opts.tolerate)?.test(failure)) {
+            throw new CniError(Code.datapath, `${group.map((s) => s.say).join('; ')}: failed: ${failure}`, group.flatMap((s) => s.nft!).join('; '));
+          }
+          for (const s of group) nftDone.add(s);
+          current = undefined;
         }
-        current = undefined;
       }
       if (step.ip?.length) {
         if (pending && (pending.side !== step.side || step.alone)) await flush();

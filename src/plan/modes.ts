@@ -25,7 +25,8 @@ const MODES = {
     delPlan: bridgeDelPlan,
     result: bridgeResult,
     delNeedsPodIps: true,
-    observe: (b: BridgeConf) => readNodeFacts(b.name, b.uplink),
+    // Only Azure's layout plans from node facts; kubenet's ensures everything idempotently.
+    observe: async (b: BridgeConf) => (b.uplink ? readNodeFacts(b.name, b.uplink) : {}),
   },
 } satisfies Record<string, Mode>;
 
