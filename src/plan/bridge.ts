@@ -105,7 +105,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
   );
   const routes = podRoutes(input, gateway, up?.addrs.find((a) => a.network === cidr.network) ?? gateway);
   steps.push({
-    say: `Adding routes ${routes.map((r) => r.dst.text).join(', ')} via ${gateway.ip}`,
+    say: `Adding routes ${routes.map((r) => `${r.dst.prefix === 0 ? 'default' : r.dst.text} via ${r.gw.ip}`).join(', ')}`,
     side: 'container',
     lifecycle: 'attachment',
     ip: routes.map((r) => (r.dst.prefix === 0 ? ['route', 'add', 'default', 'via', r.gw.ip, 'dev', ifname] : ['route', 'add', r.dst.text, 'via', r.gw.ip, 'dev', ifname])),
