@@ -59,7 +59,7 @@ function expectClean(on = node) {
   expect(staticNeighs(on)).toEqual([]);
   expect(held()).toEqual([]);
 }
-const ping = (from: string, to: string) => lab.in(from, ['ping', '-c', '1', '-W', '2', to]);
+const ping = (from: string, to: string) => lab.ping(from, to);
 
 describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is the gateway', () => {
   it('two pods ping each other and the gateway; the tables are kubenet’s; DEL leaves the bridge and nothing else', async () => {

@@ -11,21 +11,17 @@
 // its addresses and routes back; once done it is never undone (the node's connectivity is on it).
 import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
-import type { Attachment } from '../config/attachments.js';
 import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
-import { hostRoute, toCidr, toDst, type Addr, type Cidr, type IfName } from '../net/values.js';
+import { hostRoute, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, DelInput, PodIp } from './input.js';
+import { DEFAULT4, forwardingStep, podAddressStep, podIpv4 } from './pod.js';
 import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
 import { NFT_TABLE, addPod, delPod, ensureMasquerade, masqNames } from '../net/nft.js';
 
-const DEFAULT4 = toDst('0.0.0.0/0')!;
-const LO = 'lo' as IfName;
-
 function podIp(input: AddInput): PodIp & { gateway: Addr } {
-  const ip = input.ips.find((i) => i.cidr.family === 4);
-  if (!ip) throw new CniError(Code.unsupportedField, `bridge mode needs an IPv4 address; IPAM gave ${input.ips.map((i) => i.cidr.text).join(', ') || 'none'}`);
+  const ip = podIpv4(input, 'bridge');
   if (!ip.gateway) throw new CniError(Code.invalidConfig, `bridge mode needs a gateway: IPAM gave ${ip.cidr.text} without one (set ipam.ranges[…].gateway)`);
   return { ...ip, gateway: ip.gateway };
 }
@@ -88,20 +84,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       undo: [['neigh', 'del', cidr.ip, 'dev', br]],
       expect: [{ kind: 'neigh', side: 'host', dev: br, ip: cidr.ip, mac }],
     },
-    {
-      say: `Adding IP address ${cidr.text} to ${ifname} and setting ${ifname} and lo up: the pod is on ${br}'s subnet`,
-      side: 'container',
-      lifecycle: 'attachment',
-      ip: [
-        ['link', 'set', 'dev', LO, 'up'],
-        ['link', 'set', 'dev', ifname, 'up'],
-        ['addr', 'add', cidr.text, 'dev', ifname],
-      ],
-      expect: [
-        { kind: 'link', side: 'container', name: ifname, mac, up: true, mtu },
-        { kind: 'addr', side: 'container', dev: ifname, address: cidr },
-      ],
-    },
+    podAddressStep(ifname, cidr, mac, mtu, `: the pod is on ${br}'s subnet`),
   );
   const routes = podRoutes(input, gateway, up?.addrs.find((a) => a.network === cidr.network) ?? gateway);
   steps.push({
@@ -130,15 +113,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       },
     );
   }
-  if (input.bridge.isGateway) {
-    steps.push({
-      say: 'Enabling IPv4 forwarding on the node (node-wide; it stays on): the node routes for its pods',
-      side: 'host',
-      lifecycle: 'shared',
-      sysctl: [['net.ipv4.ip_forward', '1']],
-      expect: [{ kind: 'sysctl', side: 'host', key: 'net.ipv4.ip_forward', value: '1' }],
-    });
-  }
+  if (input.bridge.isGateway) steps.push(forwardingStep(': the node routes for its pods'));
   return { netnsPath: input.netnsPath, steps };
 }
 
@@ -266,4 +241,3 @@ export function bridgeDelPlan(d: DelInput): Plan {
   };
 }
 
-export const bridgeNeighbourMac = (network: string, a: Attachment) => containerMac(network, a);

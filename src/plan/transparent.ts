@@ -2,23 +2,15 @@
 // pod's host veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on); the pod holds its address with the
 // subnet's prefix but no subnet route, and reaches everything through the link-local gateway
 // 169.254.1.1, whose MAC is a permanent neighbour entry: every packet leaves through the node.
-import { CniError, Code } from '../cni/errors.js';
 import type { Result, Route } from '../cni/result.js';
 import { POD_NETNS_REF } from '../net/command.js';
-import { hostRoute, toDst, type Cidr, type IfName } from '../net/values.js';
-import type { AddInput, DelInput, PodIp } from './input.js';
+import { hostRoute, type Cidr } from '../net/values.js';
+import type { AddInput, DelInput } from './input.js';
+import { DEFAULT4, forwardingStep, podAddressStep, podIpv4 } from './pod.js';
 import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
 import type { Plan, Step } from './plan.js';
 
-const DEFAULT4 = toDst('0.0.0.0/0')!;
-const LO = 'lo' as IfName;
-
-/** The pod's IPv4 address: transparent mode wires IPv4 only (so far). */
-function podIp(input: AddInput): PodIp {
-  const ip = input.ips.find((i) => i.cidr.family === 4);
-  if (!ip) throw new CniError(Code.unsupportedField, `transparent mode needs an IPv4 address; IPAM gave ${input.ips.map((i) => i.cidr.text).join(', ') || 'none'}`);
-  return ip;
-}
+const podIp = (input: AddInput) => podIpv4(input, 'transparent');
 
 export function transparentAddPlan(input: AddInput): Plan {
   const { ifname, mtu, network, attachment } = input;
@@ -60,20 +52,7 @@ export function transparentAddPlan(input: AddInput): Plan {
       sysctl: [[`net.ipv4.conf.${veth}.proxy_arp`, '1']],
       expect: [{ kind: 'sysctl', side: 'host', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' }],
     },
-    {
-      say: `Adding IP address ${cidr.text} to ${ifname} and setting ${ifname} and lo up`,
-      side: 'container',
-      lifecycle: 'attachment',
-      ip: [
-        ['link', 'set', 'dev', LO, 'up'],
-        ['link', 'set', 'dev', ifname, 'up'],
-        ['addr', 'add', cidr.text, 'dev', ifname],
-      ],
-      expect: [
-        { kind: 'link', side: 'container', name: ifname, mac, up: true, mtu },
-        { kind: 'addr', side: 'container', dev: ifname, address: cidr },
-      ],
-    },
+    podAddressStep(ifname, cidr, mac, mtu, ''),
     {
       say: `Removing the kernel's subnet route ${cidr.network} dev ${ifname}: even same-subnet traffic goes via the gateway`,
       side: 'container',
@@ -110,14 +89,7 @@ export function transparentAddPlan(input: AddInput): Plan {
       expect: extra.map((r) => ({ kind: 'route', side: 'container', dst: r, dev: ifname, gw })),
     });
   }
-  // Node-wide and shared: last, so that an ADD failing earlier leaves it as it was; never undone.
-  steps.push({
-    say: 'Enabling IPv4 forwarding on the node (node-wide; it stays on)',
-    side: 'host',
-    lifecycle: 'shared',
-    sysctl: [['net.ipv4.ip_forward', '1']],
-    expect: [{ kind: 'sysctl', side: 'host', key: 'net.ipv4.ip_forward', value: '1' }],
-  });
+  steps.push(forwardingStep(''));
   return { netnsPath: input.netnsPath, steps };
 }
 

@@ -59,6 +59,11 @@ export class Lab {
     return sh(['nsenter', `--net=${nsPath}`, ...argv], input);
   }
 
+  /** One ping from a namespace; its output says "1 received" when it got through. */
+  ping(from: string, to: string): string {
+    return this.in(from, ['ping', '-c', '1', '-W', '2', to]);
+  }
+
   ipJson(nsPath: string, args: string[]): any[] {
     return JSON.parse(this.in(nsPath, ['ip', '-json', ...args]) || '[]');
   }
