@@ -112,6 +112,19 @@ describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is th
   });
 });
 
+describe('DEL is idempotent and leak-free in bridge mode too', () => {
+  it('on repeat, without prevResult or netns, after the netns is gone, and for a pod never added', async () => {
+    const c = conf({ ipMasq: true });
+    const p = pod();
+    ok(await add(p, c));
+    sh(['ip', 'netns', 'del', p.netns.split('/').pop()!]);
+    ok(await del(p, c));
+    ok(await del({ id: p.id }, c));
+    ok(await del({ id: `${lab.prefix}-never` }, c));
+    expectClean();
+  });
+});
+
 describe('the bridge is shared: ten first ADDs at once on a fresh node all succeed', () => {
   it('one bridge, ten ports, ten addresses; all DELs leave it clean', async () => {
     const fresh = lab.ns('fresh');
@@ -282,6 +295,21 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     ok(await add(p, azure(), n));
     expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
     ok(await del(p, azure(), n));
+  });
+
+  it('ten first ADDs at once on a fresh node: all succeed, the uplink moves once, the node keeps its connectivity', async () => {
+    const { node: n } = lab.aksNode('aznode3');
+    const pods = Array.from({ length: 10 }, pod);
+    const results = await Promise.all(pods.map((p) => add(p, azure(), n)));
+    for (const r of results) ok(r);
+    expect(v4(link(n, AZ))).toEqual(['10.224.0.4/16']);
+    expect(v4(link(n, 'eth0'))).toEqual([]);
+    expect(lab.ipJson(n, ['route', 'show', 'default'])).toEqual([expect.objectContaining({ gateway: '10.224.0.1', dev: AZ })]);
+    expect(ports(n, AZ)).toHaveLength(11);
+    expect(ping(n, '10.224.0.1')).toContain('1 received');
+    expect(ping(pods[9]!.netns, '10.224.0.1')).toContain('1 received');
+    for (const r of await Promise.all(pods.map((p) => del(p, azure(), n)))) ok(r);
+    expect(ports(n, AZ)).toEqual(['eth0']);
   });
 
   it('an uplink that does not exist is a config error and changes nothing', async () => {

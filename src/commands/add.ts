@@ -34,8 +34,9 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
 
   // Observing the node (bridge mode) and the MTU look-up (when the config names none) run while
   // IPAM allocates; a node fact in error fails the ADD before any plan runs.
+  // Azure's layout takes the uplink's MTU from the facts it reads anyway.
   const [mtuLookup, allocated, observed] = await Promise.allSettled([
-    conf.mtu ?? defaultMtu(),
+    conf.mtu ?? (conf.mode === 'bridge' && conf.bridgeConf.uplink ? undefined : defaultMtu()),
     callIpam(env, conf, 'ADD'),
     mode.observe?.(conf.bridgeConf),
   ]);
@@ -54,7 +55,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
       ifname: env.ifname,
       netnsPath: pod.path,
       ...typed,
-      mtu: mtuLookup.value,
+      mtu: mtuLookup.value ?? observed.value?.uplink?.mtu ?? 1500,
       facts: observed.value,
       ipsToRouteViaHost: conf.ipsToRouteViaHost,
     };

@@ -147,6 +147,8 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
       side: 'host',
       lifecycle: 'shared',
       alone: true,
+      // First ADDs at once all see the NIC unmoved: whatever another one took off already is done.
+      tolerate: /No such process|Cannot assign requested address|Address not found/,
       ip: [
         ...up.routes.map((r) => route('del', r, up.name)),
         ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', up.name]),
@@ -159,6 +161,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
       side: 'host',
       lifecycle: 'shared',
       alone: true,
+      tolerate: /File exists|Address already assigned/,
       ip: [...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', br]), ...up.routes.map((r) => route('add', r, br))],
       restore,
       expect,
