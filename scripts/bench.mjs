@@ -81,10 +81,16 @@ async function inner({ p, dir }) {
   const vnetConf = JSON.stringify({ cniVersion: '1.0.0', name: 'benchnet', type: 'vnet', mtu: 1500, ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.78.0.0/16' }]], dataDir: join(dir, 'ipam-a') } });
   const vnetHl = JSON.stringify({ ...JSON.parse(vnetConf), ipam: { type: 'host-local', ranges: [[{ subnet: '10.79.0.0/16' }]], dataDir: join(dir, 'ipam-b') } });
   const ptpConf = JSON.stringify({ cniVersion: '1.0.0', name: 'benchptp', type: 'ptp', mtu: 1500, ipam: { type: 'host-local', ranges: [[{ subnet: '10.80.0.0/16' }]], dataDir: join(dir, 'ipam-c') } });
+  // Bridge mode, kubenet's layout, against the reference bridge plugin (each on a bridge of its own).
+  const kubenet = (type, bridge, subnet, ipam) => JSON.stringify({ cniVersion: '1.0.0', name: `bench${bridge}`, type, mode: 'bridge', bridge, isGateway: true, mtu: 1500, ipam: { ranges: [[{ subnet, gateway: subnet.replace(/0\/24$/, '1') }]], dataDir: join(dir, `ipam-${bridge}`), ...ipam } });
   const flows = [
     ['vnet transparent + vnet-ipam (in-process)', join(BIN, 'vnet'), vnetConf, pods[0]],
     ['vnet transparent + host-local (exec)', join(BIN, 'vnet'), vnetHl, pods[0]],
     ['ptp + host-local (Go reference)', join(REF, 'ptp'), ptpConf, pods[1]],
+    ['vnet bridge (kubenet) + vnet-ipam', join(BIN, 'vnet'), kubenet('vnet', 'vbr0', '10.83.0.0/24', { type: 'vnet-ipam' }), pods[0]],
+    ['vnet bridge (kubenet, ipMasq) + vnet-ipam', join(BIN, 'vnet'), JSON.stringify({ ...JSON.parse(kubenet('vnet', 'vbr1', '10.84.0.0/24', { type: 'vnet-ipam' })), ipMasq: true }), pods[0]],
+    ['bridge + host-local (Go reference)', join(REF, 'bridge'), kubenet('bridge', 'rbr0', '10.85.0.0/24', { type: 'host-local' }), pods[1]],
+    ['bridge (Go reference) + vnet-ipam (exec)', join(REF, 'bridge'), kubenet('bridge', 'rbr1', '10.86.0.0/24', { type: 'vnet-ipam' }), pods[1]],
   ];
   const adds = flows.map(() => []);
   const dels = flows.map(() => []);

@@ -9,7 +9,6 @@ import { parseIpamConfig } from '../ipam/config.js';
 import { candidates, formatCidr, formatValue, parseIp, subnetFor, subnetString, type Range } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
-import { readNodeFacts } from '../net/facts.js';
 import { toCidr } from '../net/values.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
@@ -36,13 +35,13 @@ export async function explain(args: string[]): Promise<string> {
   const { address, gateway, why, from } = pickAddress(ip, conf);
   const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
 
-  // Azure's layout plans from the node's uplink as it is now: read it (read-only) to show that.
-  const facts = conf.bridgeConf.uplink
-    ? await readNodeFacts(conf.bridgeConf.name, conf.bridgeConf.uplink).catch((e: Error) => {
-        throw new UsageError(`explain reads this node's uplink ${conf.bridgeConf.uplink} to show its move: ${e.message}`);
-      })
-    : undefined;
-  const plan = modeOf(conf.mode).addPlan({
+  // A mode that plans from node facts (bridge mode: is the bridge there, Azure's uplink as it is
+  // now) is shown what this node would run: the facts are read, read-only.
+  const mode = modeOf(conf.mode);
+  const facts = await mode.observe?.(conf.bridgeConf).catch((e: Error) => {
+    throw new UsageError(`explain reads this node's facts to show what ADD would run here: ${e.message}`);
+  });
+  const plan = mode.addPlan({
     facts,
     network: conf.name,
     bridge: conf.bridgeConf,

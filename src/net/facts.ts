@@ -21,6 +21,8 @@ export interface LinkFacts {
 }
 
 export interface NodeFacts {
+  /** Whether the bridge is there already (so its creation is not planned, and not retried). */
+  bridgeExists: boolean;
   bridge?: LinkFacts;
   uplink?: LinkFacts & { routes: UplinkRoute[] };
 }
@@ -52,7 +54,7 @@ function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
   const [links = [], routes = []] = await ipJson(['addr show', 'route show']);
   const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
-  const facts: NodeFacts = { bridge: linkFacts(find(bridge)) };
+  const facts: NodeFacts = { bridgeExists: find(bridge) !== undefined, bridge: linkFacts(find(bridge)) };
   if (uplink === undefined) return facts;
   const up = linkFacts(find(uplink));
   if (!up) throw new CniError(Code.invalidConfig, `uplink ${uplink}: no such interface on the node`);

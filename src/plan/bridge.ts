@@ -43,7 +43,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       say: `Ensuring bridge ${br} (created once per node with the pinned MAC ${brMac}; shared by every pod, never removed)`,
       side: 'host',
       lifecycle: 'shared',
-      ip: [['link', 'add', 'name', br, 'address', brMac, 'type', 'bridge'], ['link', 'set', 'dev', br, 'up']],
+      ip: [...(input.facts?.bridgeExists ? [] : [['link', 'add', 'name', br, 'address', brMac, 'type', 'bridge'] as IpCmd]), ['link', 'set', 'dev', br, 'up']],
       // Another ADD may have made it a moment ago: that is what "ensured" means.
       tolerate: /File exists/,
       expect: [{ kind: 'link', side: 'host', name: br, up: true }],

@@ -3,6 +3,7 @@
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
 import { readNodeFacts, type NodeFacts } from '../net/facts.js';
+import { nodeHasLink } from '../net/ip.js';
 import type { AddInput, BridgeConf, DelInput } from './input.js';
 import type { Plan } from './plan.js';
 import { transparentAddPlan, transparentDelPlan, transparentResult } from './transparent.js';
@@ -25,8 +26,9 @@ const MODES = {
     delPlan: bridgeDelPlan,
     result: bridgeResult,
     delNeedsPodIps: true,
-    // Only Azure's layout plans from node facts; kubenet's ensures everything idempotently.
-    observe: async (b: BridgeConf) => (b.uplink ? readNodeFacts(b.name, b.uplink) : {}),
+    // Azure's layout plans from the uplink's facts (one process); kubenet's needs only to know
+    // whether the bridge is there, which /proc tells without a process.
+    observe: async (b: BridgeConf) => (b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: nodeHasLink(b.name) }),
   },
 } satisfies Record<string, Mode>;
 
