@@ -67,7 +67,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
   };
 
   try {
-    for (const step of plan.steps) {
+    for (const [i, step] of plan.steps.entries()) {
       log.info(step.say);
       if (step.sysctl) {
         await flush();
@@ -77,7 +77,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         await flush();
         // Consecutive nft steps run as one transaction (one process): all of them or none.
         const group = [step];
-        for (let next = plan.steps[plan.steps.indexOf(step) + 1]; next?.nft && !next.ip && !next.sysctl; next = plan.steps[plan.steps.indexOf(next) + 1]) group.push(next);
+        for (let j = i + 1; plan.steps[j]?.nft && !plan.steps[j]!.ip && !plan.steps[j]!.sysctl; j++) group.push(plan.steps[j]!);
         if (!nftDone.has(step)) {
           current = step;
           crashPoint(`before the nftables script: ${step.say}`);
