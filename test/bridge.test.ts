@@ -112,6 +112,23 @@ describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is th
   });
 });
 
+describe('a bridge name that batch grammar cannot carry works exactly (its commands run as argv)', () => {
+  it(`bridge "b#'0": the pod is wired on exactly that bridge, and DEL leaves nothing`, async () => {
+    const n = lab.ns('oddbr');
+    const odd = "b#'0";
+    const c = conf({ bridge: odd, ipMasq: true });
+    const p = pod();
+    const r = ok(await add(p, c, n));
+    expect(r.interfaces[0].name).toBe(odd);
+    expect(lab.ipJson(n, ['link', 'show', 'type', 'bridge']).map((l) => l.ifname)).toEqual([odd]);
+    expect(ports(n, odd)).toEqual([r.interfaces[1].name]);
+    expect(ping(p.netns, '10.244.0.1')).toContain('1 received');
+    ok(await del(p, c, n));
+    expect(ports(n, odd)).toEqual([]);
+    expect(lab.ipJson(n, ['neigh', 'show', 'nud', 'permanent'])).toEqual([]);
+  });
+});
+
 describe('DEL is idempotent and leak-free in bridge mode too', () => {
   it('on repeat, without prevResult or netns, after the netns is gone, and for a pod never added', async () => {
     const c = conf({ ipMasq: true });
