@@ -38,7 +38,7 @@ export async function explain(args: string[]): Promise<string> {
   // A mode that plans from node facts (bridge mode: is the bridge there, Azure's uplink as it is
   // now) is shown what this node would run: the facts are read, read-only.
   const mode = modeOf(conf.mode);
-  const facts = await mode.observe?.(conf.bridgeConf).catch((e: Error) => {
+  const facts = await mode.observe(conf.bridgeConf, false).catch((e: Error) => {
     throw new UsageError(`explain reads this node's facts to show what ADD would run here: ${e.message}`);
   });
   const plan = mode.addPlan({

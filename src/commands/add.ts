@@ -8,7 +8,7 @@ import type { Result } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
 import { crashPoint } from '../crash.js';
 import { attachmentText } from '../ipam/allocator.js';
-import { defaultRouteInterface, linkMtu, nodeHasLink } from '../net/ip.js';
+import { nodeHasLink } from '../net/ip.js';
 import { openPodNetns } from '../net/netns.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam, type AddInput } from '../plan/input.js';
@@ -32,21 +32,15 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   const mode = modeOf(conf.mode);
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
 
-  // Observing the node (bridge mode) and the MTU look-up (when the config names none) run while
-  // IPAM allocates; a node fact in error fails the ADD before any plan runs.
-  // Azure's layout takes the uplink's MTU from the facts it reads anyway.
-  const [mtuLookup, allocated, observed] = await Promise.allSettled([
-    conf.mtu ?? (conf.mode === 'bridge' && conf.bridgeConf.uplink ? undefined : defaultMtu()),
-    callIpam(env, conf, 'ADD'),
-    mode.observe?.(conf.bridgeConf),
-  ]);
+  // The node's facts (and the MTU, when the config names none) are read while IPAM allocates; a
+  // node fact in error fails the ADD before any plan runs.
+  const [allocated, observed] = await Promise.allSettled([callIpam(env, conf, 'ADD'), mode.observe(conf.bridgeConf, conf.mtu === undefined)]);
   if (allocated.status === 'rejected') throw allocated.reason;
   crashPoint('after IPAM ADD');
   try {
     const ipam = ipamResult(allocated.value, conf.ipam.type);
     const typed = typedIpam(ipam, `result of IPAM plugin ${conf.ipam.type}:`, Code.decode);
     log.info(`Plugin ${conf.ipam.type} returned ${typed.ips.map((i) => i.cidr.text).join(', ') || 'no address'}`);
-    if (mtuLookup.status === 'rejected') throw mtuLookup.reason;
     if (observed.status === 'rejected') throw observed.reason;
     const input: AddInput = {
       network: conf.name,
@@ -55,7 +49,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
       ifname: env.ifname,
       netnsPath: pod.path,
       ...typed,
-      mtu: mtuLookup.value ?? observed.value?.uplink?.mtu ?? 1500,
+      mtu: conf.mtu ?? observed.value.mtu ?? 1500,
       facts: observed.value,
       ipsToRouteViaHost: conf.ipsToRouteViaHost,
     };
@@ -66,12 +60,4 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     await callIpam(env, conf, 'DEL').catch((e: Error) => log.error(`IPAM DEL during rollback failed: ${e.message}`));
     throw err;
   }
-}
-
-/** The MTU of the node's default-route interface, 1500 if it has none. */
-async function defaultMtu(): Promise<number> {
-  const dev = defaultRouteInterface();
-  const mtu = dev ? await linkMtu(dev) : undefined;
-  log.info(`MTU ${mtu ?? 1500}${dev ? ` (from ${dev}, the default route's interface)` : ' (no default route)'}`);
-  return mtu ?? 1500;
 }

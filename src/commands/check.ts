@@ -9,7 +9,6 @@ import { openPodNetns } from '../net/netns.js';
 import { checkPlan } from '../plan/check.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
-import { POD_GATEWAY } from '../plan/names.js';
 import { callIpam, hasIpam } from './ipam.js';
 
 export async function check(env: CniEnv, conf: NetConf): Promise<void> {
@@ -31,11 +30,12 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
     ifname: env.ifname,
     netnsPath: pod.path,
     ips,
-    routes: typed.routes.filter((r) => r.gw?.ip === POD_GATEWAY.ip),
+    // ADD's routes all go via the pod's gateway; a chained plugin's other routes are not ours.
+    routes: typed.routes.filter((r) => r.gw?.ip === ips.find((i) => i.cidr.family === 4)!.gateway?.ip),
     // 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
     mtu: conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
-    facts: await mode.observe?.(conf.bridgeConf),
+    facts: await mode.observe(conf.bridgeConf, false),
   });
   await checkPlan(plan, pod);
   if (hasIpam(conf)) await callIpam(env, conf, 'CHECK');

@@ -1,7 +1,7 @@
 // GC (spec 1.1.0): remove every veth of this network (its alias starts `vnet:<network>:`) whose
 // attachment is not in cni.dev/valid-attachments (compared by the veth name each valid
-// attachment would have) and its masquerade elements likewise, then let IPAM free the addresses. It keeps going past a failure and
-// reports every one.
+// attachment would have), with its bridge neighbour entry and masquerade element, then let IPAM
+// free the addresses. It keeps going past a failure and reports every one.
 import { validAttachments } from '../config/attachments.js';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';

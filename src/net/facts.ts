@@ -2,7 +2,8 @@
 // uplink's MAC, bridge master, addresses and routes. What the kernel reports is outside text like
 // anything else: names, addresses and routes are parsed into typed values or left out.
 import { CniError, Code } from '../cni/errors.js';
-import { ipJson } from './ip.js';
+import { log } from '../log.js';
+import { defaultRouteInterface, ipJson, linkMtu } from './ip.js';
 import { ifNameProblem, macOf, toAddr, toCidr, toDst, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 export interface UplinkRoute {
@@ -21,6 +22,8 @@ export interface LinkFacts {
 }
 
 export interface NodeFacts {
+  /** The MTU for the pod's veth when the config names none: the uplink's, or the default route's interface's. */
+  mtu?: number;
   /** Whether the bridge is there already (so its creation is not planned, and not retried). */
   bridgeExists: boolean;
   bridge?: LinkFacts;
@@ -70,5 +73,14 @@ export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined):
       return [{ dst, gw, metric: Number.isInteger(r.metric) ? r.metric : undefined }];
     });
   facts.uplink = { ...up, routes: moved };
+  facts.mtu = up.mtu;
   return facts;
+}
+
+/** The MTU of the node's default-route interface (one `ip` process), 1500 if it has none. */
+export async function defaultMtu(): Promise<number> {
+  const dev = defaultRouteInterface();
+  const mtu = dev ? await linkMtu(dev) : undefined;
+  log.info(`MTU ${mtu ?? 1500}${dev ? ` (from ${dev}, the default route's interface)` : ' (no default route)'}`);
+  return mtu ?? 1500;
 }

@@ -2,7 +2,7 @@
 // and state ask it for a mode's plans and result; nothing else imports a mode by name.
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
-import { readNodeFacts, type NodeFacts } from '../net/facts.js';
+import { defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
 import { nodeHasLink } from '../net/ip.js';
 import type { AddInput, BridgeConf, DelInput } from './input.js';
 import type { Plan } from './plan.js';
@@ -12,23 +12,33 @@ export interface Mode {
   addPlan(input: AddInput): Plan;
   /** What DEL runs: needs only the names (and the pod's addresses, if known), never the pod's netns. */
   delPlan(d: DelInput): Plan;
-  /** Reads the node facts the plans need (one process), or nothing. */
-  observe?(bridge: BridgeConf): Promise<NodeFacts>;
+  /**
+   * Reads the node facts the plan needs, and the MTU when `needMtu` (the config names none), in
+   * as few processes as the mode allows: none, or one.
+   */
+  observe(bridge: BridgeConf, needMtu: boolean): Promise<NodeFacts>;
   /** DEL also needs the pod's addresses (to remove state keyed by them); without prevResult, looked up. */
   delNeedsPodIps: boolean;
   result(input: AddInput): Result;
 }
 
 const MODES = {
-  transparent: { addPlan: transparentAddPlan, delPlan: transparentDelPlan, result: transparentResult, delNeedsPodIps: false },
+  transparent: {
+    addPlan: transparentAddPlan,
+    delPlan: transparentDelPlan,
+    result: transparentResult,
+    delNeedsPodIps: false,
+    observe: async (_b: BridgeConf, needMtu: boolean) => ({ bridgeExists: false, mtu: needMtu ? await defaultMtu() : undefined }),
+  },
   bridge: {
     addPlan: bridgeAddPlan,
     delPlan: bridgeDelPlan,
     result: bridgeResult,
     delNeedsPodIps: true,
-    // Azure's layout plans from the uplink's facts (one process); kubenet's needs only to know
-    // whether the bridge is there, which /proc tells without a process.
-    observe: async (b: BridgeConf) => (b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: nodeHasLink(b.name) }),
+    // Azure's layout plans from the uplink's facts, its MTU included (one process); kubenet's
+    // needs only to know whether the bridge is there, which /proc tells without a process.
+    observe: async (b: BridgeConf, needMtu: boolean) =>
+      b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: nodeHasLink(b.name), mtu: needMtu ? await defaultMtu() : undefined },
   },
 } satisfies Record<string, Mode>;
 
