@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { CniError, Code } from '../src/cni/errors.js';
 import { parseIpamConfig, parseIpamLocation } from '../src/ipam/config.js';
+import { formatIp, parseCidr, parseIp, type IP } from '../src/net/address.js';
 import {
   candidates,
-  formatIp,
-  parseCidr,
-  parseIp,
   rangeFor,
   rangeSetString,
   resolveRange,
   resolveRangeSet,
-  type IP,
   type RangeSet,
 } from '../src/ipam/range.js';
 
@@ -53,9 +50,23 @@ describe('addresses are parsed strictly and printed as Go (and so host-local) pr
   it('parses IPv4 and IPv6, and rejects prefixes, zones, junk and IPv4-mapped IPv6', () => {
     expect(parseIp('10.0.0.1')).toEqual({ family: 4, value: 0x0a000001n });
     expect(parseIp('fd00::1')).toEqual({ family: 6, value: (0xfd00n << 112n) | 1n });
-    for (const bad of ['10.0.0.1/24', '10.0.0', '010.0.0.1', '256.0.0.1', ' 10.0.0.1', 'fd00::1%eth0', 'fd00::1::2', '::ffff:1.2.3.4', '']) {
-      expect(parseIp(bad), bad).toBeUndefined();
-    }
+    const bad = ['10.0.0.1/24', '10.0.0', '010.0.0.1', '256.0.0.1', ' 10.0.0.1', '10.0.0.1 ', '10.0.0.1\n', '1.2.3.4.5', '1..2.3', '+1.2.3.4', '0x1.2.3.4', '１.2.3.4'];
+    bad.push('fd00::1%eth0', 'fe80::1%1', 'fd00::1::2', ':::', ':1', '1:', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '1::2:3:4:5:6:7:8', 'fd000::1', 'fd00:g::1');
+    bad.push('::ffff:1.2.3.4', '::ffff:a01:203', '::1.2.3', '1.2.3.4::', '::01.2.3.4', '', '::/0', '[::1]');
+    for (const b of bad) expect(parseIp(b), b).toBeUndefined();
+    const good: [string, string][] = [
+      ['::', '::'],
+      ['::1', '::1'],
+      ['1::', '1::'],
+      ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
+      ['::2:3:4:5:6:7:8', '0:2:3:4:5:6:7:8'],
+      ['64:ff9b::192.0.2.33', '64:ff9b::c000:221'],
+      ['::1.2.3.4', '::102:304'],
+      ['FE80::1234:5678:9ABC', 'fe80::1234:5678:9abc'],
+      ['0.0.0.0', '0.0.0.0'],
+      ['255.255.255.255', '255.255.255.255'],
+    ];
+    for (const [input, want] of good) expect(formatIp(ip(input)), input).toBe(want);
   });
 
   it('prints IPv6 in RFC 5952 form: lowercase, the first longest zero run as ::, never a single group', () => {

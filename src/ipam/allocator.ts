@@ -5,9 +5,9 @@ import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
 import type { RequestedIp } from './config.js';
 import type { HeldLock } from './lock.js';
+import { formatValue } from '../net/address.js';
 import {
   candidates,
-  formatValue,
   rangeFor,
   rangeSetString,
   rangeString,

@@ -13,10 +13,10 @@ import {
   parseIpOrCidr,
   resolveRange,
   resolveRangeSet,
-  type IP,
   type RangeSet,
   type RawRange,
 } from './range.js';
+import type { IP } from '../net/address.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 

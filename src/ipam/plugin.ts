@@ -12,7 +12,8 @@ import { validAttachments } from '../config/attachments.js';
 import { parseIpamConfig, parseIpamLocation, type IpamConfig } from './config.js';
 import { allocate, assignRequested, attachmentText, collect, holder, release, type Assigned } from './allocator.js';
 import { withLock } from './lock.js';
-import { formatCidr, formatIp, formatValue, parseCidr, parseIp, subnetFor } from './range.js';
+import { formatCidr, formatIp, formatValue, parseCidr, parseIp } from '../net/address.js';
+import { subnetFor } from './range.js';
 import { Store, type Attachment } from './store.js';
 
 /** Runs one vnet-ipam verb. `conf` is the parsed stdin JSON object (the network config). Returns the Result for ADD, undefined otherwise. Throws CniError. Never prints. */

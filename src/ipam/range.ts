@@ -2,20 +2,8 @@
 // backend/allocator/range.go): a range is [rangeStart, rangeEnd] inside a subnet, by default from
 // network+1 to the broadcast-1 (IPv4) or the last address (IPv6); a range set is an ordered list
 // of ranges of one family from which one address is allocated, round-robin.
-import { Address4, Address6 } from 'ip-address';
 import { CniError, Code } from '../cni/errors.js';
-
-export type Family = 4 | 6;
-
-export interface IP {
-  family: Family;
-  value: bigint;
-}
-
-export interface Cidr {
-  ip: IP;
-  prefix: number;
-}
+import { formatCidr, formatValue, hostMask, networkOf, parseCidr, parseIp, type Family, type IP } from '../net/address.js';
 
 /** One resolved range. All addresses are values of `family`. */
 export interface Range {
@@ -34,89 +22,9 @@ export interface Range {
 
 export type RangeSet = Range[];
 
-export const bitsOf = (family: Family) => (family === 4 ? 32 : 128);
-
-/** Parses a bare IPv4 or IPv6 address (no prefix, no zone). undefined when invalid. */
-export function parseIp(s: string): IP | undefined {
-  if (s.includes('/') || s.includes('%') || s.trim() !== s || s === '') return undefined;
-  if (!s.includes(':')) {
-    if (!Address4.isValid(s)) return undefined;
-    return { family: 4, value: new Address4(s).bigInt() };
-  }
-  if (!Address6.isValid(s)) return undefined;
-  const value = new Address6(s).bigInt();
-  // IPv4-mapped addresses (::ffff:a.b.c.d) are IPv4 to Go and IPv6 to everyone else: refuse them.
-  if (value >> 32n === 0xffffn) return undefined;
-  return { family: 6, value };
-}
-
-/** Parses "address/prefix". The address keeps its host bits; see `networkOf`. */
-export function parseCidr(s: string): Cidr | undefined {
-  const slash = s.indexOf('/');
-  if (slash < 0) return undefined;
-  const ip = parseIp(s.slice(0, slash));
-  const p = s.slice(slash + 1);
-  if (!ip || !/^\d{1,3}$/.test(p)) return undefined;
-  const prefix = Number(p);
-  if (prefix > bitsOf(ip.family)) return undefined;
-  return { ip, prefix };
-}
-
 /** Parses a bare address or a CIDR (whose prefix is then ignored), as runtimes send requested IPs. */
 export function parseIpOrCidr(s: string): IP | undefined {
   return s.includes('/') ? parseCidr(s)?.ip : parseIp(s);
-}
-
-export function hostMask(family: Family, prefix: number): bigint {
-  return (1n << BigInt(bitsOf(family) - prefix)) - 1n;
-}
-
-export function networkOf(c: Cidr): bigint {
-  return c.ip.value & ~hostMask(c.ip.family, c.prefix);
-}
-
-/**
- * The canonical text of an address, exactly as Go's net.IP.String() prints it (host-local names
- * its files with it): dotted quad for IPv4; RFC 5952 for IPv6 (lowercase, no leading zeros, the
- * first longest run of two or more zero groups shortened to "::").
- */
-export function formatIp(ip: IP): string {
-  if (ip.family === 4) {
-    const v = ip.value;
-    return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
-  }
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(':');
-  if (bestLen < 2) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-}
-
-export const formatValue = (family: Family, value: bigint) => formatIp({ family, value });
-
-export function formatCidr(family: Family, value: bigint, prefix: number): string {
-  return `${formatValue(family, value)}/${prefix}`;
-}
-
-/** The canonical form of an address string, or undefined if it is not one. */
-export function canonicalIp(s: string): string | undefined {
-  const ip = parseIp(s);
-  return ip && formatIp(ip);
 }
 
 // ---- ranges ----
@@ -138,7 +46,7 @@ export function resolveRange(raw: RawRange, field: string): Range {
   const cidr = parseCidr(raw.subnet);
   if (!cidr) throw invalid(`${field}.subnet`, `invalid CIDR ${JSON.stringify(raw.subnet)}`);
   const { family } = cidr.ip;
-  const bits = bitsOf(family);
+  const bits = family === 4 ? 32 : 128;
   const network = networkOf(cidr);
   if (network !== cidr.ip.value) {
     throw invalid(

@@ -54,7 +54,7 @@ import { accessSync, constants, linkSync, lstatSync, readdirSync, renameSync, rm
 import { dirname, join } from 'node:path';
 import type { Attachment } from '../config/attachments.js';
 import { isErrno, mkdirp } from '../fsutil.js';
-import { canonicalIp, parseIp, type IP } from './range.js';
+import { canonicalIp, parseIp, type IP } from '../net/address.js';
 import { createFile, ensureDirectory, isDirectory, isRegularFile, makeDir, readFile, removeQuietly, UnsafePath } from './safefs.js';
 
 export type { Attachment };

@@ -3,7 +3,7 @@
 // the kernel would accept, a canonical address or CIDR, a MAC, a veth alias. Everything from
 // outside (env, config, an IPAM result, prevResult) passes through one of these on its way in.
 import { CniError, Code } from '../cni/errors.js';
-import { formatCidr, formatIp, networkOf, parseCidr, parseIp, type Family } from '../ipam/range.js';
+import { formatCidr, formatIp, networkOf, parseCidr, parseIp, type Family } from './address.js';
 
 declare const brand: unique symbol;
 type Brand<B extends string> = string & { readonly [brand]: B };
