@@ -126,7 +126,7 @@ describe('ADD wires a pod the way AKS transparent mode does', () => {
 describe('CHECK compares the live state with the plan and names the first difference', () => {
   const cases: [string, (p: { netns: string }, r: any) => void, RegExp][] = [
     ['the pod default route deleted', (p) => lab.in(p.netns, ['ip', 'route', 'del', 'default']), /route default via 169\.254\.1\.1 dev eth0 is missing in /],
-    ['the host /32 route deleted', (_p, r) => lab.in(node, ['ip', 'route', 'del', r.ips[0].address.replace(/\/\d+$/, '/32')]), /route 10\.224\.0\.\d+ dev azv[0-9a-f]+ is missing on the node/],
+    ['the host /32 route deleted', (_p, r) => lab.in(node, ['ip', 'route', 'del', r.ips[0].address.replace(/\/\d+$/, '/32')]), /IPv4 route 10\.224\.0\.\d+\/32 dev azv[0-9a-f]+ is missing on the node/],
     ['the neighbour entry deleted', (p) => lab.in(p.netns, ['ip', 'neigh', 'del', '169.254.1.1', 'dev', 'eth0']), /static ARP entry 169\.254\.1\.1 -> aa:aa:aa:aa:aa:aa on eth0 is missing/],
     ['the veth deleted', (_p, r) => lab.in(node, ['ip', 'link', 'del', r.interfaces[0].name]), /interface azv[0-9a-f]+ is missing on the node/],
   ];

@@ -24,7 +24,7 @@ export async function explain(args: string[]): Promise<string> {
       'container-id': { type: 'string' },
       netns: { type: 'string' },
       ifname: { type: 'string', default: 'eth0' },
-      ip: { type: 'string' },
+      ip: { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -33,7 +33,7 @@ export async function explain(args: string[]): Promise<string> {
   checkContainerId(containerId);
   const ifname = checkIfname(rawIfname);
   const conf = parseNetConf(readNetConf(file), 'ADD');
-  const { address, gateway, why, from } = pickAddress(ip, conf);
+  const { ips, why, from } = pickAddresses(ip ?? [], conf);
   const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
 
   // A mode that plans from node facts (bridge mode: is the bridge there, Azure's uplink as it is
@@ -49,7 +49,7 @@ export async function explain(args: string[]): Promise<string> {
     attachment: { containerId, ifname },
     ifname,
     netnsPath: netns,
-    ...typedIpam({ ips: [{ address, gateway }], routes: ipamRoutes }, '--ip', Code.invalidConfig),
+    ...typedIpam({ ips, routes: ipamRoutes }, '--ip', Code.invalidConfig),
     mtu: conf.mtu ?? 1500,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,
   });
@@ -59,7 +59,7 @@ export async function explain(args: string[]): Promise<string> {
     `# Nothing here has run. Node-side lines run as one \`ip -batch -\`, container-side lines as one`,
     `# \`${nsenter}\`; sysctls are written to /proc/sys directly.`,
     '',
-    `# IPAM: ${conf.ipam?.type ?? '(none)'} ADD hands out an address from ${from}: ${address} (${why})`,
+    `# IPAM: ${conf.ipam?.type ?? '(none)'} ADD hands out ${ips.length > 1 ? 'addresses' : 'an address'} from ${from}: ${ips.map((i) => i.address).join(', ')} (${why})`,
     ...(conf.mtu ? [] : ['# MTU: the default route interface\'s MTU at ADD time; 1500 shown']),
   ];
   return [...head.map(escapeControls), ...renderPlan(plan)].join('\n') + '\n';
@@ -84,25 +84,29 @@ export function renderPlan(plan: Plan): string[] {
 /** vnet-ipam reads host-local's config, so either one's ranges and routes can be shown. */
 const isHostLocalFormat = (conf: NetConf) => conf.ipam?.type === 'vnet-ipam' || conf.ipam?.type === 'host-local';
 
-/** The first IPv4 address a fresh host-local-format range set hands out, or --ip as given. */
-function pickAddress(ip: string | undefined, conf: NetConf): { address: string; gateway?: string; why: string; from: string } {
-  const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets.filter((s) => s[0]?.family === 4) : [];
+/**
+ * What IPAM would hand out: each --ip (ADDR/PREFIX, or an address in one of the ranges), or else
+ * the first address each fresh host-local-format range set gives: one per family for dual stack.
+ */
+function pickAddresses(ips: string[], conf: NetConf): { ips: { address: string; gateway?: string }[]; why: string; from: string } {
+  const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets : [];
   const from = sets.flat().map(subnetString).join(', ') || 'its ranges';
-  const gatewayOf = (r: Range | undefined) => (r ? formatValue(4, r.gateway) : undefined);
-  if (ip) {
-    const cidr = toCidr(ip);
-    const parsed = cidr ? undefined : parseIp(ip);
-    const range = sets.map((set) => subnetFor(set, cidr ? parseIp(cidr.ip)! : parsed!)).find(Boolean);
-    if (cidr?.family === 4) return { address: cidr.text, gateway: gatewayOf(range), why: 'from --ip', from };
-    if (!parsed || !range) throw new UsageError(`--ip ${JSON.stringify(ip)} is in none of the IPv4 ranges (${from}); give ADDR/PREFIX`);
-    return { address: `${ip}/${range.prefix}`, gateway: gatewayOf(range), why: 'from --ip', from };
+  const gatewayOf = (r: Range | undefined) => (r ? formatValue(r.family, r.gateway) : undefined);
+  if (ips.length) {
+    const picked = ips.map((ip) => {
+      const cidr = toCidr(ip);
+      const parsed = parseIp(cidr ? cidr.ip : ip);
+      const range = parsed && sets.map((set) => subnetFor(set, parsed)).find(Boolean);
+      if (cidr) return { address: cidr.text, gateway: gatewayOf(range) };
+      if (!parsed || !range) throw new UsageError(`--ip ${JSON.stringify(ip)} is in none of the ranges (${from}); give ADDR/PREFIX`);
+      return { address: formatCidr(parsed.family, parsed.value, range.prefix), gateway: gatewayOf(range) };
+    });
+    return { ips: picked, why: 'from --ip', from };
   }
-  const first = sets[0] && candidates(sets[0], undefined).next().value;
-  if (!first) throw new UsageError(`cannot tell which address ${conf.ipam?.type ?? 'IPAM'} would give: use --ip ADDR/PREFIX`);
-  return {
-    address: formatCidr(4, first.value, first.range.prefix),
-    gateway: gatewayOf(first.range),
-    why: 'the first address a fresh range hands out; give --ip to choose',
-    from,
-  };
+  const firsts = sets.flatMap((set) => {
+    const first = candidates(set, undefined).next().value;
+    return first ? [{ address: formatCidr(first.range.family, first.value, first.range.prefix), gateway: gatewayOf(first.range) }] : [];
+  });
+  if (!firsts.length) throw new UsageError(`cannot tell which address ${conf.ipam?.type ?? 'IPAM'} would give: use --ip ADDR/PREFIX`);
+  return { ips: firsts, why: `the first address${firsts.length > 1 ? 'es' : ''} a fresh range hands out; give --ip to choose`, from };
 }

@@ -19,7 +19,7 @@ As a CNI plugin (CNI_COMMAND set; config on stdin, result on stdout):
 As a command:
   vnet help                  this text
   vnet version               plugin version and the CNI spec versions it speaks
-  vnet explain --conf FILE --container-id ID --netns PATH [--ifname eth0] [--ip ADDR]
+  vnet explain --conf FILE --container-id ID --netns PATH [--ifname eth0] [--ip ADDR]…
                              print the commands ADD would run, as shell lines, running nothing
   vnet state [--conf FILE] [--data-dir DIR] [--network NAME]
                              show the addresses vnet-ipam holds and the node's azv veths

@@ -27,7 +27,7 @@ export async function state(args: string[]): Promise<string> {
     for (const a of allocs) out.push(`  ${a.ip.padEnd(40)} ${a.containerId} ${a.ifname}`);
   }
   const [linkRows = [], links = [], bridges = []] = await ipJson(['link show', 'addr show', 'link show type bridge']);
-  type Row = { ifname: string; ifalias?: string; address?: string; flags?: string[]; master?: string; addr_info?: { family?: string; local?: string; prefixlen?: number }[] };
+  type Row = { ifname: string; ifalias?: string; address?: string; flags?: string[]; master?: string; addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[] };
   const rows = links as Row[];
   // `addr show` has no alias: take it from `link show`.
   for (const r of rows) r.ifalias = (linkRows as Row[]).find((l) => l.ifname === r.ifname)?.ifalias;
@@ -37,7 +37,7 @@ export async function state(args: string[]): Promise<string> {
   if (ours.length) out.push(`Bridges (${ours.length}):`);
   for (const b of ours) {
     const row = rows.find((r) => r.ifname === b.ifname);
-    const addrs = (row?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+    const addrs = (row?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
     const ports = rows.filter((r) => r.master === b.ifname).map((r) => r.ifname);
     out.push(`  ${b.ifname.padEnd(15)} ${b.address ?? ''} ${b.flags?.includes('UP') ? 'up  ' : 'down'} ${addrs.join(' ') || '(no address)'}; ports: ${ports.join(' ') || 'none'}`);
   }

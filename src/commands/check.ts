@@ -19,7 +19,7 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
   // This attachment's addresses, and the routes ADD made (all via the gateway; later chained
   // plugins may have added others, which are not ours to check).
   const ips = typed.ips.filter((_, i) => idx < 0 || prev.ips[i]!.interface === undefined || prev.ips[i]!.interface === idx);
-  if (!ips.some((i) => i.cidr.family === 4)) throw new CniError(Code.invalidConfig, `prevResult has no IPv4 address for ${env.ifname}`);
+  if (!ips.length) throw new CniError(Code.invalidConfig, `prevResult has no address for ${env.ifname}`);
   const pod = openPodNetns(env.netns!);
 
   const mode = modeOf(conf.mode);
@@ -30,8 +30,8 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
     ifname: env.ifname,
     netnsPath: pod.path,
     ips,
-    // ADD's routes all go via the pod's gateway; a chained plugin's other routes are not ours.
-    routes: typed.routes.filter((r) => r.gw?.ip === ips.find((i) => i.cidr.family === 4)!.gateway?.ip),
+    // ADD's routes all go via a gateway of the pod's (one per family); a chained plugin's other routes are not ours.
+    routes: typed.routes.filter((r) => ips.some((i) => i.gateway && i.gateway.ip === r.gw?.ip)),
     // 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
     mtu: conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0,
     ipsToRouteViaHost: conf.ipsToRouteViaHost,

@@ -23,7 +23,7 @@ export function networkNameProblem(name: string): string | undefined {
 }
 
 const ifname = z.string().check(z.refine((s) => !ifNameProblem(s), { error: (i) => `invalid interface name: ${ifNameProblem(String(i.input))}` }));
-const ipv4 = z.string().check(z.refine((s) => toAddr(s)?.family === 4, 'must be an IPv4 address'));
+const address = z.string().check(z.refine((s) => toAddr(s) !== undefined, 'must be an IPv4 or IPv6 address (no prefix, no zone, no IPv4-mapped IPv6)'));
 // eslint-disable-next-line no-control-regex
 const absPath = z.string().check(z.refine((s) => s.startsWith('/') && !/[\x00-\x1f\x7f]/.test(s), 'must be an absolute path without control characters'));
 
@@ -45,8 +45,8 @@ export const netConfSchema = z.object({
   mtu: z.optional(z.int().check(z.minimum(68), z.maximum(65535))),
   hairpinMode: z._default(z.boolean(), false),
   ipMasq: z._default(z.boolean(), false),
-  ipMasqExclude: z.optional(z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined && toCidr(s)!.family === 4, 'must be an IPv4 CIDR (address/prefix)')))),
-  ipsToRouteViaHost: z._default(z.array(ipv4), []),
+  ipMasqExclude: z.optional(z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined, 'must be an IPv4 or IPv6 CIDR (address/prefix)')))),
+  ipsToRouteViaHost: z._default(z.array(address), []),
   logFile: z.optional(absPath),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
   ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must name an IPAM plugin (a file name on CNI_PATH)')) })),

@@ -3,8 +3,8 @@
 // anything else: names, addresses and routes are parsed into typed values or left out.
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
-import { defaultRouteInterface, ipJson, linkMtu } from './ip.js';
-import { ifNameProblem, macOf, toAddr, toCidr, toDst, type Addr, type Cidr, type IfName, type Mac } from './values.js';
+import { ROUTES, defaultRouteInterface, ipJson, linkMtu, mainRoutes, type RouteRow } from './ip.js';
+import { ifNameProblem, macOf, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 export interface UplinkRoute {
   dst: Cidr;
@@ -17,7 +17,7 @@ export interface LinkFacts {
   mac: Mac;
   mtu: number;
   master?: string;
-  /** IPv4 addresses with their prefix */
+  /** Its addresses with their prefix: IPv4, and IPv6 of global scope (a link-local address stays with its link). */
   addrs: Cidr[];
 }
 
@@ -35,27 +35,20 @@ interface LinkRow {
   address?: string;
   mtu?: number;
   master?: string;
-  addr_info?: { family?: string; local?: string; prefixlen?: number }[];
-}
-interface RouteRow {
-  dst: string;
-  dev?: string;
-  gateway?: string;
-  protocol?: string;
-  metric?: number;
+  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
 }
 
 function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
   if (!row || ifNameProblem(row.ifname)) return undefined;
   const addrs = (row.addr_info ?? [])
-    .filter((a) => a.family === 'inet')
+    .filter((a) => a.family === 'inet' || (a.family === 'inet6' && a.scope === 'global'))
     .flatMap((a) => toCidr(`${a.local}/${a.prefixlen}`) ?? []);
   return { name: row.ifname as IfName, mac: macOf(`link ${row.ifname}`, row.address ?? '', Code.io), mtu: row.mtu ?? 1500, master: row.master, addrs };
 }
 
 /** What bridge mode needs to know about this node. */
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
-  const [links = [], routes = []] = await ipJson(['addr show', 'route show']);
+  const [links = [], routes = []] = await ipJson(['addr show', ROUTES]);
   const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
   const facts: NodeFacts = { bridgeExists: find(bridge) !== undefined, bridge: linkFacts(find(bridge)) };
   if (uplink === undefined) return facts;
@@ -64,14 +57,9 @@ export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined):
   // The kernel's own subnet routes follow the addresses; the rest (the default route above all)
   // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
   const on = up.master === bridge ? bridge : uplink;
-  const moved = (routes as RouteRow[])
+  const moved = mainRoutes(routes as RouteRow[])
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
-    .flatMap((r): UplinkRoute[] => {
-      const dst = r.dst === 'default' ? toDst('0.0.0.0/0') : toDst(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
-      const gw = r.gateway === undefined ? undefined : toAddr(r.gateway);
-      if (!dst || (r.gateway !== undefined && !gw)) return [];
-      return [{ dst, gw, metric: Number.isInteger(r.metric) ? r.metric : undefined }];
-    });
+    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric }));
   facts.uplink = { ...up, routes: moved };
   facts.mtu = up.mtu;
   return facts;

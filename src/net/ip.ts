@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
 import type { PodNetns } from './netns.js';
-import { toAddr, type Addr, type IfName } from './values.js';
+import { toAddr, toDst, type Addr, type Cidr, type IfName } from './values.js';
 
 /** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
 function ipArgv(args: string[], pod?: PodNetns): string[] {
@@ -83,6 +83,38 @@ export async function ipRunAll(cmds: readonly IpCmd[]): Promise<Failure[]> {
     }
   }
   return failures.sort((a, b) => a.index - b.index);
+}
+
+/** Both families' routes in one read: `route show` alone lists IPv4 only, and batch lines take no -6. */
+export const ROUTES = 'route show table all';
+
+export interface RouteRow {
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+  scope?: string;
+  metric?: number;
+  table?: string;
+  type?: string;
+  pref?: string;
+}
+
+/**
+ * The main table's unicast routes of a ROUTES read, typed: the destination as a CIDR of its
+ * family ("default" is 0.0.0.0/0 or ::/0: the gateway says which, else IPv6's `pref` field, which
+ * only IPv6 routes carry), the gateway parsed. A row that does not parse is left out.
+ */
+export function mainRoutes(rows: readonly RouteRow[]): (Omit<RouteRow, 'dst' | 'gateway' | 'metric'> & { dst: Cidr; gw?: Addr; metric?: number })[] {
+  return rows.flatMap((r) => {
+    if (r.table !== undefined || (r.type !== undefined && r.type !== 'unicast') || typeof r.dst !== 'string') return [];
+    const gw = r.gateway === undefined ? undefined : toAddr(r.gateway);
+    if (r.gateway !== undefined && !gw) return [];
+    const v6 = r.dst === 'default' ? (gw ? gw.family === 6 : r.pref !== undefined) : r.dst.includes(':');
+    const text = r.dst === 'default' ? (v6 ? '::/0' : '0.0.0.0/0') : r.dst.includes('/') ? r.dst : `${r.dst}/${v6 ? 128 : 32}`;
+    const dst = toDst(text);
+    return dst ? [{ ...r, dst, gw, metric: Number.isInteger(r.metric) ? r.metric : undefined }] : [];
+  });
 }
 
 /** Runs read-only `ip -json` commands (our own constant text) in one process; one array each. */

@@ -1,8 +1,9 @@
 // Masquerade with nftables: one `nft -f -` process per call, in a table of the plugin's own,
-// `inet vnet`, that nothing else touches. Per network: a set of pod addresses (one element per
-// attachment, tagged with its host veth's name, so GC can tell strays), a set of destinations
-// not to masquerade, and a base chain at postrouting with the one rule
+// `inet vnet`, that nothing else touches. Per network and family: a set of pod addresses (one
+// element per pod address, tagged with its host veth's name, so GC can tell strays) and a set of
+// destinations not to masquerade; per network a base chain at postrouting with one rule a family
 //     ip saddr @pods_N ip daddr != @excl_N masquerade
+//     ip6 saddr @pods6_N ip6 daddr != @excl6_N masquerade
 // which ADD rebuilds (idempotent, atomic) and which no pod's DEL removes. Why nftables rather than
 // iptables: one atomic transaction per call instead of a process per rule, sets instead of a rule
 // per pod, and a table of our own instead of edits to shared chains.
@@ -10,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { runProcess } from '../proc.js';
+import type { Family } from './address.js';
 import { toAddr, type Addr, type Cidr, type IfName } from './values.js';
 
 declare const brand: unique symbol;
@@ -21,30 +23,53 @@ export const NFT_TABLE = 'inet vnet';
 /** The names of a network's objects: a hash of the network name keeps them within nft's rules. */
 export function masqNames(network: string) {
   const h = createHash('sha1').update(network).digest('hex').slice(0, 10);
-  return { chain: `masq_${h}`, pods: `pods_${h}`, exclude: `excl_${h}` };
+  return { chain: `masq_${h}`, pods: { 4: `pods_${h}`, 6: `pods6_${h}` }, exclude: { 4: `excl_${h}`, 6: `excl6_${h}` } } as const;
 }
 
 const line = (s: string) => s as NftLine;
+const TYPE = { 4: 'ipv4_addr', 6: 'ipv6_addr' } as const;
+const MATCH = { 4: 'ip', 6: 'ip6' } as const;
 
-/** The table, the network's sets and its chain with its one rule: created or rebuilt, never duplicated. */
-export function ensureMasquerade(network: string, exclude: readonly Cidr[]): NftLine[] {
+/**
+ * The table, the network's sets of both families and its chain with one rule per family: created
+ * or rebuilt, never duplicated. `refresh`: the families whose exclude set is refilled from
+ * `exclude` (a pod's ADD refills only its own families, so a single-stack pod never empties the
+ * other family's set).
+ */
+export function ensureMasquerade(network: string, exclude: readonly Cidr[], refresh: readonly Family[]): NftLine[] {
   const n = masqNames(network);
-  return [
-    line(`add table ${NFT_TABLE}`),
-    line(`add set ${NFT_TABLE} ${n.pods} { type ipv4_addr; }`),
-    line(`add set ${NFT_TABLE} ${n.exclude} { type ipv4_addr; flags interval; }`),
-    line(`flush set ${NFT_TABLE} ${n.exclude}`),
-    ...(exclude.length ? [line(`add element ${NFT_TABLE} ${n.exclude} { ${exclude.map((c) => c.network).join(', ')} }`)] : []),
+  const out = [line(`add table ${NFT_TABLE}`)];
+  for (const f of [4, 6] as const) {
+    out.push(line(`add set ${NFT_TABLE} ${n.pods[f]} { type ${TYPE[f]}; }`), line(`add set ${NFT_TABLE} ${n.exclude[f]} { type ${TYPE[f]}; flags interval; }`));
+    if (!refresh.includes(f)) continue;
+    const mine = exclude.filter((c) => c.family === f);
+    out.push(line(`flush set ${NFT_TABLE} ${n.exclude[f]}`));
+    if (mine.length) out.push(line(`add element ${NFT_TABLE} ${n.exclude[f]} { ${mine.map((c) => c.network).join(', ')} }`));
+  }
+  out.push(
     line(`add chain ${NFT_TABLE} ${n.chain} { type nat hook postrouting priority srcnat; policy accept; }`),
     line(`flush chain ${NFT_TABLE} ${n.chain}`),
-    line(`add rule ${NFT_TABLE} ${n.chain} ip saddr @${n.pods} ip daddr != @${n.exclude} masquerade`),
-  ];
+    ...([4, 6] as const).map((f) => line(`add rule ${NFT_TABLE} ${n.chain} ${MATCH[f]} saddr @${n.pods[f]} ${MATCH[f]} daddr != @${n.exclude[f]} masquerade`)),
+  );
+  return out;
 }
 
 export const addPod = (network: string, ip: Addr, tag: IfName): NftLine[] => [
-  line(`add element ${NFT_TABLE} ${masqNames(network).pods} { ${ip.ip} comment "${tag}" }`),
+  line(`add element ${NFT_TABLE} ${masqNames(network).pods[ip.family]} { ${ip.ip} comment "${tag}" }`),
 ];
-export const delPod = (network: string, ip: Addr): NftLine[] => [line(`delete element ${NFT_TABLE} ${masqNames(network).pods} { ${ip.ip} }`)];
+/**
+ * Removes a pod's element whether or not it (or its set) exists: a script is one transaction, and
+ * one missing element would otherwise keep every other line of it from taking effect.
+ */
+export function delPod(network: string, ip: Addr): NftLine[] {
+  const set = masqNames(network).pods[ip.family];
+  return [
+    line(`add table ${NFT_TABLE}`),
+    line(`add set ${NFT_TABLE} ${set} { type ${TYPE[ip.family]}; }`),
+    line(`add element ${NFT_TABLE} ${set} { ${ip.ip} }`),
+    line(`delete element ${NFT_TABLE} ${set} { ${ip.ip} }`),
+  ];
+}
 
 /** Runs a script as one transaction; the failure's message, or undefined. */
 export async function nftRun(lines: readonly NftLine[]): Promise<string | undefined> {
@@ -52,18 +77,21 @@ export async function nftRun(lines: readonly NftLine[]): Promise<string | undefi
   return code === 0 ? undefined : stderr.split('\n').filter(Boolean).slice(0, 2).join('; ') || `nft exited ${code}`;
 }
 
-/** The network's masqueraded pods with their tags (none if the set does not exist). One process. */
+/** The network's masqueraded pods, both families, with their tags (none if the table does not exist). One process. */
 export async function masqueradedPods(network: string): Promise<{ ip: Addr; tag: string }[]> {
-  const { code, stdout, stderr } = await runProcess(['nft', '-j', 'list', 'set', ...NFT_TABLE.split(' '), masqNames(network).pods], '');
+  const { code, stdout, stderr } = await runProcess(['nft', '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
   if (code !== 0) {
     if (/No such file or directory/.test(stderr)) return [];
-    throw new CniError(Code.io, `reading the nftables set of network ${network} failed: ${firstLine(stderr)}`);
+    throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: ${firstLine(stderr)}`);
   }
-  const json = JSON.parse(stdout) as { nftables?: { set?: { elem?: unknown[] } }[] };
-  const elems = json.nftables?.find((x) => x.set)?.set?.elem ?? [];
-  return elems.flatMap((e) => {
-    const v = (e as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e };
-    const ip = typeof v.val === 'string' ? toAddr(v.val) : undefined;
-    return ip ? [{ ip, tag: typeof v.comment === 'string' ? v.comment : '' }] : [];
-  });
+  const { pods } = masqNames(network);
+  const json = JSON.parse(stdout) as { nftables?: { set?: { name?: unknown; elem?: unknown[] } }[] };
+  const sets = (json.nftables ?? []).flatMap((x) => (x.set && (x.set.name === pods[4] || x.set.name === pods[6]) ? [x.set] : []));
+  return sets.flatMap((set) =>
+    (set.elem ?? []).flatMap((e) => {
+      const v = (e as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e };
+      const ip = typeof v.val === 'string' ? toAddr(v.val) : undefined;
+      return ip ? [{ ip, tag: typeof v.comment === 'string' ? v.comment : '' }] : [];
+    }),
+  );
 }

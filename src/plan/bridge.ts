@@ -14,26 +14,30 @@ import type { Result, Route } from '../cni/result.js';
 import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
 import { hostRoute, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, DelInput, PodIp } from './input.js';
-import { DEFAULT4, forwardingStep, podAddressStep, podIpv4 } from './pod.js';
+import { DEFAULT, FAMILIES, addrAdd, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
 import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
 import { NFT_TABLE, addPod, delPod, ensureMasquerade, masqNames } from '../net/nft.js';
+import type { Family } from '../net/address.js';
 
-function podIp(input: AddInput): PodIp & { gateway: Addr } {
-  const ip = podIpv4(input, 'bridge');
-  if (!ip.gateway) throw new CniError(Code.invalidConfig, `bridge mode needs a gateway: IPAM gave ${ip.cidr.text} without one (set ipam.ranges[…].gateway)`);
-  return { ...ip, gateway: ip.gateway };
+/** The pod's addresses, each with the gateway bridge mode routes it through. */
+function podIpsWithGateways(input: AddInput): (PodIp & { gateway: Addr })[] {
+  return podIps(input, 'bridge').map((ip) => {
+    if (!ip.gateway) throw new CniError(Code.invalidConfig, `bridge mode needs a gateway: IPAM gave ${ip.cidr.text} without one (set ipam.ranges[…].gateway)`);
+    return { ...ip, gateway: ip.gateway };
+  });
 }
 
 export function bridgeAddPlan(input: AddInput): Plan {
   const { ifname, mtu, network, attachment } = input;
   const br = input.bridge.name;
-  const { cidr, gateway } = podIp(input);
+  const ips = podIpsWithGateways(input);
+  const cidrs = ips.map((i) => i.cidr);
+  const families = familiesOf(ips);
   const veth = hostVethName(network, attachment);
   const vethMac = hostVethMac(network, attachment);
   const mac = containerMac(network, attachment);
-  const gwCidr = toCidr(`${gateway.ip}/${cidr.prefix}`)!;
   const up = uplinkFacts(input);
   // Pinned: to the uplink's MAC when there is one (as Azure does), else one of our own.
   const brMac = up?.mac ?? bridgeMac(network, br);
@@ -51,16 +55,18 @@ export function bridgeAddPlan(input: AddInput): Plan {
   ];
   if (up) steps.push(...moveUplink(br, up));
   if (input.bridge.isGateway) {
+    const gwCidrs = ips.map((i) => toCidr(`${i.gateway.ip}/${i.cidr.prefix}`)!);
     steps.push({
-      say: `Ensuring ${br} holds the pods' gateway ${gwCidr.text}: the node is every pod's next hop`,
+      say: `Ensuring ${br} holds the pods' gateway${gwCidrs.length > 1 ? 's' : ''} ${gwCidrs.map((c) => c.text).join(', ')}: the node is every pod's next hop`,
       side: 'host',
       lifecycle: 'shared',
-      ip: [['addr', 'replace', gwCidr.text, 'dev', br]],
-      expect: [{ kind: 'addr', side: 'host', dev: br, address: gwCidr }],
+      ip: gwCidrs.map((c) => addrAdd(c, br, 'replace')),
+      expect: gwCidrs.map((address) => ({ kind: 'addr', side: 'host', dev: br, address })),
     });
   }
   const port: IpCmd[] = [['link', 'set', 'dev', veth, 'master', br, 'up', 'alias', vethAlias(network, attachment)]];
   if (input.bridge.hairpin) port.push(['link', 'set', 'dev', veth, 'type', 'bridge_slave', 'hairpin', 'on']);
+  const routes = podRoutes(input, ips, up);
   steps.push(
     {
       say: `Creating veth pair ${veth} (node side, MAC ${vethMac}) and ${ifname} (inside ${input.netnsPath}, MAC ${mac}), MTU ${mtu}`,
@@ -77,43 +83,44 @@ export function bridgeAddPlan(input: AddInput): Plan {
       ip: port,
     },
     {
-      say: `Adding static ARP entry ${cidr.ip} -> ${mac} on ${br}: the node never has to ask where the pod is`,
+      say: `Adding ${neighText(cidrs)} ${cidrs.map((c) => `${c.ip} -> ${mac}`).join(', ')} on ${br}: the node never has to ask where the pod is`,
       side: 'host',
       lifecycle: 'attachment',
-      ip: [['neigh', 'replace', cidr.ip, 'lladdr', mac, 'dev', br, 'nud', 'permanent']],
-      undo: [['neigh', 'del', cidr.ip, 'dev', br]],
-      expect: [{ kind: 'neigh', side: 'host', dev: br, ip: cidr.ip, mac }],
+      ip: cidrs.map((c): IpCmd => ['neigh', 'replace', c.ip, 'lladdr', mac, 'dev', br, 'nud', 'permanent']),
+      undo: cidrs.map((c): IpCmd => ['neigh', 'del', c.ip, 'dev', br]),
+      expect: cidrs.map((c) => ({ kind: 'neigh', side: 'host', dev: br, ip: c.ip, mac })),
     },
-    podAddressStep(ifname, cidr, mac, mtu, `: the pod is on ${br}'s subnet`),
+    podAddressStep(ifname, cidrs, mac, mtu, `: the pod is on ${br}'s subnet${cidrs.length > 1 ? 's' : ''}`),
+    {
+      say: `Adding routes ${routes.map((r) => routeText(r.dst, r.gw)).join(', ')}`,
+      side: 'container',
+      lifecycle: 'attachment',
+      ip: routes.map((r) => routeCmd('add', r.dst, r.gw, ifname)),
+      expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
+    },
   );
-  const routes = podRoutes(input, gateway, up?.addrs.find((a) => a.network === cidr.network) ?? gateway);
-  steps.push({
-    say: `Adding routes ${routes.map((r) => `${r.dst.prefix === 0 ? 'default' : r.dst.text} via ${r.gw.ip}`).join(', ')}`,
-    side: 'container',
-    lifecycle: 'attachment',
-    ip: routes.map((r) => (r.dst.prefix === 0 ? ['route', 'add', 'default', 'via', r.gw.ip, 'dev', ifname] : ['route', 'add', r.dst.text, 'via', r.gw.ip, 'dev', ifname])),
-    expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
-  });
   if (input.bridge.ipMasq) {
-    const exclude = input.bridge.ipMasqExclude ?? [cidr];
+    // Without ipMasqExclude, each family's pod subnet stays unmasqueraded, and only the pod's own families are refilled.
+    const exclude = input.bridge.ipMasqExclude ?? cidrs;
+    const shown = exclude.filter((c) => input.bridge.ipMasqExclude || families.includes(c.family));
     steps.push(
       {
-        say: `Ensuring masquerade for network ${network}: pod traffic to anything outside ${exclude.map((c) => c.network).join(', ')} leaves with the node's address (nftables table ${NFT_TABLE})`,
+        say: `Ensuring masquerade for network ${network}: pod traffic to anything outside ${shown.map((c) => c.network).join(', ') || 'nothing'} leaves with the node's address (nftables table ${NFT_TABLE})`,
         side: 'host',
         lifecycle: 'shared',
-        nft: ensureMasquerade(network, exclude),
+        nft: ensureMasquerade(network, exclude, input.bridge.ipMasqExclude ? FAMILIES : families),
       },
       {
-        say: `Masquerading ${cidr.ip}: an element of set ${masqNames(network).pods}, tagged ${veth}`,
+        say: `Masquerading ${cidrs.map((c) => c.ip).join(', ')}: element${cidrs.length > 1 ? 's' : ''} of ${families.map((f) => masqNames(network).pods[f]).join(', ')}, tagged ${veth}`,
         side: 'host',
         lifecycle: 'attachment',
-        nft: addPod(network, cidr, veth),
-        nftUndo: delPod(network, cidr),
-        expect: [{ kind: 'masq', side: 'host', network, ip: cidr.ip }],
+        nft: cidrs.flatMap((c) => addPod(network, c, veth)),
+        nftUndo: cidrs.flatMap((c) => delPod(network, c)),
+        expect: cidrs.map((c) => ({ kind: 'masq', side: 'host', network, ip: c.ip })),
       },
     );
   }
-  if (input.bridge.isGateway) steps.push(forwardingStep(': the node routes for its pods'));
+  if (input.bridge.isGateway) steps.push(forwardingStep(families, ': the node routes for its pods'));
   return { netnsPath: input.netnsPath, steps };
 }
 
@@ -122,10 +129,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
  * restore of the NIC should either fail; or, when a former ADD did it, only what CHECK expects.
  */
 function moveUplink(br: IfName, up: UplinkFacts): Step[] {
-  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [
-    'route', op, r.dst.prefix === 0 ? 'default' : r.dst.text, ...(r.gw ? (['via', r.gw.ip] as const) : []), 'dev', dev,
-    ...(r.metric !== undefined ? (['metric', r.metric] as const) : []),
-  ];
+  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => routeCmd(op, r.dst, r.gw, dev, r.metric);
   const expect: Expect[] = [
     { kind: 'link', side: 'host', name: up.name, up: true, master: br },
     ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'host', dev: br, address: a })),
@@ -136,11 +140,11 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   const restore: IpCmd[] = [
     ['link', 'set', 'dev', up.name, 'nomaster'],
     ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', br]),
-    ...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', up.name]),
+    ...up.addrs.map((a) => addrAdd(a, up.name)),
     ['link', 'set', 'dev', up.name, 'up'],
     ...up.routes.map((r) => route('add', r, up.name)),
   ];
-  const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${r.dst.prefix === 0 ? 'default' : r.dst.text}${r.gw ? ` via ${r.gw.ip}` : ''}`)].join(', ');
+  const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${routeText(r.dst, r.gw)}`)].join(', ');
   return [
     {
       say: `Moving uplink ${up.name} onto ${br} (1/2): taking ${what || 'nothing'} off ${up.name} and making it a port of ${br}`,
@@ -162,7 +166,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
       lifecycle: 'shared',
       alone: true,
       tolerate: /File exists|Address already assigned/,
-      ip: [...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', br]), ...up.routes.map((r) => route('add', r, br))],
+      ip: [...up.addrs.map((a) => addrAdd(a, br)), ...up.routes.map((r) => route('add', r, br))],
       restore,
       expect,
     },
@@ -178,30 +182,38 @@ function uplinkFacts(input: AddInput): UplinkFacts | undefined {
   return up;
 }
 
-/** The pod's IPv4 routes: the default via the gateway, IPAM's (via their gw or the gateway), ipsToRouteViaHost via the node. */
-function podRoutes(input: AddInput, gateway: Addr, node: Addr): { dst: Cidr; gw: Addr }[] {
-  const out: { dst: Cidr; gw: Addr }[] = [{ dst: DEFAULT4, gw: gateway }];
-  const add = (dst: Cidr, gw: Addr) => {
-    if (dst.family === 4 && !out.some((r) => r.dst.text === dst.text)) out.push({ dst, gw });
+/**
+ * The pod's routes, per family it has: the default via the family's gateway (its first address's),
+ * IPAM's (via their gw, or the gateway), ipsToRouteViaHost via the node: the gateway itself with
+ * isGateway, the node's address in the pod's subnet on the bridge with an uplink.
+ */
+function podRoutes(input: AddInput, ips: readonly (PodIp & { gateway: Addr })[], up: UplinkFacts | undefined): { dst: Cidr; gw: Addr }[] {
+  const gateway = (f: Family) => ips.find((i) => i.cidr.family === f)?.gateway;
+  const node = (f: Family) => {
+    const ip = ips.find((i) => i.cidr.family === f);
+    return ip && (up?.addrs.find((a) => a.network === ip.cidr.network) ?? ip.gateway);
   };
-  for (const r of input.routes) add(r.dst, r.gw?.family === 4 ? r.gw : gateway);
-  // The node: the gateway itself with isGateway, the node's address on the bridge with an uplink.
-  for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip), node);
+  const out: { dst: Cidr; gw: Addr }[] = familiesOf(ips).map((f) => ({ dst: DEFAULT[f], gw: gateway(f)! }));
+  const add = (dst: Cidr, gw: Addr | undefined) => {
+    if (gw && !out.some((r) => r.dst.text === dst.text)) out.push({ dst, gw });
+  };
+  for (const r of input.routes) add(r.dst, r.gw?.family === r.dst.family ? r.gw : gateway(r.dst.family));
+  for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip), node(ip.family));
   return out;
 }
 
 export function bridgeResult(input: AddInput): Result {
   const { network, attachment, ifname } = input;
   const br = input.bridge.name;
-  const { cidr, gateway } = podIp(input);
+  const ips = podIpsWithGateways(input);
   return {
     interfaces: [
       { name: br, mac: uplinkFacts(input)?.mac ?? bridgeMac(network, br) },
       { name: hostVethName(network, attachment), mac: hostVethMac(network, attachment) },
       { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
     ],
-    ips: [{ address: cidr.text, gateway: gateway.ip, interface: 2 }],
-    routes: podRoutes(input, gateway, uplinkFacts(input)?.addrs.find((a) => a.network === cidr.network) ?? gateway).map((r): Route => ({ dst: r.dst.text, gw: r.gw.ip })),
+    ips: ips.map((i) => ({ address: i.cidr.text, gateway: i.gateway.ip, interface: 2 })),
+    routes: podRoutes(input, ips, uplinkFacts(input)).map((r): Route => ({ dst: r.dst.text, gw: r.gw.ip })),
     dns: {},
   };
 }
@@ -219,13 +231,13 @@ export function bridgeDelPlan(d: DelInput): Plan {
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
       },
-      ...(d.bridge.ipMasq && d.podIps.some((a) => a.family === 4)
+      ...(d.bridge.ipMasq && d.podIps.length
         ? [
             {
-              say: `Removing ${d.podIps.filter((a) => a.family === 4).map((a) => a.ip).join(', ')} from the masquerade set ${masqNames(d.network).pods}`,
+              say: `Removing ${d.podIps.map((a) => a.ip).join(', ')} from the masquerade sets of network ${d.network}`,
               side: 'host' as const,
               lifecycle: 'attachment' as const,
-              nft: d.podIps.filter((a) => a.family === 4).flatMap((a) => delPod(d.network, a)),
+              nft: d.podIps.flatMap((a) => delPod(d.network, a)),
               tolerate: /No such file or directory/,
             },
           ]
@@ -233,7 +245,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
       ...(d.podIps.length
         ? [
             {
-              say: `Deleting the static ARP entries ${d.podIps.map((a) => a.ip).join(', ')} on ${br}`,
+              say: `Deleting the ${neighText(d.podIps)} ${d.podIps.map((a) => a.ip).join(', ')} on ${br}`,
               side: 'host' as const,
               lifecycle: 'attachment' as const,
               ip: d.podIps.map((a): IpCmd => ['neigh', 'del', a.ip, 'dev', br]),

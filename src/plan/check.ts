@@ -2,10 +2,10 @@
 // process per side. Only what the plan creates is checked, so routes or rules a later chained
 // plugin added never fail it. The first difference is reported, named.
 import { CniError, Code } from '../cni/errors.js';
-import { ipJson, readSysctl } from '../net/ip.js';
+import { canonicalIp } from '../net/address.js';
+import { ROUTES, ipJson, mainRoutes, readSysctl, type RouteRow } from '../net/ip.js';
 import { NFT_TABLE, masqNames, masqueradedPods } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
-import type { Cidr } from '../net/values.js';
 import type { Expect, Plan, Side } from './plan.js';
 
 interface Link {
@@ -16,12 +16,6 @@ interface Link {
   address?: string;
   addr_info?: { local?: string; prefixlen?: number }[];
 }
-interface RouteRow {
-  dst: string;
-  dev?: string;
-  gateway?: string;
-  scope?: string;
-}
 interface Neigh {
   dst: string;
   dev?: string;
@@ -30,19 +24,13 @@ interface Neigh {
 }
 interface State {
   links: Link[];
-  routes: RouteRow[];
+  routes: ReturnType<typeof mainRoutes>;
   neighs: Neigh[];
 }
 
 async function readState(pod?: PodNetns): Promise<State> {
-  const [links = [], routes = [], neighs = []] = await ipJson(['addr show', 'route show', 'neigh show'], pod);
-  return { links: links as Link[], routes: routes as RouteRow[], neighs: neighs as Neigh[] };
-}
-
-/** How `ip -json route` names a destination: "default", a bare address for a host route, else the CIDR. */
-function routeKey(dst: Cidr): string {
-  if (dst.prefix === 0) return 'default';
-  return dst.prefix === (dst.family === 4 ? 32 : 128) ? dst.ip : dst.network;
+  const [links = [], routes = [], neighs = []] = await ipJson(['addr show', ROUTES, 'neigh show'], pod);
+  return { links: links as Link[], routes: mainRoutes(routes as RouteRow[]), neighs: neighs as Neigh[] };
 }
 
 export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
@@ -87,20 +75,19 @@ function checkOne(e: Expect, s: State): string | undefined {
     }
     case 'addr': {
       const l = s.links.find((x) => x.ifname === e.dev);
-      const found = l?.addr_info?.some((a) => a.local === e.address.ip && a.prefixlen === e.address.prefix);
+      const found = l?.addr_info?.some((a) => canonicalIp(a.local ?? '') === e.address.ip && a.prefixlen === e.address.prefix);
       return found ? undefined : `address ${e.address.text} is missing on ${e.dev}`;
     }
     case 'route': {
-      const want = routeKey(e.dst);
-      const r = s.routes.find((x) => x.dst === want && x.dev === e.dev && (e.gw ? x.gateway === e.gw : !x.gateway));
-      const text = `route ${want}${e.gw ? ` via ${e.gw}` : ''} dev ${e.dev}${e.scope ? ` scope ${e.scope}` : ''}`;
+      const r = s.routes.find((x) => x.dst.text === e.dst.text && x.dev === e.dev && (e.gw ? x.gw?.ip === e.gw : !x.gw));
+      const text = `IPv${e.dst.family} route ${e.dst.prefix === 0 ? 'default' : e.dst.text}${e.gw ? ` via ${e.gw}` : ''} dev ${e.dev}${e.scope ? ` scope ${e.scope}` : ''}`;
       if (!r) return `${text} is missing`;
       if (e.scope && r.scope !== e.scope) return `${text} has scope ${r.scope ?? 'global'}`;
       return undefined;
     }
     case 'neigh': {
-      const n = s.neighs.find((x) => x.dst === e.ip && x.dev === e.dev);
-      const text = `static ARP entry ${e.ip} -> ${e.mac} on ${e.dev}`;
+      const n = s.neighs.find((x) => canonicalIp(x.dst) === e.ip && x.dev === e.dev);
+      const text = `static ${e.ip.includes(':') ? 'IPv6 neighbour' : 'ARP'} entry ${e.ip} -> ${e.mac} on ${e.dev}`;
       if (!n) return `${text} is missing`;
       if (n.lladdr !== e.mac) return `${text} points to ${n.lladdr ?? 'nothing'}`;
       if (!n.state?.includes('PERMANENT')) return `${text} is not permanent (${n.state?.join(',') ?? 'no state'})`;

@@ -6,8 +6,11 @@ import { addr, alias, mac, type Alias, type IfName, type Mac } from '../net/valu
 
 /** The MAC every transparent-mode host veth carries, as Azure CNI does. */
 export const HOST_VETH_MAC = mac('aa:aa:aa:aa:aa:aa');
-/** The pod's gateway in transparent mode: link-local, answered by the host's proxy ARP. */
-export const POD_GATEWAY = addr('169.254.1.1');
+/**
+ * The pod's gateways in transparent mode, per family, as Azure CNI has them: link-local addresses
+ * no one holds, which the pod's permanent neighbour entries map to the host veth's MAC.
+ */
+export const POD_GATEWAY = { 4: addr('169.254.1.1'), 6: addr('fe80::1234:5678:9abc') } as const;
 
 function digest(network: string, a: Attachment): string {
   // ':' appears in neither the network name nor the container ID (both validated), so the key

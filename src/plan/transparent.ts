@@ -1,26 +1,30 @@
-// Transparent mode, as AKS runs it: no bridge. The node owns a /32 route per pod through the
-// pod's host veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on); the pod holds its address with the
-// subnet's prefix but no subnet route, and reaches everything through the link-local gateway
-// 169.254.1.1, whose MAC is a permanent neighbour entry: every packet leaves through the node.
+// Transparent mode, as AKS runs it: no bridge. The node owns a host route per pod address (/32,
+// /128) through the pod's host veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on); the pod holds its
+// addresses with their subnets' prefixes but no subnet route, and reaches everything through a
+// link-local gateway per family (169.254.1.1, fe80::1234:5678:9abc), whose MAC is a permanent
+// neighbour entry: every packet leaves through the node, in both families.
 import type { Result, Route } from '../cni/result.js';
+import type { Family } from '../net/address.js';
 import { POD_NETNS_REF } from '../net/command.js';
 import { hostRoute, type Cidr } from '../net/values.js';
 import type { AddInput, DelInput } from './input.js';
-import { DEFAULT4, forwardingStep, podAddressStep, podIpv4 } from './pod.js';
+import { DEFAULT, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
 import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
-import type { Plan, Step } from './plan.js';
-
-const podIp = (input: AddInput) => podIpv4(input, 'transparent');
+import type { Expect, Plan, Step } from './plan.js';
 
 export function transparentAddPlan(input: AddInput): Plan {
   const { ifname, mtu, network, attachment } = input;
-  const cidr = podIp(input).cidr;
+  const ips = podIps(input, 'transparent');
+  const cidrs = ips.map((i) => i.cidr);
+  const families = familiesOf(ips);
   const veth = hostVethName(network, attachment);
   const mac = containerMac(network, attachment);
-  const gw = POD_GATEWAY.ip;
-  const host32 = hostRoute(cidr);
-  const extra = podRoutes(input).filter((r) => r.prefix !== 0);
+  const hostRoutes = cidrs.map(hostRoute);
   const alias = vethAlias(network, attachment);
+  const gws = families.map((f) => POD_GATEWAY[f]);
+  // The kernel's subnet route for each address (none for a /32 or /128).
+  const subnets = cidrs.filter((c) => c.prefix < (c.family === 4 ? 32 : 128));
+  const routes = podRoutes(input, families);
 
   const steps: Step[] = [
     {
@@ -39,65 +43,66 @@ export function transparentAddPlan(input: AddInput): Plan {
       ip: [['link', 'set', 'dev', veth, 'up', 'alias', alias]],
     },
     {
-      say: `Adding host route ${host32.text} dev ${veth}: the node reaches the pod straight through its veth`,
+      say: `Adding host route${hostRoutes.length > 1 ? 's' : ''} ${hostRoutes.map((r) => r.text).join(', ')} dev ${veth}: the node reaches the pod straight through its veth`,
       side: 'host',
       lifecycle: 'attachment',
-      ip: [['route', 'add', host32.text, 'dev', veth]],
-      expect: [{ kind: 'route', side: 'host', dst: host32, dev: veth }],
+      ip: hostRoutes.map((r) => routeCmd('add', r, undefined, veth)),
+      expect: hostRoutes.map((dst) => ({ kind: 'route', side: 'host', dst, dev: veth })),
     },
-    {
-      say: `Enabling proxy ARP on ${veth}: the node answers the pod's ARP for ${gw}`,
+  ];
+  if (families.includes(4)) {
+    steps.push({
+      say: `Enabling proxy ARP on ${veth}: the node answers the pod's ARP for ${POD_GATEWAY[4].ip}`,
       side: 'host',
       lifecycle: 'attachment',
       sysctl: [[`net.ipv4.conf.${veth}.proxy_arp`, '1']],
       expect: [{ kind: 'sysctl', side: 'host', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' }],
-    },
-    podAddressStep(ifname, cidr, mac, mtu, ''),
-    {
-      say: `Removing the kernel's subnet route ${cidr.network} dev ${ifname}: even same-subnet traffic goes via the gateway`,
+    });
+  }
+  steps.push(podAddressStep(ifname, cidrs, mac, mtu, ''));
+  if (subnets.length) {
+    steps.push({
+      say: `Removing the kernel's subnet route${subnets.length > 1 ? 's' : ''} ${subnets.map((c) => c.network).join(', ')} dev ${ifname}: even same-subnet traffic goes via the gateway`,
       side: 'container',
       lifecycle: 'attachment',
-      ip: [['route', 'del', cidr.network, 'dev', ifname]],
-    },
+      ip: subnets.map((c) => ['route', 'del', c.network, 'dev', ifname]),
+    });
+  }
+  steps.push(
     {
-      say: `Adding route ${gw} dev ${ifname} scope link and default via ${gw}`,
+      // IPv4 needs an on-link route to its gateway; IPv6 reaches a link-local next hop on the device named.
+      say: `Adding routes ${[...(families.includes(4) ? [`${POD_GATEWAY[4].ip} dev ${ifname} scope link`] : []), ...routes.map((r) => routeText(r, POD_GATEWAY[r.family]))].join(', ')}`,
       side: 'container',
       lifecycle: 'attachment',
       ip: [
-        ['route', 'add', gw, 'dev', ifname, 'scope', 'link'],
-        ['route', 'add', 'default', 'via', gw, 'dev', ifname],
+        ...(families.includes(4) ? [['route', 'add', POD_GATEWAY[4].ip, 'dev', ifname, 'scope', 'link'] as const] : []),
+        ...routes.map((r) => routeCmd('add', r, POD_GATEWAY[r.family], ifname)),
       ],
       expect: [
-        { kind: 'route', side: 'container', dst: hostRoute(POD_GATEWAY), dev: ifname, scope: 'link' },
-        { kind: 'route', side: 'container', dst: DEFAULT4, dev: ifname, gw },
+        ...(families.includes(4) ? [{ kind: 'route', side: 'container', dst: hostRoute(POD_GATEWAY[4]), dev: ifname, scope: 'link' } as Expect] : []),
+        ...routes.map((dst): Expect => ({ kind: 'route', side: 'container', dst, dev: ifname, gw: POD_GATEWAY[dst.family].ip })),
       ],
     },
     {
-      say: `Adding static ARP entry ${gw} -> ${HOST_VETH_MAC} on ${ifname}: the gateway is the host veth`,
+      say: `Adding ${neighText(gws)} ${gws.map((g) => `${g.ip} -> ${HOST_VETH_MAC}`).join(', ')} on ${ifname}: the gateway is the host veth`,
       side: 'container',
       lifecycle: 'attachment',
-      ip: [['neigh', 'add', gw, 'lladdr', HOST_VETH_MAC, 'dev', ifname, 'nud', 'permanent']],
-      expect: [{ kind: 'neigh', side: 'container', dev: ifname, ip: gw, mac: HOST_VETH_MAC }],
+      ip: gws.map((g) => ['neigh', 'add', g.ip, 'lladdr', HOST_VETH_MAC, 'dev', ifname, 'nud', 'permanent']),
+      expect: gws.map((g) => ({ kind: 'neigh', side: 'container', dev: ifname, ip: g.ip, mac: HOST_VETH_MAC })),
     },
-  ];
-  if (extra.length) {
-    steps.push({
-      say: `Adding routes ${extra.map((r) => r.text).join(', ')} via ${gw}`,
-      side: 'container',
-      lifecycle: 'attachment',
-      ip: extra.map((r) => ['route', 'add', r.text, 'via', gw, 'dev', ifname]),
-      expect: extra.map((r) => ({ kind: 'route', side: 'container', dst: r, dev: ifname, gw })),
-    });
-  }
-  steps.push(forwardingStep(''));
+    forwardingStep(families, ''),
+  );
   return { netnsPath: input.netnsPath, steps };
 }
 
-/** Every IPv4 route the pod gets, all via the link-local gateway; the default route first. */
-function podRoutes(input: AddInput): Cidr[] {
-  const routes: Cidr[] = [DEFAULT4];
+/**
+ * Every route the pod gets, each via its family's link-local gateway: the default route of each
+ * family the pod has, then IPAM's routes and ipsToRouteViaHost of those families.
+ */
+function podRoutes(input: AddInput, families: readonly Family[]): Cidr[] {
+  const routes: Cidr[] = families.map((f) => DEFAULT[f]);
   const add = (dst: Cidr) => {
-    if (dst.family === 4 && !routes.some((r) => r.text === dst.text)) routes.push(dst);
+    if (families.includes(dst.family) && !routes.some((r) => r.text === dst.text)) routes.push(dst);
   };
   for (const r of input.routes) add(r.dst);
   for (const ip of input.ipsToRouteViaHost) add(hostRoute(ip));
@@ -106,25 +111,26 @@ function podRoutes(input: AddInput): Cidr[] {
 
 export function transparentResult(input: AddInput): Result {
   const { network, attachment, ifname } = input;
+  const ips = podIps(input, 'transparent');
   return {
     interfaces: [
       { name: hostVethName(network, attachment), mac: HOST_VETH_MAC },
       { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
     ],
-    ips: [{ address: podIp(input).cidr.text, gateway: POD_GATEWAY.ip, interface: 1 }],
-    routes: podRoutes(input).map((dst): Route => ({ dst: dst.text, gw: POD_GATEWAY.ip })),
+    ips: ips.map((i) => ({ address: i.cidr.text, gateway: POD_GATEWAY[i.cidr.family].ip, interface: 1 })),
+    routes: podRoutes(input, familiesOf(ips)).map((dst): Route => ({ dst: dst.text, gw: POD_GATEWAY[dst.family].ip })),
     dns: {},
   };
 }
 
-/** DEL: the host veth goes, and with it the container end and the /32 route through it. */
+/** DEL: the host veth goes, and with it the container end and the host routes through it. */
 export function transparentDelPlan({ network, attachment }: DelInput): Plan {
   const veth = hostVethName(network, attachment);
   return {
     netnsPath: '',
     steps: [
       {
-        say: `Deleting veth pair ${veth} (its peer and its /32 route go with it)`,
+        say: `Deleting veth pair ${veth} (its peer and its host routes go with it)`,
         side: 'host',
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
@@ -132,3 +138,4 @@ export function transparentDelPlan({ network, attachment }: DelInput): Plan {
     ],
   };
 }
+
