@@ -86,7 +86,7 @@ function snapshot() {
     routes: lab.ipJson(node, ['route', 'show', 'table', 'all']),
     routes6: lab.ipJson(node, ['-6', 'route', 'show', 'table', 'all']),
     neighs: lab.ipJson(node, ['neigh', 'show']).filter((n) => n.state?.includes('PERMANENT')),
-    sysctls: ['net/ipv4/ip_forward', 'net/ipv4/conf/all/proxy_arp', 'net/ipv4/conf/eth0/proxy_arp'].map((k) =>
+    sysctls: ['net/ipv4/ip_forward', 'net/ipv6/conf/all/forwarding', 'net/ipv4/conf/all/proxy_arp', 'net/ipv4/conf/eth0/proxy_arp'].map((k) =>
       lab.in(node, ['cat', `/proc/sys/${k}`]).trim(),
     ),
     other: strip(lab.ipJson(other, ['-d', 'addr', 'show'])),
@@ -209,6 +209,20 @@ describe('hostile values in the environment and the config are refused before an
     ['an IPAM route with host bits', conf({}, { routes: [{ dst: '10.1.2.3/8' }] }), /routes\[0\]\.dst.*host bits/],
     ['an IPAM route gateway with a space', conf({}, { routes: [{ dst: '10.0.0.0/8', gw: '10.224.0.1 dev eth0' }] }), /routes\[0\]\.gw/],
     ['a relative dataDir', conf({}, { dataDir: 'ipam' }), /dataDir/],
+    // IPv6 spellings: zones, IPv4-mapped addresses, brackets, "::/0" written every which way
+    ['ipsToRouteViaHost IPv4-mapped', conf({ ipsToRouteViaHost: ['::ffff:169.254.20.10'] }), /ipsToRouteViaHost\[0\]/],
+    ['ipsToRouteViaHost in brackets', conf({ ipsToRouteViaHost: ['[fd00::10]'] }), /ipsToRouteViaHost\[0\]/],
+    ['ipsToRouteViaHost "::/0"', conf({ ipsToRouteViaHost: ['::/0'] }), /ipsToRouteViaHost\[0\]/],
+    ['an IPv6 ipMasqExclude with a zone', conf({ mode: 'bridge', ipMasq: true, ipMasqExclude: ['fe80::%eth0/64'] }), /ipMasqExclude\[0\]/],
+    ['an IPv4-mapped ipMasqExclude', conf({ mode: 'bridge', ipMasq: true, ipMasqExclude: ['::ffff:0.0.0.0/96'] }), /ipMasqExclude\[0\]/],
+    ['an IPAM route ":::/0"', conf({}, { routes: [{ dst: ':::/0' }] }), /routes\[0\]\.dst/],
+    ['an IPAM route "::/0 " with a space', conf({}, { routes: [{ dst: '::/0 ' }] }), /routes\[0\]\.dst/],
+    ['an IPAM route "::/00000"', conf({}, { routes: [{ dst: '::/00000' }] }), /routes\[0\]\.dst/],
+    ['an IPAM route "::1/0" (host bits)', conf({}, { routes: [{ dst: '::1/0' }] }), /routes\[0\]\.dst.*host bits/],
+    ['an IPAM route "::/129"', conf({}, { routes: [{ dst: '::/129' }] }), /routes\[0\]\.dst/],
+    ['an IPAM route gw with a zone', conf({}, { routes: [{ dst: '::/0', gw: 'fe80::1%eth0' }] }), /routes\[0\]\.gw/],
+    ['an IPv6 range subnet with a zone', conf({}, { ranges: [[RANGE], [{ subnet: 'fd00::%eth0/64' }]] }), /ranges\[1\]\[0\]\.subnet/],
+    ['an IPv4-mapped IPv6 range', conf({}, { ranges: [[RANGE], [{ subnet: '::ffff:10.0.0.0/120' }]] }), /ranges\[1\]\[0\]\.subnet/],
   ];
   for (const [what, c, msg] of configs) {
     it(`${what}: code 7 naming the field`, async () => {
@@ -226,6 +240,12 @@ describe('a delegated IPAM result is parsed strictly; a bad one is released and 
     ['an address without a prefix', { ...good, ips: [{ address: '10.224.0.50' }] }],
     ['an address with a zone', { ...good, ips: [{ address: 'fe80::1%eth0/64' }] }],
     ['an IPv4-mapped IPv6 address', { ...good, ips: [{ address: '::ffff:10.224.0.50/128' }] }],
+    ['an IPv6 address with a zone beside a good IPv4 one', { ...good, ips: [...good.ips, { address: 'fd00::50%eth0/64', gateway: 'fd00::1' }] }],
+    ['an IPv6 gateway with a zone', { ...good, ips: [...good.ips, { address: 'fd00::50/64', gateway: 'fe80::1%eth0' }] }],
+    ['an IPv6 address /129', { ...good, ips: [...good.ips, { address: 'fd00::50/129' }] }],
+    ['an IPv6 route ":::/0"', { ...good, routes: [{ dst: ':::/0' }] }],
+    ['an IPv6 route "::1/0" (host bits)', { ...good, routes: [{ dst: '::1/0' }] }],
+    ['an IPv6 route gw IPv4-mapped', { ...good, routes: [{ dst: '::/0', gw: '::ffff:10.224.0.1' }] }],
     ['a gateway with a space', { ...good, ips: [{ address: '10.224.0.50/16', gateway: '10.224.0.1 dev eth0' }] }],
     ['a route dst with a newline', { ...good, routes: [{ dst: `0.0.0.0/0\n${INJECT}` }] }],
     ['a route dst with host bits', { ...good, routes: [{ dst: '10.1.2.3/8' }] }],
@@ -257,6 +277,8 @@ describe('prevResult is outside text: CHECK refuses a bad one with code 7', () =
     ['a route with a newline', (r) => ({ ...r, routes: [{ dst: `0.0.0.0/0\n${INJECT}`, gw: '169.254.1.1' }] })],
     ['a route with host bits', (r) => ({ ...r, routes: [{ dst: '10.1.2.3/8', gw: '169.254.1.1' }] })],
     ['ips that are not a list', (r) => ({ ...r, ips: 'x' })],
+    ['an IPv6 address with a zone', (r) => ({ ...r, ips: [...r.ips, { address: 'fd00::50%eth0/64', gateway: 'fe80::1234:5678:9abc', interface: 1 }] })],
+    ['an IPv6 route "::/0" with a zoned gateway', (r) => ({ ...r, routes: [...r.routes, { dst: '::/0', gw: 'fe80::1234:5678:9abc%eth0' }] })],
   ];
   for (const [what, spoil] of cases) {
     it(what, async () => {
