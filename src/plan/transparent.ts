@@ -1,7 +1,7 @@
 // Transparent mode, as AKS runs it: no bridge. The node owns a host route per pod address (/32,
-// /128) through the pod's host veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on); the pod holds its
-// addresses with their subnets' prefixes but no subnet route, and reaches everything through a
-// link-local gateway per family (169.254.1.1, fe80::1234:5678:9abc), whose MAC is a permanent
+// /128) through the pod's host veth (MAC aa:aa:aa:aa:aa:aa, proxy ARP on, a permanent neighbour
+// entry per pod IPv6 address); the pod holds its addresses with their subnets' prefixes but no
+// subnet route, and reaches everything through a link-local gateway per family (169.254.1.1, fe80::1234:5678:9abc), whose MAC is a permanent
 // neighbour entry: every packet leaves through the node, in both families.
 import type { Result, Route } from '../cni/result.js';
 import type { Family } from '../net/address.js';
@@ -50,6 +50,18 @@ export function transparentAddPlan(input: AddInput): Plan {
       expect: hostRoutes.map((dst) => ({ kind: 'route', side: 'host', dst, dev: veth })),
     },
   ];
+  const v6 = cidrs.filter((c) => c.family === 6);
+  if (v6.length) {
+    // The node would have to solicit the pod from its veth's link-local address, which is still in
+    // duplicate address detection for a second or two after ADD: a permanent entry needs none.
+    steps.push({
+      say: `Adding ${neighText(v6)} ${v6.map((c) => `${c.ip} -> ${mac}`).join(', ')} on ${veth}: the node reaches the pod's IPv6 address without neighbour discovery`,
+      side: 'host',
+      lifecycle: 'attachment',
+      ip: v6.map((c) => ['neigh', 'add', c.ip, 'lladdr', mac, 'dev', veth, 'nud', 'permanent']),
+      expect: v6.map((c) => ({ kind: 'neigh', side: 'host', dev: veth, ip: c.ip, mac })),
+    });
+  }
   if (families.includes(4)) {
     steps.push({
       say: `Enabling proxy ARP on ${veth}: the node answers the pod's ARP for ${POD_GATEWAY[4].ip}`,

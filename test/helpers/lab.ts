@@ -42,15 +42,29 @@ export class Lab {
    * A node as on AKS: namespace `node` whose eth0 (10.224.0.4/16) is a veth to namespace `vnet`
    * holding the VNet's gateway 10.224.0.1, the node's default route.
    */
-  aksNode(name = 'node'): { node: string; gw: string } {
+  aksNode(name = 'node', o: { dualStack?: boolean } = {}): { node: string; gw: string } {
     const node = this.ns(name);
     const gw = this.ns(`${name}-vnet`);
     this.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', gw]);
+    if (o.dualStack) {
+      // A real node's NIC finished duplicate address detection long ago; these links come up now,
+      // and until DAD ends the kernel sends no neighbour solicitation from them (no link-local
+      // source), so forwarded IPv6 would stall for a second or two. Their DAD is off; the plugin's
+      // own links keep the kernel's defaults.
+      this.in(node, ['sh', '-c', 'echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad']);
+      this.in(gw, ['sh', '-c', 'echo 0 > /proc/sys/net/ipv6/conf/vnet0/accept_dad']);
+    }
     this.in(node, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', 'eth0']);
     this.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
     this.in(gw, ['ip', 'addr', 'add', '10.224.0.1/16', 'dev', 'vnet0']);
     this.in(gw, ['ip', 'link', 'set', 'vnet0', 'up']);
     this.in(node, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1']);
+    if (o.dualStack) {
+      // and the VNet's IPv6 prefix, as on a dual-stack AKS node: fd00:224::4/64, gateway fd00:224::1
+      this.in(node, ['ip', 'addr', 'add', 'fd00:224::4/64', 'dev', 'eth0']);
+      this.in(gw, ['ip', 'addr', 'add', 'fd00:224::1/64', 'dev', 'vnet0']);
+      this.in(node, ['ip', 'route', 'add', 'default', 'via', 'fd00:224::1', 'dev', 'eth0']);
+    }
     return { node, gw };
   }
 
@@ -59,7 +73,7 @@ export class Lab {
     return sh(['nsenter', `--net=${nsPath}`, ...argv], input);
   }
 
-  /** One ping from a namespace; its output says "1 received" when it got through. */
+  /** One ping from a namespace (IPv4 or IPv6, by the address); its output says "1 received" when it got through. */
   ping(from: string, to: string): string {
     return this.in(from, ['ping', '-c', '1', '-W', '2', to]);
   }
