@@ -18,7 +18,7 @@ const LL6 = 'fe80::1234:5678:9abc';
 
 let seq = 0;
 const dataDir = (net: string) => join(lab.dir, `ipam-${net}`);
-function conf(net: string, ranges: object[][], over: Record<string, unknown> = {}) {
+function conf(net: string, ranges: object[][], over: Record<string, unknown> = {}): any {
   const families = ranges.map((r: any) => (r[0].subnet.includes(':') ? '::/0' : '0.0.0.0/0'));
   return {
     cniVersion: '1.1.0',
@@ -132,6 +132,36 @@ describe('transparent mode, dual stack: one host route per address, a link-local
       }
       ok(await call('DEL', node, p, c));
     }
+  });
+});
+
+describe('routes of any prefix length, in both families, are planned, reported and checked', () => {
+  it('IPAM routes and ipsToRouteViaHost of both families go via their family’s gateway; CHECK names the one that went missing', async () => {
+    const { node } = lab.aksNode('troutes', { dualStack: true });
+    const c = conf('azure', [[V4], [V6]], { ipsToRouteViaHost: ['169.254.20.10', 'fd00:53::10'] });
+    c.ipam.routes.push({ dst: '10.10.0.0/16' }, { dst: 'fd00:10::/48' }, { dst: '10.20.30.40/32' }, { dst: 'fd00:20::5/128' });
+    const p = pod();
+    const r = ok(await call('ADD', node, p, c));
+    expect(r.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: LL6 },
+      { dst: '10.10.0.0/16', gw: '169.254.1.1' },
+      { dst: 'fd00:10::/48', gw: LL6 },
+      { dst: '10.20.30.40/32', gw: '169.254.1.1' },
+      { dst: 'fd00:20::5/128', gw: LL6 },
+      { dst: '169.254.20.10/32', gw: '169.254.1.1' },
+      { dst: 'fd00:53::10/128', gw: LL6 },
+    ]);
+    const six = routes6(p.netns).map((x) => `${x.dst} ${x.gateway ?? ''}`);
+    expect(six).toEqual(expect.arrayContaining([`fd00:10::/48 ${LL6}`, `fd00:20::5 ${LL6}`, `fd00:53::10 ${LL6}`, `default ${LL6}`]));
+    ok(await call('CHECK', node, p, { ...c, prevResult: r }));
+    lab.in(p.netns, ['ip', '-6', 'route', 'del', 'fd00:10::/48']);
+    expect((await call('CHECK', node, p, { ...c, prevResult: r })).json.msg).toMatch(/IPv6 route fd00:10::\/48 via fe80::1234:5678:9abc dev eth0 is missing/);
+    lab.in(p.netns, ['ip', '-6', 'route', 'add', 'fd00:10::/48', 'via', LL6, 'dev', 'eth0']);
+    lab.in(p.netns, ['ip', 'route', 'del', '10.20.30.40/32']);
+    expect((await call('CHECK', node, p, { ...c, prevResult: r })).json.msg).toMatch(/IPv4 route 10\.20\.30\.40\/32 via 169\.254\.1\.1 dev eth0 is missing/);
+    ok(await call('DEL', node, p, c));
+    expect(held('azure')).toEqual([]);
   });
 });
 

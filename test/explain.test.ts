@@ -39,3 +39,25 @@ describe('explain prints the plan as shell lines without running anything', () =
     expect(r.stderr).toContain('192.0.2.1');
   });
 });
+
+describe('explain shows a dual-stack pod: one address per range set, each family wired', () => {
+  const dual = ['--conf', 'conf/10-azure-dual-stack.conflist', '--container-id', 'c0ffee', '--netns', '/var/run/netns/pod-a'];
+  it('without --ip: the first address of each range set, IPv6 without DAD, a default route and gateway entry per family', () => {
+    const r = explain(dual);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('hands out addresses from 10.224.0.0/16, fd00:224::/64: 10.224.0.10/16, fd00:224::10/64');
+    expect(r.stdout).toMatch(/^ip route add fd00:224::10\/128 dev azv[0-9a-f]{11}$/m);
+    expect(r.stdout).toContain('ip addr add fd00:224::10/64 dev eth0 nodad');
+    expect(r.stdout).toContain('ip route add default via fe80::1234:5678:9abc dev eth0');
+    expect(r.stdout).toContain('ip neigh add fe80::1234:5678:9abc lladdr aa:aa:aa:aa:aa:aa dev eth0 nud permanent');
+    expect(r.stdout).toContain('sysctl -w net.ipv6.conf.all.forwarding=1');
+  });
+  it('--ip given twice picks one address per family; an IPv6 address outside every range is refused', () => {
+    const r = explain([...dual, '--ip', '10.224.0.20', '--ip', 'fd00:224::20']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('10.224.0.20/16, fd00:224::20/64 (from --ip)');
+    const bad = explain([...dual, '--ip', 'fd00:999::1']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('fd00:999::1');
+  });
+});
