@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { BIN, Lab, ask, cniEnv, sh, whoami, type Ran } from './helpers/lab.js';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
 
 const lab = new Lab();
@@ -339,15 +339,6 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
 });
 
 describe('ipMasq: pod traffic leaving the cluster is SNATed to the node, with one nftables element per pod', () => {
-  // A TCP listener in `on` at addr:port that answers with the source address it sees.
-  function whoami(on: string, addr: string) {
-    const p = spawn('nsenter', [`--net=${on}`, process.execPath, '-e',
-      `require('net').createServer((s) => s.end(s.remoteAddress)).listen(7000, '${addr}', () => console.log('ready'))`]);
-    return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
-  }
-  const ask = (from: string, addr: string) =>
-    sh(['nsenter', `--net=${from}`, process.execPath, '-e',
-      `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
   /** The network's pod set in the node's nftables table, or undefined before any ADD. */
   const podSet = (on: string): any => {
     try {

@@ -1,11 +1,10 @@
 // Dual stack, in both modes and both bridge layouts: a pod gets an IPv4 and an IPv6 address from
 // vnet-ipam, both wired, both reported, both checked and both removed; and IPv6 alone works too.
 // Real namespaces, the built binary run inside the node namespace as a runtime runs it.
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { Lab, ask, cniEnv, whoami, type Ran } from './helpers/lab.js';
 
 const lab = new Lab();
 afterAll(() => lab.cleanup());
@@ -249,15 +248,6 @@ function masqElements(node: string): string[] {
 }
 
 describe('ipMasq, dual stack: each family leaves with the node’s address of that family', () => {
-  // A TCP listener in `on` that answers with the source address it sees.
-  function whoami(on: string, addr: string) {
-    const p = spawn('nsenter', [`--net=${on}`, process.execPath, '-e',
-      `require('net').createServer((s) => s.end(s.remoteAddress)).listen(7000, '${addr}', () => console.log('ready'))`]);
-    return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
-  }
-  const ask = (from: string, addr: string) =>
-    sh(['nsenter', `--net=${from}`, process.execPath, '-e',
-      `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
 
   it('the outside world sees 203.0.113.1 and 2001:db8:113::1; a pod of the range sees the pod’s own addresses', async () => {
     const node = lab.ns('mnode');

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, BIN_DIR, Lab, REF_DIR, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { BIN, BIN_DIR, Lab, REF_DIR, cniEnv, type Ran } from './helpers/lab.js';
 
 const lab = new Lab();
 let node = '';

@@ -132,3 +132,15 @@ export function cniEnv(command: string, o: { id?: string; netns?: string; ifname
     CNI_ARGS: o.args,
   };
 }
+
+/** A TCP listener in namespace `on` at addr:7000 that answers with the source address it sees. */
+export function whoami(on: string, addr: string): { ready: Promise<unknown>; stop: () => void } {
+  const p = spawn('nsenter', [`--net=${on}`, process.execPath, '-e',
+    `require('net').createServer((s) => s.end(s.remoteAddress)).listen(7000, '${addr}', () => console.log('ready'))`]);
+  return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
+}
+
+/** What a `whoami` listener at addr answers a connection from namespace `from`. */
+export const ask = (from: string, addr: string) =>
+  sh(['nsenter', `--net=${from}`, process.execPath, '-e',
+    `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
