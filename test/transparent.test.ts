@@ -3,7 +3,7 @@
 import { readdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, cniEnv, sh, type Ran } from './helpers/lab.js';
+import { Lab, ask, cniEnv, sh, whoami, type Ran } from './helpers/lab.js';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
 
 const lab = new Lab();
@@ -241,6 +241,41 @@ describe('the main plugin talks to any IPAM through the protocol', () => {
     ok(await del(p, hl));
     expectClean();
   });
+});
+
+describe('ipMasq in transparent mode (Azure CNI Overlay): pods from a private CIDR leave with the node’s address', () => {
+  const overlay = () => ({
+    ...conf({ ipMasq: true, ipMasqExclude: ['10.244.0.0/16'] }, { ranges: [[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]] }),
+    name: 'overlay',
+  });
+  const elements = () => {
+    const t = JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet'])).nftables;
+    return t.filter((x: any) => x.set?.name?.startsWith('pods')).flatMap((x: any) => (x.set.elem ?? []).map((e: any) => e.elem));
+  };
+  it('the VNet sees the node’s address; CHECK names a missing element; DEL without prevResult finds the element by its tag', async () => {
+    const p = pod();
+    const r = ok(await add(p, overlay()));
+    const ip = r.ips[0].address.split('/')[0];
+    expect(ip).toMatch(/^10\.244\.0\./);
+    const server = whoami(gw, '10.224.0.1');
+    try {
+      await server.ready;
+      expect(ask(p.netns, '10.224.0.1')).toBe('10.224.0.4');
+    } finally {
+      server.stop();
+    }
+    expect(elements()).toEqual([{ val: ip, comment: r.interfaces[0].name }]);
+    ok(await check(p, r, overlay()));
+    lab.in(node, ['nft', 'flush', 'set', 'inet', 'vnet', elementsSet()]);
+    expect((await check(p, r, overlay())).json.msg).toMatch(new RegExp(`masquerade element ${ip.replaceAll('.', '\\.')} is missing`));
+    lab.in(node, ['nft', 'add', 'element', 'inet', 'vnet', elementsSet(), `{ ${ip} comment "${r.interfaces[0].name}" }`]);
+    ok(await del(p, overlay()));
+    expect(elements()).toEqual([]);
+    expect(readdirSync(join(dataDir(), 'overlay')).filter((f) => /^\d/.test(f))).toEqual([]);
+    expectClean();
+  });
+  const elementsSet = () =>
+    JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet'])).nftables.find((x: any) => /^pods_/.test(x.set?.name ?? '')).set.name;
 });
 
 describe('GC (1.1.0) removes what no valid attachment holds, in this network only', () => {

@@ -2,17 +2,15 @@
 // pod) and the IPAM release. Succeeds on repeats, with no netns, no prevResult, nothing
 // allocated, and a config edited since ADD (see config/netconf.ts); always tries to release the
 // address. The pod's netns is never opened: everything DEL removes is named from the attachment,
-// and the pod's addresses come from prevResult or, without one, from the bridge's neighbours.
+// and the pod's addresses come from prevResult or, without one, where the mode finds them.
 import type { CniEnv } from '../cni/env.js';
 import { Code } from '../cni/errors.js';
 import { parseResult } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
-import { neighbourAddrs } from '../net/ip.js';
 import type { Addr } from '../net/values.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
-import { containerMac } from '../plan/names.js';
 import { log } from '../log.js';
 import { callIpam, hasIpam } from './ipam.js';
 
@@ -25,7 +23,8 @@ export async function del(env: CniEnv, conf: NetConf): Promise<void> {
   // down, time in which the address is released. Both run whatever the other's outcome.
   const [link, ipam] = await Promise.allSettled([
     (async () => {
-      const podIps = mode.delNeedsPodIps ? await podAddrs(conf, () => neighbourAddrs(conf.bridgeConf.name, containerMac(conf.name, attachment))) : [];
+      const lookUp = mode.podIpsLookUp(conf.name, attachment, conf.bridgeConf);
+      const podIps = lookUp ? await podAddrs(conf, lookUp) : [];
       const plan = mode.delPlan({ network: conf.name, attachment, bridge: conf.bridgeConf, podIps });
       await execute(plan, undefined, { tolerate: /Cannot find device|does not exist|No such file or directory/ });
     })(),

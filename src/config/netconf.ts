@@ -105,12 +105,6 @@ export function parseNetConf(raw: string, command: Command): NetConf {
     }
     conf = out as Parsed;
   }
-  // Refused rather than silently ignored: a config must not promise what the plugin won't do.
-  if (!lenient) {
-    if (conf.ipMasq && conf.mode !== 'bridge') {
-      throw new CniError(Code.unsupportedField, 'ipMasq is implemented in bridge mode only so far; in transparent mode masquerade on the node');
-    }
-  }
   const bridge: BridgeConf = {
     name: conf.bridge as IfName,
     isGateway: conf.isGateway,

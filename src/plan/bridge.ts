@@ -14,11 +14,11 @@ import type { Result, Route } from '../cni/result.js';
 import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
 import { hostRoute, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, DelInput, PodIp } from './input.js';
-import { DEFAULT, FAMILIES, addrAdd, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
+import { DEFAULT, addrAdd, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
 import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
-import { NFT_TABLE, addPod, delPod, ensureMasquerade, masqNames } from '../net/nft.js';
+import { masqDelSteps, masqSteps } from './masq.js';
 import type { Family } from '../net/address.js';
 
 /** The pod's addresses, each with the gateway bridge mode routes it through. */
@@ -99,27 +99,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
     },
   );
-  if (input.bridge.ipMasq) {
-    // Without ipMasqExclude, each family's pod subnet stays unmasqueraded, and only the pod's own families are refilled.
-    const exclude = input.bridge.ipMasqExclude ?? cidrs;
-    const shown = exclude.filter((c) => input.bridge.ipMasqExclude || families.includes(c.family));
-    steps.push(
-      {
-        say: `Ensuring masquerade for network ${network}: pod traffic to anything outside ${shown.map((c) => c.network).join(', ') || 'nothing'} leaves with the node's address (nftables table ${NFT_TABLE})`,
-        side: 'host',
-        lifecycle: 'shared',
-        nft: ensureMasquerade(network, exclude, input.bridge.ipMasqExclude ? FAMILIES : families),
-      },
-      {
-        say: `Masquerading ${cidrs.map((c) => c.ip).join(', ')}: element${cidrs.length > 1 ? 's' : ''} of ${families.map((f) => masqNames(network).pods[f]).join(', ')}, tagged ${veth}`,
-        side: 'host',
-        lifecycle: 'attachment',
-        nft: cidrs.flatMap((c) => addPod(network, c, veth)),
-        nftUndo: cidrs.flatMap((c) => delPod(network, c)),
-        expect: cidrs.map((c) => ({ kind: 'masq', side: 'host', network, ip: c.ip })),
-      },
-    );
-  }
+  steps.push(...masqSteps(network, input.bridge, cidrs, families, veth));
   if (input.bridge.isGateway) steps.push(forwardingStep(families, ': the node routes for its pods'));
   return { netnsPath: input.netnsPath, steps };
 }
@@ -231,17 +211,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
       },
-      ...(d.bridge.ipMasq && d.podIps.length
-        ? [
-            {
-              say: `Removing ${d.podIps.map((a) => a.ip).join(', ')} from the masquerade sets of network ${d.network}`,
-              side: 'host' as const,
-              lifecycle: 'attachment' as const,
-              nft: d.podIps.flatMap((a) => delPod(d.network, a)),
-              tolerate: /No such file or directory/,
-            },
-          ]
-        : []),
+      ...masqDelSteps(d.network, d.bridge, d.podIps),
       ...(d.podIps.length
         ? [
             {

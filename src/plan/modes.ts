@@ -3,7 +3,11 @@
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
 import { defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
-import { nodeHasLink } from '../net/ip.js';
+import { neighbourAddrs, nodeHasLink } from '../net/ip.js';
+import { masqueradedPods } from '../net/nft.js';
+import type { Addr } from '../net/values.js';
+import type { Attachment } from '../config/attachments.js';
+import { containerMac, hostVethName } from './names.js';
 import type { AddInput, BridgeConf, DelInput } from './input.js';
 import type { Plan } from './plan.js';
 import { transparentAddPlan, transparentDelPlan, transparentResult } from './transparent.js';
@@ -17,8 +21,11 @@ export interface Mode {
    * as few processes as the mode allows: none, or one.
    */
   observe(bridge: BridgeConf, needMtu: boolean): Promise<NodeFacts>;
-  /** DEL also needs the pod's addresses (to remove state keyed by them); without prevResult, looked up. */
-  delNeedsPodIps: boolean;
+  /**
+   * Where DEL finds the pod's addresses when prevResult has none, or undefined when DEL needs
+   * none (nothing it removes is keyed by them).
+   */
+  podIpsLookUp(network: string, a: Attachment, b: BridgeConf): (() => Promise<Addr[]>) | undefined;
   result(input: AddInput): Result;
 }
 
@@ -27,14 +34,17 @@ const MODES = {
     addPlan: transparentAddPlan,
     delPlan: transparentDelPlan,
     result: transparentResult,
-    delNeedsPodIps: false,
+    // Only masquerade elements are keyed by address: found by their tag, the veth's name.
+    podIpsLookUp: (network: string, a: Attachment, b: BridgeConf) =>
+      b.ipMasq ? async () => (await masqueradedPods(network)).filter((m) => m.tag === hostVethName(network, a)).map((m) => m.ip) : undefined,
     observe: async (_b: BridgeConf, needMtu: boolean) => ({ bridgeExists: false, mtu: needMtu ? await defaultMtu() : undefined }),
   },
   bridge: {
     addPlan: bridgeAddPlan,
     delPlan: bridgeDelPlan,
     result: bridgeResult,
-    delNeedsPodIps: true,
+    // The bridge's neighbour entries (and masquerade elements) are keyed by address: found by the pod's MAC.
+    podIpsLookUp: (network: string, a: Attachment, b: BridgeConf) => () => neighbourAddrs(b.name, containerMac(network, a)),
     // Azure's layout plans from the uplink's facts, its MTU included (one process); kubenet's
     // needs only to know whether the bridge is there, which /proc tells without a process.
     observe: async (b: BridgeConf, needMtu: boolean) =>

@@ -10,6 +10,7 @@ import { hostRoute, type Cidr } from '../net/values.js';
 import type { AddInput, DelInput } from './input.js';
 import { DEFAULT, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
 import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
+import { masqDelSteps, masqSteps } from './masq.js';
 import type { Expect, Plan, Step } from './plan.js';
 
 export function transparentAddPlan(input: AddInput): Plan {
@@ -102,8 +103,8 @@ export function transparentAddPlan(input: AddInput): Plan {
       ip: gws.map((g) => ['neigh', 'add', g.ip, 'lladdr', HOST_VETH_MAC, 'dev', ifname, 'nud', 'permanent']),
       expect: gws.map((g) => ({ kind: 'neigh', side: 'container', dev: ifname, ip: g.ip, mac: HOST_VETH_MAC })),
     },
-    forwardingStep(families, ''),
   );
+  steps.push(...masqSteps(network, input.bridge, cidrs, families, veth), forwardingStep(families, ''));
   return { netnsPath: input.netnsPath, steps };
 }
 
@@ -136,7 +137,7 @@ export function transparentResult(input: AddInput): Result {
 }
 
 /** DEL: the host veth goes, and with it the container end and the host routes through it. */
-export function transparentDelPlan({ network, attachment }: DelInput): Plan {
+export function transparentDelPlan({ network, attachment, bridge, podIps }: DelInput): Plan {
   const veth = hostVethName(network, attachment);
   return {
     netnsPath: '',
@@ -147,6 +148,7 @@ export function transparentDelPlan({ network, attachment }: DelInput): Plan {
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
       },
+      ...masqDelSteps(network, bridge, podIps),
     ],
   };
 }
