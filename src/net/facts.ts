@@ -60,7 +60,8 @@ export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined):
   const moved = mainRoutes(routes as RouteRow[])
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
     .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric }));
-  facts.uplink = { ...up, routes: moved };
+  // Likewise its addresses: once moved, the node's addresses are the bridge's.
+  facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
 }

@@ -132,7 +132,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
       lifecycle: 'shared',
       alone: true,
       // First ADDs at once all see the NIC unmoved: whatever another one took off already is done.
-      tolerate: /No such process|Cannot assign requested address|Address not found/,
+      tolerate: /No such process|Cannot assign requested address|address not found/i,
       ip: [
         ...up.routes.map((r) => route('del', r, up.name)),
         ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', up.name]),
@@ -145,7 +145,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
       side: 'host',
       lifecycle: 'shared',
       alone: true,
-      tolerate: /File exists|Address already assigned/,
+      tolerate: /File exists|address already assigned/i,
       ip: [...up.addrs.map((a) => addrAdd(a, br)), ...up.routes.map((r) => route('add', r, br))],
       restore,
       expect,

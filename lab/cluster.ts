@@ -1,0 +1,333 @@
+// The lab: a cluster in network namespaces on one machine. A namespace plays the VNet, one the
+// outside world (203.0.113.10), one each node; pods are namespaces too. The plugin runs exactly as
+// a runtime runs it: the built binary, CNI_* variables, the node's conflist (from conf/, with the
+// node's own ranges), executed inside the node's namespace, through the whole plugin chain.
+//
+// Layouts (the VNet is 10.220.2.0/24 and fd00:220:2::/64, gateway .1 and ::1, node i at .4+i):
+//   transparent  Azure CNI: pods from the VNet subnet, node i's pre-allocated slice 10.220.2.32(i+1)/27
+//                (fd00:220:2::i+1:0/112). The VNet is a router like Azure's SDN: it answers every
+//                ARP with 12:34:56:78:9a:bc (proxy ARP) and routes each node's address and slice to it.
+//   bridge       Azure CNI bridge mode: the VNet is one L2 segment; each node's eth0 is the uplink of
+//                its azure0. Pods from the node's slice, on the VNet's L2, via the VNet's gateway.
+//   kubenet      10.244.i.0/24 (fd00:244:i::/64) per node on cbr0; the VNet's route table sends each
+//                node's pod CIDR to that node; ipMasq for traffic leaving the cluster.
+//   overlay      Azure CNI Overlay: transparent mode with kubenet's per-node pod CIDRs and masquerade.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Runtime, type Attachment, type Conflist } from './chain.js';
+import { canonicalIp } from '../src/net/address.js';
+import { inNs, ipJson, nsPath, sh, trySh } from './sys.js';
+
+export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
+export type Layout = (typeof LAYOUTS)[number];
+
+export interface Spec {
+  layout: Layout;
+  nodes: number;
+  pods: number;
+  dualStack: boolean;
+  /** Every namespace is named `<prefix>-…`. */
+  prefix: string;
+  /** The lab's files: per node its conflist, IPAM data, log and result cache. */
+  dir: string;
+  /** Where vnet and vnet-ipam are, and the reference plugins (portmap, bandwidth). */
+  binDir: string;
+  refDir: string;
+  /** The repository's conf/ directory: the conflists the nodes are given. */
+  confDir: string;
+}
+
+export interface Pod {
+  name: string;
+  node: number;
+  netns: string;
+  containerId: string;
+  ips: string[];
+}
+
+export interface State {
+  spec: Spec;
+  pods: Pod[];
+}
+
+export const VNET_GW = { 4: '10.220.2.1', 6: 'fd00:220:2::1' } as const;
+export const OUTSIDE = { 4: '203.0.113.10', 6: '2001:db8:113::10' } as const;
+const OUTSIDE_GW = { 4: '203.0.113.1', 6: '2001:db8:113::1' } as const;
+/** The MAC Azure's fabric answers every ARP with (seed 004's `arp -a`). */
+export const SDN_MAC = '12:34:56:78:9a:bc';
+export const MAX_NODES = 6;
+
+export const nodeIp = (i: number, f: 4 | 6) => (f === 4 ? `10.220.2.${4 + i}` : `fd00:220:2::${(4 + i).toString(16)}`);
+const hex = (n: number) => n.toString(16);
+
+/** What node i's pods get, and what the VNet routes to node i besides its own address. */
+export function nodeAddressing(layout: Layout, i: number, dualStack: boolean) {
+  const azure = layout === 'transparent' || layout === 'bridge';
+  const v4 = azure
+    ? { subnet: '10.220.2.0/24', rangeStart: `10.220.2.${32 * (i + 1)}`, rangeEnd: `10.220.2.${32 * (i + 1) + 31}`, gateway: VNET_GW[4] }
+    : { subnet: `10.244.${i}.0/24`, gateway: `10.244.${i}.1` };
+  const v6 = azure
+    ? { subnet: 'fd00:220:2::/64', rangeStart: `fd00:220:2::${hex(i + 1)}:0`, rangeEnd: `fd00:220:2::${hex(i + 1)}:ffff`, gateway: VNET_GW[6] }
+    : { subnet: `fd00:244:${hex(i)}::/64`, gateway: `fd00:244:${hex(i)}::1` };
+  // The VNet's routes to this node's pods: none on bridge's L2, the slice in transparent mode.
+  const routed = layout === 'bridge' ? [] : azure ? [`10.220.2.${32 * (i + 1)}/27`, `fd00:220:2::${hex(i + 1)}:0/112`] : [v4.subnet, v6.subnet];
+  return {
+    ranges: dualStack ? [[v4], [v6]] : [[v4]],
+    vnetRoutes: routed.filter((r) => dualStack || !r.includes(':')),
+  };
+}
+
+const TEMPLATE: Record<Layout, string> = {
+  transparent: '10-azure-transparent.conflist',
+  bridge: '10-azure-bridge.conflist',
+  kubenet: '10-kubenet.conflist',
+  overlay: '10-azure-overlay.conflist',
+};
+
+/** Node i's conflist: the layout's file from conf/, with this node's ranges, data and log paths. */
+export function nodeConflist(spec: Spec, i: number): Conflist {
+  const list = JSON.parse(readFileSync(join(spec.confDir, TEMPLATE[spec.layout]), 'utf8')) as Conflist;
+  const a = nodeAddressing(spec.layout, i, spec.dualStack);
+  const vnet = list.plugins[0] as Record<string, any>;
+  const dir = join(spec.dir, `node${i}`);
+  vnet.logFile = join(dir, 'vnet.log');
+  vnet.ipam = { ...vnet.ipam, ranges: a.ranges, dataDir: join(dir, 'ipam'), routes: [{ dst: '0.0.0.0/0' }, ...(spec.dualStack ? [{ dst: '::/0' }] : [])] };
+  if (vnet.ipMasq) {
+    // Inside the cluster (pods, the VNet) addresses are kept; only what leaves it is masqueraded.
+    vnet.ipMasqExclude = ['10.244.0.0/16', '10.220.0.0/16', ...(spec.dualStack ? ['fd00:244::/32', 'fd00:220::/32'] : [])];
+  }
+  return list;
+}
+
+export class Cluster {
+  readonly spec: Spec;
+  pods: Pod[];
+
+  constructor(state: State) {
+    this.spec = state.spec;
+    this.pods = state.pods;
+  }
+
+  get vnet() {
+    return `${this.spec.prefix}-vnet`;
+  }
+  get outside() {
+    return `${this.spec.prefix}-outside`;
+  }
+  node(i: number) {
+    return `${this.spec.prefix}-node${i}`;
+  }
+  get families(): (4 | 6)[] {
+    return this.spec.dualStack ? [4, 6] : [4];
+  }
+  runtime(i: number) {
+    return new Runtime(this.node(i), [this.spec.binDir, this.spec.refDir], join(this.spec.dir, `node${i}`, 'results'));
+  }
+  conflist(i: number) {
+    return nodeConflist(this.spec, i);
+  }
+  private stateFile = () => join(this.spec.dir, 'state.json');
+  save() {
+    writeFileSync(this.stateFile(), JSON.stringify({ spec: this.spec, pods: this.pods }, null, 2));
+  }
+  static load(dir: string): Cluster | undefined {
+    const f = join(dir, 'state.json');
+    return existsSync(f) ? new Cluster(JSON.parse(readFileSync(f, 'utf8')) as State) : undefined;
+  }
+  /** Every namespace the lab made. */
+  namespaces(): string[] {
+    return [this.vnet, this.outside, ...Array.from({ length: this.spec.nodes }, (_, i) => this.node(i)), ...this.pods.map((p) => p.netns)];
+  }
+
+  /** The VNet, the outside world and the nodes, with no pods yet. */
+  static create(spec: Spec): Cluster {
+    if (spec.nodes < 1 || spec.nodes > MAX_NODES) throw new Error(`--nodes must be 1 to ${MAX_NODES}`);
+    mkdirSync(spec.dir, { recursive: true });
+    const c = new Cluster({ spec, pods: [] });
+    c.save();
+    try {
+      c.build();
+    } catch (err) {
+      c.destroy();
+      throw err;
+    }
+    return c;
+  }
+
+  private newNs(name: string) {
+    sh(['ip', 'netns', 'add', name]);
+    inNs(name, ['ip', 'link', 'set', 'lo', 'up']);
+  }
+
+  /** Turns DAD off on a new link before it comes up: a lab link plays one that has been up for long. */
+  private noDad(ns: string, dev: string) {
+    inNs(ns, ['sysctl', '-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
+  }
+
+  private build() {
+    const { layout, dualStack } = this.spec;
+    const v = this.vnet;
+    this.newNs(v);
+    this.newNs(this.outside);
+    inNs(v, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    inNs(v, ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
+    // The outside world, beyond the VNet's edge.
+    inNs(v, ['ip', 'link', 'add', 'out0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(this.outside)]);
+    this.noDad(v, 'out0');
+    this.noDad(this.outside, 'eth0');
+    inNs(v, ['ip', 'addr', 'add', `${OUTSIDE_GW[4]}/24`, 'dev', 'out0']);
+    inNs(this.outside, ['ip', 'addr', 'add', `${OUTSIDE[4]}/24`, 'dev', 'eth0']);
+    if (dualStack) {
+      inNs(v, ['ip', 'addr', 'add', `${OUTSIDE_GW[6]}/64`, 'dev', 'out0', 'nodad']);
+      inNs(this.outside, ['ip', 'addr', 'add', `${OUTSIDE[6]}/64`, 'dev', 'eth0', 'nodad']);
+    }
+    inNs(v, ['ip', 'link', 'set', 'out0', 'up']);
+    inNs(this.outside, ['ip', 'link', 'set', 'eth0', 'up']);
+    inNs(this.outside, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_GW[4]]);
+    if (dualStack) inNs(this.outside, ['ip', '-6', 'route', 'add', 'default', 'via', OUTSIDE_GW[6], 'dev', 'eth0']);
+
+    const l2 = layout === 'bridge';
+    if (l2) {
+      inNs(v, ['ip', 'link', 'add', 'vnetbr', 'type', 'bridge']);
+      this.noDad(v, 'vnetbr');
+      inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', 'vnetbr']);
+      if (dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', 'vnetbr', 'nodad']);
+      inNs(v, ['ip', 'link', 'set', 'vnetbr', 'up']);
+    }
+    for (let i = 0; i < this.spec.nodes; i++) {
+      const n = this.node(i);
+      const port = `n${i}`;
+      this.newNs(n);
+      mkdirSync(join(this.spec.dir, `node${i}`), { recursive: true });
+      inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(n)]);
+      this.noDad(v, port);
+      this.noDad(n, 'eth0');
+      inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 4)}/24`, 'dev', 'eth0']);
+      if (dualStack) inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 6)}/64`, 'dev', 'eth0', 'nodad', ...(l2 ? [] : ['noprefixroute'])]);
+      inNs(n, ['ip', 'link', 'set', 'eth0', 'up']);
+      if (l2) {
+        inNs(v, ['ip', 'link', 'set', port, 'master', 'vnetbr', 'up']);
+      } else {
+        // A routed VNet, as Azure's SDN: the gateway address on every node's port, proxy ARP for
+        // everything, a route to each node and to what it holds.
+        inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', port, 'noprefixroute']);
+        if (dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', port, 'nodad', 'noprefixroute']);
+        inNs(v, ['sysctl', '-qw', `net.ipv4.conf.${port}.proxy_arp=1`]);
+        inNs(v, ['ip', 'link', 'set', port, 'up']);
+        inNs(v, ['ip', 'route', 'add', `${nodeIp(i, 4)}/32`, 'dev', port]);
+        if (dualStack) {
+          inNs(v, ['ip', '-6', 'route', 'add', `${nodeIp(i, 6)}/128`, 'dev', port]);
+          // IPv6 has no proxy neighbour discovery for a whole prefix: the node reaches the VNet through its gateway.
+          inNs(n, ['ip', '-6', 'route', 'add', VNET_GW[6], 'dev', 'eth0']);
+        }
+        for (const dst of nodeAddressing(layout, i, dualStack).vnetRoutes) {
+          inNs(v, ['ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'add', dst, 'via', nodeIp(i, dst.includes(':') ? 6 : 4), 'dev', port]);
+        }
+      }
+      inNs(n, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
+      if (dualStack) inNs(n, ['ip', '-6', 'route', 'add', 'default', 'via', VNET_GW[6], 'dev', 'eth0']);
+    }
+  }
+
+  /** ADD a pod on node i through the node's whole conflist, as a runtime does. */
+  async addPod(i: number, name = `n${i}p${this.pods.filter((p) => p.node === i).length}`, runtimeConfig?: Record<string, unknown>): Promise<Pod> {
+    const netns = `${this.spec.prefix}-${name}`;
+    this.newNs(netns);
+    const pod: Pod = { name, node: i, netns, containerId: `${this.spec.prefix}-${name}`, ips: [] };
+    this.pods.push(pod);
+    this.save();
+    const result = await this.runtime(i).add(this.conflist(i), this.attachment(pod, runtimeConfig));
+    pod.ips = (result.ips as { address: string }[]).map((x) => x.address.split('/')[0]!);
+    this.save();
+    return pod;
+  }
+
+  attachment(p: Pod, runtimeConfig?: Record<string, unknown>): Attachment {
+    return { containerId: p.containerId, netns: p.netns, ifname: 'eth0', runtimeConfig };
+  }
+
+  async delPod(p: Pod): Promise<void> {
+    await this.runtime(p.node).del(this.conflist(p.node), this.attachment(p));
+    trySh(['ip', 'netns', 'del', p.netns]);
+    this.pods = this.pods.filter((x) => x !== p);
+    this.save();
+  }
+
+  async checkPod(p: Pod): Promise<void> {
+    await this.runtime(p.node).check(this.conflist(p.node), this.attachment(p));
+  }
+
+  /** `spec.pods` pods on every node, added node by node, pods of a node at once. */
+  async populate(): Promise<void> {
+    for (let i = 0; i < this.spec.nodes; i++) {
+      const names = Array.from({ length: this.spec.pods }, (_, j) => `n${i}p${j}`);
+      await Promise.all(names.map((n) => this.addPod(i, n)));
+    }
+  }
+
+  /** Removes every namespace and file of the lab, by name; what was already gone is fine. */
+  destroy(): void {
+    for (const ns of this.namespaces()) if (existsSync(nsPath(ns))) trySh(['ip', 'netns', 'del', ns]);
+    // Pods added while a call failed half-way are not in the state yet: sweep the prefix too.
+    for (const ns of readdirSync('/var/run/netns').filter((n) => n.startsWith(`${this.spec.prefix}-`))) trySh(['ip', 'netns', 'del', ns]);
+    rmSync(this.spec.dir, { recursive: true, force: true });
+  }
+
+  podAddr(p: Pod, f: 4 | 6): string {
+    const ip = p.ips.find((x) => x.includes(':') === (f === 6));
+    if (!ip) throw new Error(`pod ${p.name} has no IPv${f} address`);
+    return ip;
+  }
+
+  /** The source address a packet from pod p to the outside world arrives with, in this layout. */
+  expectedOutsideSource(p: Pod, f: 4 | 6): string {
+    const masq = this.spec.layout === 'kubenet' || this.spec.layout === 'overlay';
+    return masq ? nodeIp(p.node, f) : this.podAddr(p, f);
+  }
+}
+
+/** Reads what the plugin left for pods on node i, per kind: all must be empty when no pod is left. */
+export function podLeftovers(c: Cluster, i: number): Record<string, string[]> {
+  const n = c.node(i);
+  const links = ipJson(n, ['link', 'show']);
+  const azv = links.filter((l) => l.ifname.startsWith('azv')).map((l) => l.ifname);
+  const routes = [...ipJson(n, ['route', 'show', 'table', 'all']), ...ipJson(n, ['-6', 'route', 'show', 'table', 'all'])]
+    .filter((r) => r.dev?.startsWith('azv') && r.dst !== 'fe80::/64' && r.type !== 'multicast')
+    .map((r) => `${r.dst} dev ${r.dev}`);
+  const neighs = ipJson(n, ['neigh', 'show', 'nud', 'permanent']).map((x) => `${x.dst} dev ${x.dev}`);
+  let masq: string[] = [];
+  const t = trySh(['nsenter', `--net=${nsPath(n)}`, 'nft', '-j', 'list', 'table', 'inet', 'vnet']);
+  if (t.ok) {
+    masq = JSON.parse(t.out).nftables.filter((x: any) => x.set?.name?.startsWith('pods')).flatMap((x: any) => (x.set.elem ?? []).map((e: any) => JSON.stringify(e)));
+  }
+  const ipamDir = join(c.spec.dir, `node${i}`, 'ipam', c.conflist(i).name);
+  const list = (d: string) => (existsSync(d) ? readdirSync(d) : []);
+  // Address files, index entries, temps and a lock left held: all go with the last pod.
+  const files = list(ipamDir).filter((f) => !['lock', '.tmp', '.by-container'].includes(f) && !f.startsWith('last_reserved_ip'));
+  const index = list(join(ipamDir, '.by-container'));
+  const temps = list(join(ipamDir, '.tmp'));
+  const results = join(c.spec.dir, `node${i}`, 'results');
+  const cached = existsSync(results) ? readdirSync(results) : [];
+  return { links: azv, routes, neighbours: neighs, masquerade: masq, allocations: files, index, temps, cached };
+}
+
+/**
+ * Node i as it looks without pods, whichever device holds what: its links, global addresses and
+ * main-table routes (by destination and gateway, not device: Azure's layout moves the uplink's onto
+ * the bridge for good). What stays by design is left out: the bridge, and under kubenet its
+ * gateway addresses and the subnet routes the kernel derives from them.
+ */
+export function nodeShape(c: Cluster, i: number): { links: string[]; addrs: string[]; routes: string[] } {
+  const n = c.node(i);
+  const vnet = c.conflist(i).plugins[0] as unknown as { mode?: string; bridge?: string; isGateway?: boolean; ipam: { ranges: { gateway?: string }[][] } };
+  const bridge = vnet.mode === 'bridge' ? (vnet.bridge ?? 'azure0') : undefined;
+  const gateways = vnet.isGateway ? vnet.ipam.ranges.flat().map((r) => canonicalIp(r.gateway ?? '')) : [];
+  const rows = ipJson(n, ['addr', 'show']);
+  const addrs = rows.flatMap((l) =>
+    (l.addr_info ?? []).filter((a: any) => a.scope === 'global' && !gateways.includes(a.local)).map((a: any) => `${a.local}/${a.prefixlen}`),
+  );
+  const routes = [...ipJson(n, ['route', 'show']), ...ipJson(n, ['-6', 'route', 'show'])]
+    .filter((r) => !String(r.dst).startsWith('fe80:') && !(r.dev === bridge && r.protocol === 'kernel' && gateways.length))
+    .map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}`);
+  return { links: rows.map((l) => l.ifname).filter((x) => x !== bridge).sort(), addrs: addrs.sort(), routes: routes.sort() };
+}
