@@ -35,6 +35,8 @@ export interface Spec {
   refDir: string;
   /** The repository's conf/ directory: the conflists the nodes are given. */
   confDir: string;
+  /** Plugins chained after vnet instead of the conflist's own (e.g. bandwidth). */
+  chain?: ({ type: string } & Record<string, unknown>)[];
 }
 
 export interface Pod {
@@ -43,6 +45,8 @@ export interface Pod {
   netns: string;
   containerId: string;
   ips: string[];
+  /** What the runtime offers plugins with capabilities (port mappings, bandwidth), on every verb. */
+  runtimeConfig?: Record<string, unknown>;
 }
 
 export interface State {
@@ -88,6 +92,7 @@ const TEMPLATE: Record<Layout, string> = {
 export function nodeConflist(spec: Spec, i: number): Conflist {
   const list = JSON.parse(readFileSync(join(spec.confDir, TEMPLATE[spec.layout]), 'utf8')) as Conflist;
   const a = nodeAddressing(spec.layout, i, spec.dualStack);
+  if (spec.chain) list.plugins = [list.plugins[0]!, ...spec.chain];
   const vnet = list.plugins[0] as Record<string, any>;
   const dir = join(spec.dir, `node${i}`);
   vnet.logFile = join(dir, 'vnet.log');
@@ -233,17 +238,17 @@ export class Cluster {
   async addPod(i: number, name = `n${i}p${this.pods.filter((p) => p.node === i).length}`, runtimeConfig?: Record<string, unknown>): Promise<Pod> {
     const netns = `${this.spec.prefix}-${name}`;
     this.newNs(netns);
-    const pod: Pod = { name, node: i, netns, containerId: `${this.spec.prefix}-${name}`, ips: [] };
+    const pod: Pod = { name, node: i, netns, containerId: `${this.spec.prefix}-${name}`, ips: [], runtimeConfig };
     this.pods.push(pod);
     this.save();
-    const result = await this.runtime(i).add(this.conflist(i), this.attachment(pod, runtimeConfig));
+    const result = await this.runtime(i).add(this.conflist(i), this.attachment(pod));
     pod.ips = (result.ips as { address: string }[]).map((x) => x.address.split('/')[0]!);
     this.save();
     return pod;
   }
 
-  attachment(p: Pod, runtimeConfig?: Record<string, unknown>): Attachment {
-    return { containerId: p.containerId, netns: p.netns, ifname: 'eth0', runtimeConfig };
+  attachment(p: Pod): Attachment {
+    return { containerId: p.containerId, netns: p.netns, ifname: 'eth0', runtimeConfig: p.runtimeConfig };
   }
 
   async delPod(p: Pod): Promise<void> {

@@ -6,9 +6,10 @@ import { join, resolve } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Cluster, LAYOUTS, nodeShape, podLeftovers, type Layout, type Spec } from '../lab/cluster.js';
+import { spawn } from 'node:child_process';
+import { Cluster, LAYOUTS, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../lab/cluster.js';
 import { matrix } from '../lab/matrix.js';
-import { BIN_DIR, REF_DIR } from './helpers/lab.js';
+import { BIN_DIR, REF_DIR, sh } from './helpers/lab.js';
 
 const made: Cluster[] = [];
 afterAll(() => {
@@ -46,3 +47,76 @@ for (const layout of LAYOUTS) {
     });
   });
 }
+
+/** A TCP server in the pod answering each connection with `text`, or swallowing what it is sent. */
+function server(ns: string, port: number, text?: string) {
+  const code = text
+    ? `require('net').createServer((s) => s.end(${JSON.stringify(text)})).listen(${port}, () => console.log('ready'))`
+    : `require('net').createServer((s) => s.on('data', () => {}).on('end', () => s.end('done'))).listen(${port}, () => console.log('ready'))`;
+  const p = spawn('nsenter', [`--net=/var/run/netns/${ns}`, process.execPath, '-e', code]);
+  return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
+}
+const connect = (ns: string, host: string, port: number) =>
+  sh(['nsenter', `--net=/var/run/netns/${ns}`, process.execPath, '-e',
+    `const s = require('net').connect(${port}, '${host}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
+/** Sends `bytes` from ns to host:port over TCP; the seconds it took, as the sender saw the server's answer. */
+const send = (ns: string, host: string, port: number, bytes: number) =>
+  Number(sh(['nsenter', `--net=/var/run/netns/${ns}`, process.execPath, '-e',
+    `const t = process.hrtime.bigint(); const s = require('net').connect(${port}, '${host}', () => s.end(Buffer.alloc(${bytes})));
+     s.on('data', () => { console.log(Number(process.hrtime.bigint() - t) / 1e9); process.exit(0); }); s.setTimeout(30000, () => process.exit(2));`]));
+const iptablesRules = (c: Cluster, i: number) => sh(['nsenter', `--net=/var/run/netns/${c.node(i)}`, 'iptables-save']).split('\n').filter((l) => l.startsWith('-A'));
+
+describe('chaining [vnet, portmap]: a host port on the node reaches the pod’s listener; CHECK and DEL go through the chain', () => {
+  it('the outside world reaches pod port 80 at node0:8080 over IPv4 and IPv6; DEL removes the forwarding rules', async () => {
+    const c = cluster('transparent', { nodes: 1, pods: 0, dualStack: true });
+    const rulesBefore = iptablesRules(c, 0);
+    const pod = await c.addPod(0, 'web', { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
+    const web = server(pod.netns, 80, `hello from ${pod.name}`);
+    try {
+      await web.ready;
+      expect(connect(c.outside, nodeIp(0, 4), 8080)).toBe('hello from web');
+      expect(connect(c.outside, nodeIp(0, 6), 8080)).toBe('hello from web');
+    } finally {
+      web.stop();
+    }
+    expect(iptablesRules(c, 0).join('\n')).toMatch(/--dport 8080/);
+    // CHECK of the whole chain reaches portmap, whose CHECK in Debian's plugins (1.1.1) is broken:
+    // it looks for its IPv4 rules in the IPv6 table (containernetworking/plugins#819). vnet's own
+    // CHECK runs on the result portmap passed along.
+    await expect(c.checkPod(pod)).rejects.toThrow(/CHECK failed in plugin portmap: .*could not check ipv6 dnat/s);
+    const list = c.conflist(0);
+    await c.runtime(0).check({ ...list, plugins: [list.plugins[0]!] }, c.attachment(pod));
+    await c.delPod(pod);
+    expect(iptablesRules(c, 0).filter((l) => l.includes('8080') || l.includes(pod.containerId))).toEqual([]);
+    expect(podLeftovers(c, 0).links).toEqual([]);
+    expect(rulesBefore.every((r) => iptablesRules(c, 0).includes(r))).toBe(true);
+  });
+});
+
+describe('chaining [vnet, bandwidth]: the pod’s egress is shaped to the rate asked for', () => {
+  it('2 MB sent at 8 Mbit/s takes at least ~2 s (an upper bound on throughput: noise only slows it); DEL removes the shaping', async () => {
+    const c = cluster('transparent', { nodes: 1, pods: 0, chain: [{ type: 'bandwidth', capabilities: { bandwidth: true } }] });
+    const rate = 8_000_000; // bits per second
+    const shaped = await c.addPod(0, 'slow', { bandwidth: { egressRate: rate, egressBurst: 200_000 } });
+    const free = await c.addPod(0, 'free');
+    const sink = server(c.outside, 9000);
+    try {
+      await sink.ready;
+      const bytes = 2_000_000;
+      const slow = send(shaped.netns, '203.0.113.10', 9000, bytes);
+      const fast = send(free.netns, '203.0.113.10', 9000, bytes);
+      const mbit = (s: number) => (bytes * 8) / s / 1e6;
+      console.log(`bandwidth: shaped pod ${mbit(slow).toFixed(1)} Mbit/s (asked ${rate / 1e6}), unshaped pod ${mbit(fast).toFixed(1)} Mbit/s`);
+      expect(mbit(slow)).toBeLessThan((rate / 1e6) * 1.25);
+    } finally {
+      sink.stop();
+    }
+    const qdiscs = () => sh(['nsenter', `--net=/var/run/netns/${c.node(0)}`, 'tc', 'qdisc', 'show']);
+    expect(qdiscs()).toMatch(/tbf/);
+    await c.checkPod(shaped);
+    await c.delPod(shaped);
+    await c.delPod(free);
+    expect(qdiscs()).not.toMatch(/tbf/);
+    expect(podLeftovers(c, 0)).toMatchObject({ links: [], allocations: [] });
+  });
+});
