@@ -131,6 +131,10 @@ export class Cluster {
   conflist(i: number) {
     return nodeConflist(this.spec, i);
   }
+  /** Where node i's conflist is written, as a node's /etc/cni/net.d holds it. */
+  conflistFile(i: number) {
+    return join(this.spec.dir, `node${i}`, '10-vnet.conflist');
+  }
   private stateFile = () => join(this.spec.dir, 'state.json');
   save() {
     writeFileSync(this.stateFile(), JSON.stringify({ spec: this.spec, pods: this.pods }, null, 2));
@@ -204,6 +208,7 @@ export class Cluster {
       const port = `n${i}`;
       this.newNs(n);
       mkdirSync(join(this.spec.dir, `node${i}`), { recursive: true });
+      writeFileSync(this.conflistFile(i), JSON.stringify(this.conflist(i), null, 2) + '\n');
       inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(n)]);
       this.noDad(v, port);
       this.noDad(n, 'eth0');

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Cluster, LAYOUTS, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../lab/cluster.js';
 import { matrix } from '../lab/matrix.js';
+import { SOAK_HEADER, soak, soakSummary } from '../lab/soak.js';
 import { BIN_DIR, REF_DIR, sh } from './helpers/lab.js';
 
 const made: Cluster[] = [];
@@ -119,4 +120,18 @@ describe('chaining [vnet, bandwidth]: the pod’s egress is shaped to the rate a
     expect(qdiscs()).not.toMatch(/tbf/);
     expect(podLeftovers(c, 0)).toMatchObject({ links: [], allocations: [] });
   });
+});
+
+describe('the soak (short form): ADD/DEL cycles, many at once, over two nodes, leave nothing and vnet state agrees', () => {
+  for (const layout of LAYOUTS) {
+    it(`${layout}: 60 cycles, 12 at once, dual stack: zero errors, nothing left behind, no leak in vnet state`, async () => {
+      const c = cluster(layout, { pods: 0, dualStack: true });
+      const r = await soak(c, { cycles: 60, parallel: 12 });
+      console.log(`${SOAK_HEADER}\n${soakSummary(r)}`);
+      expect(r.errors).toEqual([]);
+      expect(r.cycles).toBe(60);
+      for (const l of r.leftovers) expect(l).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], allocations: [], index: [], temps: [], cached: [] });
+      expect(r.state).toEqual([{ code: 0, leaks: [] }, { code: 0, leaks: [] }]);
+    });
+  }
 });
