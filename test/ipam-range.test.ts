@@ -138,7 +138,7 @@ describe('invalid ranges are rejected with code 7, naming the field', () => {
     ['overlapping ranges across sets', { ranges: [[{ subnet: '10.0.0.0/16' }], [{ subnet: '10.0.5.0/24' }]] }, 'ipam.ranges[1][0]', /overlaps ipam\.ranges\[0\]\[0\]/],
     ['an empty range set', { ranges: [[]] }, 'ipam.ranges[0]', /at least one range/],
     ['no ranges at all', { ranges: [] }, 'ipam.ranges', /at least one range set/],
-    ['a subnet that is not a string', { ranges: [[{ subnet: 10 }]] }, 'ipam.ranges[0][0].subnet', /expected string/],
+    ['a subnet that is not a string', { ranges: [[{ subnet: 10 }]] }, 'ipam.ranges[0][0].subnet', /must be a string \(got 10\)/],
     ['a missing subnet', { ranges: [[{ gateway: '10.0.0.1' }]] }, 'ipam.ranges[0][0].subnet', /missing/],
     ['a legacy subnet with host bits', { subnet: '10.0.0.1/24' }, 'ipam.subnet', /host bits/],
     ['a legacy rangeStart without subnet', { rangeStart: '10.0.0.5', ranges: [[{ subnet: '10.0.0.0/24' }]] }, 'ipam.rangeStart', /only allowed with ipam.subnet/],

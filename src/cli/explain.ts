@@ -2,15 +2,15 @@
 // nothing and allocates nothing: the address is --ip, or the one a fresh range would give first.
 // Every value is validated as the plugin would validate it, and quoted for the shell.
 import { parseArgs } from 'node:util';
-import { checkContainerId, checkIfname } from '../cni/env.js';
-import { Code } from '../cni/errors.js';
+import { checkContainerId } from '../cni/env.js';
+import { CniError, Code } from '../cni/errors.js';
 import { parseNetConf, type NetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { formatCidr, formatValue, parseIp } from '../net/address.js';
 import { candidates, subnetFor, subnetString, type Range } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
-import { toCidr } from '../net/values.js';
+import { ifName, toCidr } from '../net/values.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import type { Plan } from '../plan/plan.js';
@@ -30,8 +30,9 @@ export async function explain(args: string[]): Promise<string> {
   });
   const { conf: file, 'container-id': containerId, netns, ifname: rawIfname, ip } = values;
   if (!file || !containerId || !netns) throw new UsageError('--conf, --container-id and --netns are required');
-  checkContainerId(containerId);
-  const ifname = checkIfname(rawIfname);
+  // The runtime's rules for CNI_CONTAINERID and CNI_IFNAME, the flags named as given here.
+  asUsage(() => checkContainerId(containerId), (m) => m.replace(/^invalid CNI_CONTAINERID\b/, 'invalid --container-id'));
+  const ifname = asUsage(() => ifName(rawIfname, '--ifname', Code.invalidEnv));
   const conf = parseNetConf(readNetConf(file), 'ADD');
   const { ips, why, from } = pickAddresses(ip ?? [], conf);
   const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
@@ -63,6 +64,16 @@ export async function explain(args: string[]): Promise<string> {
     ...(conf.mtu ? [] : ['# MTU: the default route interface\'s MTU at ADD time; 1500 shown']),
   ];
   return [...head.map(escapeControls), ...renderPlan(plan)].join('\n') + '\n';
+}
+
+/** A bad option value is bad usage (exit 2): the rule's CniError as a UsageError. */
+function asUsage<T>(f: () => T, say: (message: string) => string = (m) => m): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof CniError) throw new UsageError(say(err.message));
+    throw err;
+  }
 }
 
 /** A plan as shell lines: `# sentence`, then its commands, the pod's namespace as its path. */

@@ -1,9 +1,11 @@
 // The human CLI: what `vnet` does when no CNI_COMMAND is set. Usage errors exit 2, failures 1.
 import { CniError } from '../cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
+import { escapeControls } from '../log.js';
 import { explain } from './explain.js';
 import { state } from './state.js';
 import { UsageError } from './conf.js';
+import { validate } from './validate.js';
 
 export const VERSION = '0.1.0';
 
@@ -17,43 +19,79 @@ As a CNI plugin (CNI_COMMAND set; config on stdin, result on stdout):
   vnet-ipam   the IPAM plugin (host-local style, file-locked)
 
 As a command:
-  vnet help                  this text
+  vnet help [COMMAND]        this text (so does COMMAND --help)
   vnet version               plugin version and the CNI spec versions it speaks
   vnet explain --conf FILE --container-id ID --netns PATH [--ifname eth0] [--ip ADDR]…
                              print the commands ADD would run, as shell lines, running nothing
-  vnet state [--conf FILE] [--data-dir DIR] [--network NAME]
-                             show the addresses vnet-ipam holds and the node's azv veths
+  vnet state [--conf FILE | --data-dir DIR --network NAME] [--json]
+                             a network's allocations with their veths, routes, neighbour entries
+                             and masquerade elements, and the leaks (exit 1 when any)
+  vnet validate FILE…        check a .conflist (or one plugin's .conf) with the plugin's own
+                             parsers: every problem, one a line (exit 1 when any)
+
+Exit status: 0 done, 1 failed (or, for state and validate, found a problem), 2 bad usage.
 
 Logs go to /var/log/vnet.log (or logFile in the config, or VNET_LOG_FILE).
 `;
 
+const COMMANDS = ['help', 'version', 'explain', 'state', 'validate'];
+
+/** `--help` or `-h` among a command's options (before a `--`). */
+const asksHelp = (args: string[]) => {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+};
+
 export async function cli(role: Role, args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   try {
+    if (cmd !== undefined && COMMANDS.includes(cmd) && asksHelp(rest)) {
+      process.stdout.write(HELP);
+      return 0;
+    }
     switch (cmd) {
       case undefined:
       case 'help':
       case '--help':
       case '-h':
+        if (rest.length > 1 || (rest[0] !== undefined && !COMMANDS.includes(rest[0]))) {
+          throw new UsageError(`no command ${JSON.stringify(rest.join(' '))} to show help for (commands: ${COMMANDS.join(', ')})`);
+        }
         process.stdout.write(HELP);
         return 0;
       case 'version':
       case '--version':
+        if (rest.length) throw new UsageError(`takes no arguments (got ${JSON.stringify(rest[0])})`);
         process.stdout.write(`${role} ${VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
         return 0;
       case 'explain':
         process.stdout.write(await explain(rest));
         return 0;
-      case 'state':
-        process.stdout.write(await state(rest));
-        return 0;
+      case 'state': {
+        const { out, code } = await state(rest);
+        process.stdout.write(out);
+        return code;
+      }
+      case 'validate': {
+        const { status, stdout, stderr } = validate(rest);
+        process.stdout.write(stdout);
+        process.stderr.write(stderr);
+        return status;
+      }
       default:
-        process.stderr.write(`${role}: unknown command "${cmd}"\n\n${HELP}`);
+        process.stderr.write(`${role}: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
         return 2;
     }
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${role} ${cmd}: ${err.message}\n(see "${role} help")\n`);
+      return 2;
+    }
+    // node:util parseArgs: an unknown option, a missing value, a stray argument.
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      const first = (err as Error).message.split(/\.(?: |$)/, 1)[0]!;
+      process.stderr.write(`${role} ${cmd}: ${escapeControls(first.charAt(0).toLowerCase() + first.slice(1))}\n(see "${role} help")\n`);
       return 2;
     }
     const msg = err instanceof CniError || err instanceof Error ? err.message : String(err);

@@ -47,7 +47,8 @@ const ipamSchema = z.object({
   dataDir: str(),
   resolvConf: str(),
 });
-const confSchema = z.object({
+/** The whole config as vnet-ipam reads it (also how `vnet validate` lists every type problem). */
+export const ipamConfSchema = z.object({
   name: z.string(),
   ipam: ipamSchema,
   runtimeConfig: opt(z.object({ ips: opt(z.array(z.string())) })),
@@ -108,7 +109,7 @@ export function parseIpamLocation(conf: Record<string, unknown>): { name: string
  * carry `IP=a[,b]`, host-local's way of asking for addresses.
  */
 export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<string, string> = new Map()): IpamConfig {
-  const c = validate(confSchema, conf);
+  const c = validate(ipamConfSchema, conf);
   checkName(c.name);
   const ipam = c.ipam;
 

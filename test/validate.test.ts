@@ -1,0 +1,304 @@
+// `vnet validate`, the messages of every config parse, and the CLI's usage errors, all through
+// the built binary. The broken corpus is test/conflists/broken/, its expected messages, per rule,
+// in test/conflists/expected.json.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as z from 'zod/mini';
+import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
+import { netConfSchema } from '../src/config/netconf.js';
+import { BIN, BIN_DIR } from './helpers/lab.js';
+
+const CORPUS = 'test/conflists';
+const expected = JSON.parse(readFileSync(join(CORPUS, 'expected.json'), 'utf8')) as {
+  broken: Record<string, Record<string, string[]>>;
+  ok: Record<string, string>;
+};
+
+const tmp = mkdtempSync(join(tmpdir(), 'vnet-validate-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// PATH points nowhere and the log goes to a scratch file: validate runs nothing and logs nothing.
+const env = { PATH: '/nonexistent', VNET_LOG_FILE: join(tmp, 'vnet.log') };
+const vnet = (args: string[]) => spawnSync(BIN, args, { encoding: 'utf8', env });
+const lines = (text: string) => (text === '' ? [] : text.replace(/\n$/, '').split('\n'));
+
+describe('every conflist in conf/ validates ok', () => {
+  const files = readdirSync('conf').filter((f) => f.endsWith('.conflist'));
+  it('there are some', () => expect(files.length).toBeGreaterThan(3));
+  for (const f of files) {
+    it(f, () => {
+      const file = join('conf', f);
+      const r = vnet(['validate', file]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^${file.replace(/\./g, '\\.')}: ok \\(\\d+ plugins?, vnet at plugins\\[\\d+\\]\\)\\n$`));
+    });
+  }
+});
+
+describe('the good corpus validates ok, saying what vnet checked', () => {
+  for (const [f, summary] of Object.entries(expected.ok)) {
+    it(f, () => {
+      const file = join(CORPUS, 'ok', f);
+      const r = vnet(['validate', file]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${file}: ok (${summary})\n`);
+    });
+  }
+  it('every file in ok/ has its summary in expected.json', () => {
+    expect(readdirSync(join(CORPUS, 'ok')).sort()).toEqual(Object.keys(expected.ok).sort());
+  });
+});
+
+// One describe per rule, named after it: each broken file, its exact messages, in order.
+for (const [rule, files] of Object.entries(expected.broken)) {
+  describe(rule, () => {
+    for (const [f, messages] of Object.entries(files)) {
+      it(f, () => {
+        const file = join(CORPUS, 'broken', f);
+        const r = vnet(['validate', file]);
+        expect(lines(r.stderr)).toEqual(messages.map((m) => `${file}: ${m}`));
+        expect(r.stdout).toBe('');
+        expect(r.status).toBe(1);
+      });
+    }
+  });
+}
+
+describe('the broken corpus is all covered', () => {
+  const listed = Object.values(expected.broken).flatMap((files) => Object.keys(files));
+  it('every file in broken/ is listed once in expected.json, and there are at least 15', () => {
+    expect(listed.length).toBe(new Set(listed).size);
+    expect(readdirSync(join(CORPUS, 'broken')).sort()).toEqual([...listed].sort());
+    expect(listed.length).toBeGreaterThanOrEqual(15);
+  });
+  it('each problem is one line of stderr, of printable text', () => {
+    for (const f of listed) {
+      const r = vnet(['validate', join(CORPUS, 'broken', f)]);
+      // eslint-disable-next-line no-control-regex
+      expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028-\u202e]/);
+    }
+  });
+});
+
+describe('several files: one line each, exit 1 when any is invalid', () => {
+  it('ok lines on stdout, problems on stderr', () => {
+    const good = 'conf/10-kubenet.conflist';
+    const bad = join(CORPUS, 'broken', 'mode-enum.conflist');
+    const r = vnet(['validate', good, bad]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe(`${good}: ok (2 plugins, vnet at plugins[0])\n`);
+    expect(r.stderr).toBe(`${bad}: plugins[0].mode: must be one of transparent, bridge (got "brige")\n`);
+  });
+  it('all valid: exit 0', () => {
+    const r = vnet(['validate', 'conf/10-kubenet.conflist', join(CORPUS, 'ok', 'single.conf')]);
+    expect(r.status).toBe(0);
+    expect(lines(r.stdout)).toHaveLength(2);
+  });
+});
+
+describe('a file that cannot be read is invalid (exit 1), named with the reason', () => {
+  it('a missing file', () => {
+    const file = join(tmp, 'nope.conflist');
+    const r = vnet(['validate', file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`${file}: cannot read: ENOENT (no such file)\n`);
+  });
+  it('a directory', () => {
+    const r = vnet(['validate', tmp]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`${tmp}: cannot read: EISDIR (a directory)\n`);
+  });
+  it('a file name with a newline is escaped', () => {
+    const file = join(tmp, 'a\nb.conflist');
+    writeFileSync(file, '{}');
+    const r = vnet(['validate', file]);
+    expect(r.status).toBe(1);
+    expect(lines(r.stderr).every((l) => l.startsWith(`${tmp}/a\\x0ab.conflist: `))).toBe(true);
+  });
+});
+
+describe('the list gives each plugin its name and cniVersion, as libcni does', () => {
+  it("a plugin's own bad name or version does not count: the list's replace them", () => {
+    const file = join(tmp, 'own.conflist');
+    const list = JSON.parse(readFileSync('conf/10-kubenet.conflist', 'utf8'));
+    Object.assign(list.plugins[0], { name: 'bad name', cniVersion: '9.9.9' });
+    writeFileSync(file, JSON.stringify(list));
+    const r = vnet(['validate', file]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+  it('a bad list name is reported once, and the plugins are still checked', () => {
+    const file = join(tmp, 'both.conflist');
+    const list = JSON.parse(readFileSync('conf/10-kubenet.conflist', 'utf8'));
+    Object.assign(list, { name: '../etc', cniVersion: '0.0.1' });
+    list.plugins[0].mode = 'kubenet';
+    writeFileSync(file, JSON.stringify(list));
+    expect(lines(vnet(['validate', file]).stderr)).toEqual([
+      `${file}: cniVersion: must be one of 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0 (got "0.0.1")`,
+      `${file}: name: invalid network name: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ (got "../etc")`,
+      `${file}: plugins[0].mode: must be one of transparent, bridge (got "kubenet")`,
+    ]);
+  });
+});
+
+// ---- the messages of every config parse ----
+
+/** The CNI error the plugin answers for a config, parsed before anything else happens. */
+function pluginError(conf: object, role: 'vnet' | 'vnet-ipam' = 'vnet'): { code: number; msg: string } {
+  const r = spawnSync(join(BIN_DIR, role), [], {
+    encoding: 'utf8',
+    input: JSON.stringify(conf),
+    env: { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/nonexistent', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' },
+  });
+  expect(r.status).toBe(1);
+  return JSON.parse(r.stdout);
+}
+const conf = (over: object) => ({ cniVersion: '1.0.0', name: 'n', type: 'vnet', ipam: { type: 'vnet-ipam', subnet: '10.9.0.0/24' }, ...over });
+
+describe('an enum error says the allowed values and what was given', () => {
+  it('ADD: mode', () => {
+    expect(pluginError(conf({ mode: 'brige' }))).toEqual({
+      cniVersion: '1.0.0',
+      code: 7,
+      msg: 'invalid network config: mode: must be one of transparent, bridge (got "brige")',
+    });
+  });
+  it('ADD: logLevel, a number given', () => {
+    expect(pluginError(conf({ logLevel: 3 })).msg).toBe('invalid network config: logLevel: must be one of debug, info, warn, error, off (got 3)');
+  });
+  it('a single allowed value, and a missing one', () => {
+    const s = z.object({ kind: z.literal('vnet'), version: z.enum(['1.0.0', '1.1.0']) });
+    expect(describeIssues(s, { kind: 'x' })).toEqual(['kind: must be vnet (got "x")', 'version: missing (one of 1.0.0, 1.1.0)']);
+  });
+});
+
+describe('a number range error says the limits and what was given', () => {
+  it('ADD: mtu above the range', () => {
+    expect(pluginError(conf({ mtu: 65536 })).msg).toBe('invalid network config: mtu: must be between 68 and 65535 (got 65536)');
+  });
+  it('ADD: mtu below the range', () => {
+    expect(pluginError(conf({ mtu: 67 })).msg).toBe('invalid network config: mtu: must be between 68 and 65535 (got 67)');
+  });
+  it('without the schema (a field parsed on its own), the limit that was broken', () => {
+    const field = netConfSchema.shape.mtu;
+    const r = field.safeParse(70000);
+    expect(r.success).toBe(false);
+    expect(describeIssue(r.error!.issues[0]!, 70000, ['mtu'])).toBe('mtu: must be at most 65535 (got 70000)');
+  });
+  it('one-sided and exclusive limits; sizes of strings and arrays', () => {
+    const s = z.object({
+      a: z.number().check(z.gt(0)),
+      b: z.number().check(z.gte(1), z.lt(10)),
+      c: z.string().check(z.maxLength(3)),
+      d: z.array(z.string()).check(z.minLength(2)),
+      e: z.array(z.string()).check(z.minLength(1)),
+    });
+    expect(describeIssues(s, { a: 0, b: 10, c: 'abcd', d: ['x'], e: [] })).toEqual([
+      'a: must be greater than 0 (got 0)',
+      'b: must be at least 1 and less than 10 (got 10)',
+      'c: must have at most 3 characters (got 4)',
+      'd: must have at least 2 items (got 1)',
+      'e: must not be empty',
+    ]);
+  });
+});
+
+describe('a type error says the expected type and what was given', () => {
+  it('ADD: a boolean given as text', () => {
+    expect(pluginError(conf({ hairpinMode: 'yes' })).msg).toBe('invalid network config: hairpinMode: must be true or false (got "yes")');
+  });
+  it('ADD: an integer given as text, and as a fraction', () => {
+    expect(pluginError(conf({ mtu: '1500' })).msg).toBe('invalid network config: mtu: must be an integer (got "1500")');
+    expect(pluginError(conf({ mtu: 1500.5 })).msg).toBe('invalid network config: mtu: must be an integer (got 1500.5)');
+  });
+  it('ADD: an array given as a string', () => {
+    expect(pluginError(conf({ ipsToRouteViaHost: '169.254.20.10' })).msg).toBe(
+      'invalid network config: ipsToRouteViaHost: must be an array (got "169.254.20.10")',
+    );
+  });
+  it('vnet-ipam ADD: a route mtu given as text', () => {
+    const c = conf({ type: 'vnet-ipam', ipam: { type: 'vnet-ipam', subnet: '10.9.0.0/24', routes: [{ dst: '0.0.0.0/0', mtu: '1500' }] } });
+    expect(pluginError(c, 'vnet-ipam').msg).toBe('ipam.routes[0].mtu: must be a number (got "1500")');
+  });
+  it('unions, unknown fields, long and hostile values', () => {
+    const s = z.strictObject({ u: z.union([z.string(), z.number()]), o: z.object({ x: z.string() }) });
+    expect(describeIssues(s, { u: true, o: [1, 2, 3], extra: 1 })).toEqual([
+      'u: must be a string or a number (got true)',
+      'o: must be an object (got [1,2,3])',
+      'config: unknown field "extra"',
+    ]);
+    expect(showValue('x'.repeat(100))).toBe(`"${'x'.repeat(64)}…"`);
+    expect(showValue('a\u202eb\u0085c\n')).toBe('"a\\u202eb\\u0085c\\n"');
+    expect(showValue({ a: 'x'.repeat(100) })).toBe('an object');
+    expect(showValue(Array(100).fill(1))).toBe('an array of 100');
+  });
+  it('missing stays "missing"', () => {
+    expect(pluginError({ cniVersion: '1.0.0', name: 'n', type: 'vnet-ipam', ipam: { ranges: [[{ gateway: '10.0.0.1' }]] } }, 'vnet-ipam').msg).toBe(
+      'ipam.ranges[0][0].subnet: missing',
+    );
+  });
+});
+
+// ---- usage ----
+
+describe('bad usage exits 2, everywhere', () => {
+  const conflist = 'conf/10-azure-transparent.conflist';
+  const cases: [string, string[], RegExp][] = [
+    ['validate without a file', ['validate'], /^vnet validate: name the file to check/],
+    ['validate with an unknown option', ['validate', '--strict', conflist], /^vnet validate: unknown option '--strict'\n/],
+    ['explain with an unknown option', ['explain', '--conf', conflist, '--container-id', 'c1', '--netns', '/x', '--bogus'], /^vnet explain: unknown option '--bogus'\n/],
+    ['explain with an option missing its value', ['explain', '--conf'], /^vnet explain: option '--conf <value>' argument missing\n/],
+    ['explain with a stray argument', ['explain', 'extra'], /^vnet explain: unexpected argument 'extra'\n/],
+    ['state with an unknown option', ['state', '--bogus'], /^vnet state: .*--bogus/],
+    ['version with an argument', ['version', 'x'], /^vnet version: takes no arguments \(got "x"\)\n/],
+    ['help for no such command', ['help', 'nope'], /^vnet help: no command "nope"/],
+    ['an unknown command', ['frobnicate'], /^vnet: unknown command "frobnicate"\n/],
+  ];
+  for (const [what, args, err] of cases) {
+    it(what, () => {
+      const r = vnet(args);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(err);
+      expect(r.status).toBe(2);
+    });
+  }
+  it('an option name with a newline is shown escaped', () => {
+    const r = vnet(['explain', '--a\nb']);
+    expect(r.status).toBe(2);
+    expect(lines(r.stderr)[0]).toBe("vnet explain: unknown option '--a\\x0ab'");
+  });
+  it('COMMAND --help and help COMMAND print the help, exit 0', () => {
+    for (const args of [['validate', '--help'], ['explain', '-h'], ['help', 'validate']]) {
+      const r = vnet(args);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('vnet validate FILE…');
+    }
+  });
+  it('the help documents the exit codes', () => {
+    expect(vnet(['help']).stdout).toContain('2 bad usage');
+  });
+});
+
+describe('explain names its flags, not the variables they stand for', () => {
+  const base = ['explain', '--conf', 'conf/10-azure-transparent.conflist', '--netns', '/var/run/netns/pod-a'];
+  it('--ifname', () => {
+    const r = vnet([...base, '--container-id', 'c1', '--ifname', 'eth0\nx']);
+    expect(r.status).toBe(2);
+    expect(lines(r.stderr)[0]).toBe('vnet explain: invalid --ifname "eth0\\nx": must not contain whitespace');
+    expect(r.stderr).not.toContain('CNI_IFNAME');
+    const long = vnet([...base, '--container-id', 'c1', '--ifname', 'a'.repeat(16)]);
+    expect(long.status).toBe(2);
+    expect(long.stderr).toContain(`invalid --ifname "${'a'.repeat(16)}": longer than 15 bytes`);
+  });
+  it('--container-id', () => {
+    const r = vnet([...base, '--container-id', '../etc']);
+    expect(r.status).toBe(2);
+    expect(lines(r.stderr)[0]).toBe('vnet explain: invalid --container-id "../etc": must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$');
+    expect(r.stderr).not.toContain('CNI_CONTAINERID');
+  });
+});
