@@ -1,6 +1,6 @@
 // The step log, in the spirit of /var/log/azure-vnet.log: one line per step, prefixed with the
 // time, the pid and the component. stdout is the protocol, so nothing here ever goes there.
-import { constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { mkdirp } from './fsutil.js';
 
@@ -36,13 +36,28 @@ function write(at: LogLevel, msg: string): void {
       const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
       mkdirp(dirname(path), 0o755);
       // 0600 (the umask can only take bits away), and never through a symlink planted at the name.
-      fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      fd = openLog(path);
     }
     writeSync(fd, line);
   } catch {
     // A log that cannot be written must not fail the operation it describes.
     fd = -1;
   }
+}
+
+/** The log rotates past this size: it becomes <file>.1 (one generation kept), and a new file starts. */
+export const LOG_MAX_BYTES = 10 * 1024 * 1024;
+
+function openLog(path: string): number {
+  // 0600 (the umask can only take bits away), and never through a symlink planted at the name.
+  const open = () => openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const f = open();
+  if (fstatSync(f).size < LOG_MAX_BYTES) return f;
+  // Processes logging at once may each rotate: rename is atomic and replaces a link rather than
+  // following it, and a writer still holding the old file just finishes its lines in <file>.1.
+  closeSync(f);
+  renameSync(path, `${path}.1`);
+  return open();
 }
 
 /**

@@ -8,7 +8,7 @@ import { parseEnv, checkArgs, checkIfname, type CniEnv } from './cni/env.js';
 import { asCniError, Code } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
-import { parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
+import { logSettings, parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
 import { configureLog, log } from './log.js';
 import { processCount } from './proc.js';
 import { cli, type Role } from './cli/index.js';
@@ -33,6 +33,8 @@ async function plugin(role: Role): Promise<number> {
   process.umask(0o077);
   const stdin = readStdin();
   let cniVersion = versionOf(stdin);
+  // Before anything can fail: errors in the environment or the config go to the config's log too.
+  configureLog({ ...logSettings(stdin), component: role });
   try {
     const env = parseEnv(process.env);
     if (env.command === 'VERSION') return print(versionAnswer(cniVersion));
@@ -83,9 +85,12 @@ async function mainVerb(env: CniEnv, conf: NetConf): Promise<Result | undefined>
   return undefined;
 }
 
+/** vnet-ipam run on its own (by another plugin, or the reference bridge): it logs its own steps. */
 async function ipamVerb(env: CniEnv, json: Record<string, unknown>): Promise<Result | undefined> {
-  configureLog({ component: 'vnet-ipam' });
-  return runIpam(env, json);
+  log.info(`Processing ${env.command} command with args {ContainerID:${env.containerId} IfName:${env.ifname}} for network ${String(json.name)}`);
+  const r = await runIpam(env, json);
+  log.info(`${env.command} done${r ? `: ${r.ips.map((i) => i.address).join(', ') || 'no address'}` : ''}`);
+  return r;
 }
 
 function readStdin(): string {

@@ -2,6 +2,7 @@
 // Unknown top-level fields are tolerated (the spec requires it); known ones are checked strictly,
 // except for DEL and GC, which must work with a config edited since ADD: they take what they
 // need (name, IPAM) and fall back to the default, with a warning, for any other field in error.
+import type { LogLevel } from '../log.js';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
@@ -51,6 +52,25 @@ export const netConfSchema = z.object({
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
   ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must name an IPAM plugin (a file name on CNI_PATH)')) })),
 });
+
+/**
+ * The log's file and level from raw stdin, before anything else is parsed, so that an error in
+ * the environment or the rest of the config is logged where the config says. Each field is
+ * validated as in the full parse; an invalid one is left out (the full parse then names it).
+ */
+export function logSettings(raw: string): { file?: string; level?: LogLevel } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return {};
+  }
+  if (typeof json !== 'object' || json === null) return {};
+  const { logFile, logLevel } = json as Record<string, unknown>;
+  const file = netConfSchema.shape.logFile.safeParse(logFile);
+  const level = netConfSchema.shape.logLevel.safeParse(logLevel);
+  return { file: file.success ? file.data : undefined, level: logLevel !== undefined && level.success ? level.data : undefined };
+}
 
 export type Common = z.infer<typeof commonSchema>;
 type Parsed = z.infer<typeof netConfSchema>;
