@@ -401,15 +401,12 @@ modeSuite({
   reachText: 'the node on the bridge, and the VNet gateway on the same L2',
   reaches: (ctx) => ({ 'node (on the bridge)': ctx.n.nodeIp, 'VNet gateway (same L2)': ctx.n.gwIp }),
   prepareNode(ctx) {
-    // What the node does itself, as an AKS node does (kubelet and the container runtime need both):
-    // - forward IPv4: portmap's DNAT sends a published port's packets back out the bridge, which
-    //   is forwarding; the plugin turns it on in transparent mode and with isGateway, not in this
-    //   layout, where the pods' own traffic needs none;
-    // - pass bridged IPv4 through iptables (br_netfilter): the container answers a client outside
-    //   its subnet straight through the VNet's gateway on the bridge, and only conntrack on the
-    //   bridge turns the container's address back into the node's (the default in a new
-    //   namespace on this kernel; set here so the test does not lean on a default).
-    lab.in(ctx.n.node, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables']);
+    // What the node does itself, as an AKS node does: pass bridged IPv4 through iptables
+    // (br_netfilter): the container answers a client outside its subnet straight through the
+    // VNet's gateway on the bridge, and only conntrack on the bridge turns the container's address
+    // back into the node's (the default in a new namespace on this kernel; set here so the test
+    // does not lean on a default). IPv4 forwarding, which portmap's DNAT needs, is the plugin's.
+    lab.in(ctx.n.node, ['sh', '-c', 'echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables']);
   },
   expectAfterLast(ctx) {
     // DEL never moves the uplink back: the bridge stays, eth0 its only port, the node still on its VNet

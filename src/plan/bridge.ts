@@ -100,7 +100,9 @@ export function bridgeAddPlan(input: AddInput): Plan {
     },
   );
   steps.push(...masqSteps(network, input.bridge, cidrs, families, veth));
-  if (input.bridge.isGateway) steps.push(forwardingStep(families, ': the node routes for its pods'));
+  // Azure's layout: the pods' own traffic is bridged, but a published port (portmap's DNAT, chained
+  // in conf/) turns around on the bridge, which is forwarding.
+  if (input.bridge.isGateway || up) steps.push(forwardingStep(families, up ? ": published ports (portmap's DNAT) turn around on the bridge" : ': the node routes for its pods'));
   return { netnsPath: input.netnsPath, steps };
 }
 

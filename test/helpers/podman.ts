@@ -48,8 +48,8 @@
 //   bridge layout needs it for published ports: the container answers a client outside its subnet
 //   through the VNet's gateway, bridged, and only conntrack on the bridge undoes the DNAT.
 // - DNAT to a container behind the bridge needs IPv4 forwarding in the node namespace; a new
-//   namespace starts with it off. vnet turns it on in transparent mode and with isGateway, not in
-//   Azure's bridge layout (its pods' own traffic needs none), so the Azure test sets it as a node would.
+//   namespace starts with it off. vnet turns it on in every layout (in Azure's bridge layout for
+//   exactly this: its pods' own traffic is bridged).
 // - busybox-static 1.35's nc is the small one: no -k; `nc -ll -p PORT -e PROG ARGS…` serves every
 //   connection; its httpd, wget and telnet applets are there too.
 import { execFileSync } from 'node:child_process';
