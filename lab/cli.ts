@@ -3,8 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Cluster, LAYOUTS, MAX_NODES, nodeIp, type Layout, type Spec } from './cluster.js';
+import { Cluster, LAYOUTS, MAX_NODES, firstAddLog, nodeIp, type Layout, type Spec } from './cluster.js';
 import { matrix, matrixTable } from './matrix.js';
+import { readmeBlocks, rewrite } from './readme.js';
 import { SOAK_HEADER, soak, soakSummary } from './soak.js';
 import { nsPath, sh, trySh } from './sys.js';
 
@@ -22,6 +23,7 @@ const USAGE = `usage: scripts/lab.sh COMMAND (as root)
                                                     a lab of its own: ADD/DEL cycles, then errors and leaks
   demo [--dual-stack]                               up transparent (2 nodes, 2 pods each), the walkthrough,
                                                     the matrix, down
+  readme                                            regenerate every command output in README.md from labs
 `;
 
 class Usage extends Error {}
@@ -119,7 +121,7 @@ async function demo(dualStack: boolean): Promise<number> {
   const say = (t: string) => console.log(`\n\x1b[1m== ${t}\x1b[0m`);
   const c = await up(spec('transparent', { nodes: '2', pods: '2', 'dual-stack': dualStack }));
   try {
-    const [p, q] = c.pods;
+    const [p] = c.pods;
     say('A VNet (10.220.2.0/24, gateway 10.220.2.1), two AKS nodes in it, two pods on each: Azure CNI transparent mode');
     show(c.node(0), ['ip', '-br', 'addr']);
     say(`Inside pod ${p!.name}: the address keeps the subnet's prefix, but every packet goes to 169.254.1.1`);
@@ -130,19 +132,17 @@ async function demo(dualStack: boolean): Promise<number> {
     say('On node0: a host route per pod through its azv veth (MAC aa:aa:aa:aa:aa:aa); the VNet answers ARP with 12:34:56:78:9a:bc');
     show(c.node(0), ['ip', 'route']);
     if (dualStack) show(c.node(0), ['ip', '-6', 'route']);
-    show(c.node(0), ['ip', 'neigh', 'show', 'dev', 'eth0']);
     say("The plugin's log of the first ADD on node0");
-    const log = (c.conflist(0).plugins[0] as unknown as { logFile: string }).logFile;
-    const lines = readFileSync(log, 'utf8').split('\n');
-    const first = lines.findIndex((l) => l.includes('Processing ADD'));
-    const done = lines.findIndex((l, i) => i > first && l.includes('ADD done'));
-    console.log(lines.slice(first, done + 1).join('\n'));
+    console.log(firstAddLog(c, 0).join('\n'));
     say(`What ADD would run for one more pod on node0 (vnet explain runs nothing)`);
     show(c.node(0), [join(c.spec.binDir, 'vnet'), 'explain', '--conf', c.conflistFile(0), '--container-id', 'next-pod', '--netns', '/var/run/netns/next-pod']);
     say('The reachability matrix');
     const ok = await printMatrix(c);
-    say(`Across nodes: ${p!.name} on node0 pings ${q ? c.pods.find((x) => x.node === 1)!.name : ''} on node1, through the VNet`);
-    show(p!.netns, ['ping', '-c', '2', '-W', '2', c.podAddr(c.pods.find((x) => x.node === 1)!, 4)]);
+    const remote = c.pods.find((x) => x.node === 1)!;
+    say(`Across nodes: ${p!.name} on node0 pings ${remote.name} on node1, through the VNet`);
+    show(p!.netns, ['ping', '-c', '2', '-W', '2', c.podAddr(remote, 4)]);
+    say("node0's neighbours on eth0 now: the VNet answers for everything with one MAC, as Azure's fabric does");
+    show(c.node(0), ['ip', 'neigh', 'show', 'dev', 'eth0']);
     return ok ? 0 : 1;
   } finally {
     c.destroy();
@@ -212,6 +212,14 @@ export async function main(argv: string[]): Promise<number> {
         } finally {
           c.destroy();
         }
+      }
+      case 'readme': {
+        if (Cluster.load(STATE_DIR)) throw new Usage('a lab is up: scripts/lab.sh down first (the README is made from labs of its own)');
+        const { binDir, refDir, confDir, nodes, pods, dualStack } = spec('transparent', {});
+        const blocks = await readmeBlocks({ binDir, refDir, confDir, nodes, pods, dualStack });
+        const done = rewrite(join(ROOT, 'README.md'), blocks);
+        console.log(`README.md: ${done.length} blocks regenerated (${done.join(', ')})`);
+        return 0;
       }
       case 'demo': {
         const { values } = parseArgs({ args: rest, options: { 'dual-stack': { type: 'boolean' } }, strict: true });

@@ -341,3 +341,13 @@ export function nodeShape(c: Cluster, i: number): { links: string[]; addrs: stri
     .map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}`);
   return { links: rows.map((l) => l.ifname).filter((x) => x !== bridge).sort(), addrs: addrs.sort(), routes: routes.sort() };
 }
+
+/** The log lines of the first ADD in a node's log: that process's lines only (ADDs run at once). */
+export function firstAddLog(c: Cluster, node: number): string[] {
+  const lines = readFileSync((c.conflist(node).plugins[0] as unknown as { logFile: string }).logFile, 'utf8').split('\n');
+  const first = lines.find((l) => l.includes('Processing ADD'));
+  const pid = first && /\[(\d+)\]/.exec(first)?.[1];
+  const mine = lines.filter((l) => pid && l.includes(`[${pid}]`));
+  const done = mine.findIndex((l) => l.includes('ADD done'));
+  return mine.slice(0, done + 1);
+}

@@ -4,7 +4,7 @@
 # compare and interoperate with, Node >= 20 and the npm packages.
 #
 #   ./scripts/deps.sh [--build]    installs; --build then runs `npm run build` with Node >= 20
-#   . scripts/deps.sh --build      the same from another script (test.sh, demo.sh), whose PATH
+#   . scripts/deps.sh --build      the same from another script (test.sh, lab.sh), whose PATH
 #                                  then keeps Node >= 20 first (always pass an argument: a bare
 #                                  `. scripts/deps.sh` would see the caller's arguments)
 #

@@ -16,5 +16,5 @@ cd /vnet-cni
 npm run build
 ./scripts/install.sh --conf conf/10-azure-transparent.conflist
 echo "vnet-cni installed: /opt/cni/bin/vnet, /etc/cni/net.d/10-azure-transparent.conflist"
-echo "try: sudo /vnet-cni/scripts/demo.sh   or   vnet help"
+echo "try (as root): /vnet-cni/scripts/lab.sh demo   or   vnet help"
 ln -sf /opt/cni/bin/vnet /usr/local/bin/vnet
