@@ -44,7 +44,6 @@ function spec(layout: string, v: { nodes?: string; pods?: string; 'dual-stack'?:
     dir,
     binDir: join(ROOT, 'dist', 'bin'),
     refDir: '/usr/lib/cni',
-    confDir: join(ROOT, 'conf'),
   };
 }
 
@@ -215,8 +214,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'readme': {
         if (Cluster.load(STATE_DIR)) throw new Usage('a lab is up: scripts/lab.sh down first (the README is made from labs of its own)');
-        const { binDir, refDir, confDir, nodes, pods, dualStack } = spec('transparent', {});
-        const blocks = await readmeBlocks({ binDir, refDir, confDir, nodes, pods, dualStack });
+        const { binDir, refDir, nodes, pods, dualStack } = spec('transparent', {});
+        const blocks = await readmeBlocks({ binDir, refDir, nodes, pods, dualStack }, join(ROOT, 'conf'));
         const done = rewrite(join(ROOT, 'README.md'), blocks);
         console.log(`README.md: ${done.length} blocks regenerated (${done.join(', ')})`);
         return 0;

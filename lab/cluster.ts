@@ -1,7 +1,7 @@
 // The lab: a cluster in network namespaces on one machine. A namespace plays the VNet, one the
 // outside world (203.0.113.10), one each node; pods are namespaces too. The plugin runs exactly as
-// a runtime runs it: the built binary, CNI_* variables, the node's conflist (from conf/, with the
-// node's own ranges), executed inside the node's namespace, through the whole plugin chain.
+// a runtime runs it: the installed binary, CNI_* variables, the node's conflist (written by
+// `vnet install`, as on any node), executed inside the node's namespace, through the whole chain.
 //
 // Layouts (the VNet is 10.220.2.0/24 and fd00:220:2::/64, gateway .1 and ::1, node i at .4+i):
 //   transparent  Azure CNI: pods from the VNet subnet, node i's pre-allocated slice 10.220.2.32(i+1)/27
@@ -12,6 +12,7 @@
 //   kubenet      10.244.i.0/24 (fd00:244:i::/64) per node on cbr0; the VNet's route table sends each
 //                node's pod CIDR to that node; ipMasq for traffic leaving the cluster.
 //   overlay      Azure CNI Overlay: transparent mode with kubenet's per-node pod CIDRs and masquerade.
+// Each node gets its conflist and binary from `vnet install` (src/cli/install.ts), run in the node.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, type Attachment, type Conflist } from './chain.js';
@@ -30,11 +31,9 @@ export interface Spec {
   prefix: string;
   /** The lab's files: per node its conflist, IPAM data, log and result cache. */
   dir: string;
-  /** Where vnet and vnet-ipam are, and the reference plugins (portmap, bandwidth). */
+  /** The built vnet (each node gets its own by `vnet install`), and the reference plugins (portmap, bandwidth). */
   binDir: string;
   refDir: string;
-  /** The repository's conf/ directory: the conflists the nodes are given. */
-  confDir: string;
   /** Plugins chained after vnet instead of the conflist's own (e.g. bandwidth). */
   chain?: ({ type: string } & Record<string, unknown>)[];
 }
@@ -81,27 +80,23 @@ export function nodeAddressing(layout: Layout, i: number, dualStack: boolean) {
   };
 }
 
-const TEMPLATE: Record<Layout, string> = {
-  transparent: '10-azure-transparent.conflist',
-  bridge: '10-azure-bridge.conflist',
-  kubenet: '10-kubenet.conflist',
-  overlay: '10-azure-overlay.conflist',
-};
-
-/** Node i's conflist: the layout's file from conf/, with this node's ranges, data and log paths. */
-export function nodeConflist(spec: Spec, i: number): Conflist {
-  const list = JSON.parse(readFileSync(join(spec.confDir, TEMPLATE[spec.layout]), 'utf8')) as Conflist;
+/**
+ * The `vnet install` arguments for node i: its slice of the VNet (transparent, bridge) or its pod
+ * CIDR (kubenet, overlay), what stays unmasqueraded, and the lab's paths for everything it writes.
+ */
+export function installArgs(spec: Spec, i: number): string[] {
   const a = nodeAddressing(spec.layout, i, spec.dualStack);
-  if (spec.chain) list.plugins = [list.plugins[0]!, ...spec.chain];
-  const vnet = list.plugins[0] as Record<string, any>;
   const dir = join(spec.dir, `node${i}`);
-  vnet.logFile = join(dir, 'vnet.log');
-  vnet.ipam = { ...vnet.ipam, ranges: a.ranges, dataDir: join(dir, 'ipam'), routes: [{ dst: '0.0.0.0/0' }, ...(spec.dualStack ? [{ dst: '::/0' }] : [])] };
-  if (vnet.ipMasq) {
+  const perNode = spec.layout === 'kubenet' || spec.layout === 'overlay';
+  return [
+    'install', '--layout', spec.layout,
+    ...a.ranges.flat().flatMap((r: any) => (perNode ? ['--pod-cidr', r.subnet] : ['--range', [r.subnet, r.rangeStart, r.rangeEnd, r.gateway].join(',')])),
     // Inside the cluster (pods, the VNet) addresses are kept; only what leaves it is masqueraded.
-    vnet.ipMasqExclude = ['10.244.0.0/16', '10.220.0.0/16', ...(spec.dualStack ? ['fd00:244::/32', 'fd00:220::/32'] : [])];
-  }
-  return list;
+    ...(perNode ? ['10.244.0.0/16', '10.220.0.0/16', ...(spec.dualStack ? ['fd00:244::/32', 'fd00:220::/32'] : [])].flatMap((c) => ['--no-masq', c]) : []),
+    // Node-local DNS through the node, as the AKS conflists in conf/ have it.
+    ...(perNode ? [] : ['--route-via-host', '169.254.20.10']),
+    '--bin-dir', join(dir, 'bin'), '--conf-dir', join(dir, 'net.d'), '--data-dir', join(dir, 'ipam'), '--log-file', join(dir, 'vnet.log'),
+  ];
 }
 
 export class Cluster {
@@ -126,14 +121,17 @@ export class Cluster {
     return this.spec.dualStack ? [4, 6] : [4];
   }
   runtime(i: number) {
-    return new Runtime(this.node(i), [this.spec.binDir, this.spec.refDir], join(this.spec.dir, `node${i}`, 'results'));
+    return new Runtime(this.node(i), [join(this.spec.dir, `node${i}`, 'bin'), this.spec.refDir], join(this.spec.dir, `node${i}`, 'results'));
   }
-  conflist(i: number) {
-    return nodeConflist(this.spec, i);
+  /** Node i's conflist as `vnet install` wrote it (with the spec's chain, if it names one). */
+  conflist(i: number): Conflist {
+    const list = JSON.parse(readFileSync(this.conflistFile(i), 'utf8')) as Conflist;
+    if (this.spec.chain) list.plugins = [list.plugins[0]!, ...this.spec.chain];
+    return list;
   }
-  /** Where node i's conflist is written, as a node's /etc/cni/net.d holds it. */
+  /** Where `vnet install` wrote node i's conflist: its /etc/cni/net.d. */
   conflistFile(i: number) {
-    return join(this.spec.dir, `node${i}`, '10-vnet.conflist');
+    return join(this.spec.dir, `node${i}`, 'net.d', '10-vnet.conflist');
   }
   private stateFile = () => join(this.spec.dir, 'state.json');
   save() {
@@ -208,7 +206,8 @@ export class Cluster {
       const port = `n${i}`;
       this.newNs(n);
       mkdirSync(join(this.spec.dir, `node${i}`), { recursive: true });
-      writeFileSync(this.conflistFile(i), JSON.stringify(this.conflist(i), null, 2) + '\n');
+      // The node-side installer, as on a real node: the binary into its bin dir, its conflist.
+      inNs(n, [join(this.spec.binDir, 'vnet'), ...installArgs(this.spec, i)]);
       inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(n)]);
       this.noDad(v, port);
       this.noDad(n, 'eth0');

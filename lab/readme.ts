@@ -46,7 +46,7 @@ function matrixSummary(all: { layout: Layout; probes: Probe[] }[]): string {
   return [head, ...rows].join('\n');
 }
 
-export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>): Promise<Block> {
+export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>, confDir: string): Promise<Block> {
   const b: Block = {};
   await withLab(base, 'transparent', {}, (c) => {
     const pod = c.pods[0]!.netns;
@@ -106,7 +106,7 @@ export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>
   b['matrix'] = matrixSummary(probes);
   const tmp = mkdtempSync(join(tmpdir(), 'vnet-readme-'));
   try {
-    const list = JSON.parse(readFileSync(join(base.confDir, '10-azure-transparent.conflist'), 'utf8'));
+    const list = JSON.parse(readFileSync(join(confDir, '10-azure-transparent.conflist'), 'utf8'));
     Object.assign(list.plugins[0], { mode: 'brige', mtu: 65536 });
     list.plugins[0].ipam.ranges[0][0].subnet = '10.0.0.0/33';
     writeFileSync(join(tmp, '10-azure.conflist'), JSON.stringify(list, null, 2));

@@ -2,7 +2,7 @@
 // `scripts/lab.sh` runs), the plugin run through each node's whole conflist from conf/ as a
 // runtime runs it, the full reachability matrix, and every pod DELeted back to a pod-free node.
 import { afterAll, describe, expect, it } from 'vitest';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +21,7 @@ export function labSpec(layout: Layout, o: Partial<Spec> = {}): Spec {
   const prefix = 'vl' + randomBytes(3).toString('hex');
   return {
     layout, nodes: 2, pods: 2, dualStack: false, prefix,
-    dir: mkdtempSync(join(tmpdir(), `${prefix}-`)), binDir: BIN_DIR, refDir: REF_DIR, confDir: resolve('conf'), ...o,
+    dir: mkdtempSync(join(tmpdir(), `${prefix}-`)), binDir: BIN_DIR, refDir: REF_DIR, ...o,
   };
 }
 export function cluster(layout: Layout, o: Partial<Spec> = {}): Cluster {

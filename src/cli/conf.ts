@@ -15,5 +15,6 @@ export function readNetConf(file: string): string {
   const plugins = json.plugins as Record<string, unknown>[];
   const mine = plugins.find((p) => p.type === 'vnet') ?? plugins[0];
   if (!mine) throw new UsageError(`${file} has an empty plugin list`);
-  return JSON.stringify({ cniVersion: json.cniVersion, name: json.name, ...mine });
+  // As libcni: the list's name and cniVersion win over any the plugin carries.
+  return JSON.stringify({ ...mine, cniVersion: json.cniVersion, name: json.name });
 }

@@ -6,6 +6,7 @@ import { explain } from './explain.js';
 import { state } from './state.js';
 import { UsageError } from './conf.js';
 import { validate } from './validate.js';
+import { install } from './install.js';
 
 export const VERSION = '0.1.0';
 
@@ -28,13 +29,21 @@ As a command:
                              and masquerade elements, and the leaks (exit 1 when any)
   vnet validate FILE…        check a .conflist (or one plugin's .conf) with the plugin's own
                              parsers: every problem, one a line (exit 1 when any)
+  vnet install --layout transparent|bridge|kubenet|overlay
+               (--range SUBNET,START,END,GATEWAY | --pod-cidr CIDR)… [--no-masq CIDR]…
+               [--peer CIDR=NODE_IP]… [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
+               [--network NAME] [--bridge NAME] [--uplink IF] [--mtu N] [--data-dir DIR]
+               [--log-file FILE] [--route-via-host ADDR]… [--no-portmap] [--dry-run]
+                             this node: the executable into the CNI bin dir as vnet and vnet-ipam,
+                             its conflist (its slice or pod CIDR, one per family) into the conf
+                             dir, routes to the other nodes' pod ranges; overlaps are refused
 
 Exit status: 0 done, 1 failed (or, for state and validate, found a problem), 2 bad usage.
 
 Logs go to /var/log/vnet.log (or logFile in the config, or VNET_LOG_FILE).
 `;
 
-const COMMANDS = ['help', 'version', 'explain', 'state', 'validate'];
+const COMMANDS = ['help', 'version', 'explain', 'state', 'validate', 'install'];
 
 /** `--help` or `-h` among a command's options (before a `--`). */
 const asksHelp = (args: string[]) => {
@@ -72,6 +81,9 @@ export async function cli(role: Role, args: string[]): Promise<number> {
         process.stdout.write(out);
         return code;
       }
+      case 'install':
+        process.stdout.write(await install(rest));
+        return 0;
       case 'validate': {
         const { status, stdout, stderr } = validate(rest);
         process.stdout.write(stdout);

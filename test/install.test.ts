@@ -1,0 +1,106 @@
+// `vnet install`: the node-side installer the lab, containerd nodes, kind and Vagrant share.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, Lab } from './helpers/lab.js';
+
+const lab = new Lab();
+afterAll(() => lab.cleanup());
+const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}-install-`));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function install(args: string[], ns?: string) {
+  const argv = ns ? ['nsenter', `--net=${ns}`, BIN, 'install', ...args] : [BIN, 'install', ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const validate = (file: string) => spawnSync(BIN, ['validate', file], { encoding: 'utf8' });
+const KUBENET = ['--layout', 'kubenet', '--pod-cidr', '10.244.0.0/24', '--no-masq', '10.244.0.0/16', '--no-masq', '10.220.0.0/16'];
+const TRANSPARENT = ['--layout', 'transparent', '--range', '10.220.2.0/24,10.220.2.32,10.220.2.63,10.220.2.1'];
+
+describe('every layout makes a conflist the plugin’s own validate accepts', () => {
+  const layouts: [string, string[]][] = [
+    ['transparent', TRANSPARENT],
+    ['transparent, dual stack', [...TRANSPARENT, '--range', 'fd00:220:2::/64,fd00:220:2::1:0,fd00:220:2::1:ffff,fd00:220:2::1']],
+    ['bridge', ['--layout', 'bridge', '--range', '10.220.2.0/24,10.220.2.32,10.220.2.63,10.220.2.1', '--uplink', 'eth0']],
+    ['kubenet', KUBENET],
+    ['overlay, dual stack', ['--layout', 'overlay', '--pod-cidr', '10.244.1.0/24', '--pod-cidr', 'fd00:244:1::/64', '--no-masq', '10.244.0.0/16', '--no-masq', 'fd00:244::/32']],
+  ];
+  for (const [what, args] of layouts) {
+    it(what, () => {
+      const confDir = join(dir, what.replace(/\W+/g, '-'));
+      const r = install([...args, '--bin-dir', join(confDir, 'bin'), '--conf-dir', confDir]);
+      expect(r.err).toBe('');
+      expect(r.code).toBe(0);
+      const file = join(confDir, '10-vnet.conflist');
+      expect(validate(file).status).toBe(0);
+      expect(statSync(file).mode & 0o777).toBe(0o644);
+      // the executable, under both names, one file
+      expect(statSync(join(confDir, 'bin', 'vnet')).ino).toBe(statSync(join(confDir, 'bin', 'vnet-ipam')).ino);
+    });
+  }
+});
+
+describe('per-node ranges never overlap: the installer refuses a layout that would, and writes nothing', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['a peer inside this node’s pod CIDR', [...KUBENET, '--peer', '10.244.0.128/25=10.220.2.5'], /overlaps 10\.244\.0\.0\/24/],
+    ['two peers overlapping each other', [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.5', '--peer', '10.244.1.0/25=10.220.2.6'], /10\.244\.1\.0\/25 overlaps 10\.244\.1\.0\/24/],
+    ['a peer overlapping this node’s slice of the VNet', [...TRANSPARENT, '--peer', '10.220.2.48/28=10.220.2.5'], /overlaps 10\.220\.2\.32-10\.220\.2\.63/],
+    ['two IPv4 pod CIDRs', [...KUBENET, '--pod-cidr', '10.245.0.0/24'], /one pod range per family/],
+  ];
+  for (const [what, args, msg] of cases) {
+    it(what, () => {
+      const confDir = join(dir, 'refused');
+      const r = install([...args, '--bin-dir', join(confDir, 'bin'), '--conf-dir', confDir]);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(msg);
+      expect(existsSync(confDir)).toBe(false);
+    });
+  }
+});
+
+describe('hostile or malformed parameters are refused with exit 2, naming the parameter', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['no layout', ['--pod-cidr', '10.244.0.0/24'], /--layout/],
+    ['an unknown layout', ['--layout', 'calico'], /--layout must be one of/],
+    ['a --range in kubenet', [...KUBENET, '--range', '10.0.0.0/24,10.0.0.2,10.0.0.9,10.0.0.1'], /--pod-cidr/],
+    ['a --range without a gateway', ['--layout', 'transparent', '--range', '10.220.2.0/24,10.220.2.32,10.220.2.63'], /--range/],
+    ['a pod CIDR with host bits', ['--layout', 'kubenet', '--pod-cidr', '10.244.0.1/24', '--no-masq', '10.0.0.0/8'], /--pod-cidr/],
+    ['kubenet without --no-masq', ['--layout', 'kubenet', '--pod-cidr', '10.244.0.0/24'], /--no-masq/],
+    ['a network name with a newline', [...KUBENET, '--network', 'k8s\nip link del eth0'], /name/],
+    ['a bridge name with a space', [...KUBENET, '--bridge', 'cbr 0'], /bridge/],
+    ['a peer with a route injection', [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.5 dev lo'], /--peer/],
+    ['a peer of mixed families', [...KUBENET, '--peer', 'fd00:244:1::/64=10.220.2.5'], /--peer/],
+    ['a range start outside its subnet', ['--layout', 'transparent', '--range', '10.220.2.0/24,10.220.3.32,10.220.2.63,10.220.2.1'], /rangeStart/],
+    ['an unknown option', [...KUBENET, '--force'], /unknown option/i],
+  ];
+  for (const [what, args, msg] of cases) {
+    it(what, () => {
+      const r = install([...args, '--bin-dir', join(dir, 'hostile', 'bin'), '--conf-dir', join(dir, 'hostile')]);
+      expect(r.code, r.out).toBe(2);
+      expect(r.err).toMatch(msg);
+      expect(existsSync(join(dir, 'hostile'))).toBe(false);
+    });
+  }
+});
+
+describe('routes to the other nodes’ pod ranges are installed, as Azure’s route table would', () => {
+  it('each --peer becomes a route via that node; installing again replaces, not duplicates', () => {
+    const node = lab.ns('node');
+    lab.in(node, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+    lab.in(node, ['ip', 'addr', 'add', '10.220.2.4/24', 'dev', 'eth0']);
+    lab.in(node, ['ip', 'link', 'set', 'eth0', 'up']);
+    lab.in(node, ['ip', 'link', 'set', 'peer0', 'up']);
+    const args = [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.5', '--peer', '10.244.2.0/24=10.220.2.6', '--bin-dir', join(dir, 'n', 'bin'), '--conf-dir', join(dir, 'n')];
+    for (let i = 0; i < 2; i++) {
+      const r = install(args, node);
+      expect(r.err).toBe('');
+      expect(r.out).toMatch(/route 10\.244\.1\.0\/24 via 10\.220\.2\.5/);
+    }
+    const routes = lab.ipJson(node, ['route', 'show']).filter((r) => r.dst.startsWith('10.244.'));
+    expect(routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual(['10.244.1.0/24 via 10.220.2.5', '10.244.2.0/24 via 10.220.2.6']);
+    expect(JSON.parse(readFileSync(join(dir, 'n', '10-vnet.conflist'), 'utf8')).plugins[0].ipam.ranges).toEqual([[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]]);
+  });
+});
