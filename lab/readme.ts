@@ -114,6 +114,8 @@ export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+  // Each lab lived in a temp dir of its own: show it as one stable path.
+  for (const k of Object.keys(b)) b[k] = b[k]!.replace(/\/tmp\/vnet-readme-[A-Za-z0-9]+/g, '/var/lib/vnet-lab');
   return b;
 }
 
