@@ -1,6 +1,6 @@
 // Transparent mode end to end, in namespaces: a node, a VNet gateway behind the node's eth0,
 // and pods. The plugin runs inside the node namespace exactly as a runtime runs it.
-import { readdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, ask, cniEnv, sh, whoami, type Ran } from './helpers/lab.js';
@@ -120,6 +120,26 @@ describe('ADD wires a pod the way AKS transparent mode does', () => {
     expect(r.routes).toContainEqual({ dst: '0.0.0.0/0', gw: '169.254.1.1' });
     ok(await del(p));
     expectClean();
+  });
+});
+
+describe('without mtu in the config the pod gets the MTU of the node’s default-route interface, read without a process', () => {
+  it('eth0 at 1400: both veth ends at 1400, and the ADD starts only its two ip processes', async () => {
+    lab.in(node, ['ip', 'link', 'set', 'eth0', 'mtu', '1400']);
+    try {
+      const p = pod();
+      const c = conf({ cniVersion: '1.1.0' });
+      const r = ok(await add(p, c));
+      expect(r.interfaces[1].mtu).toBe(1400);
+      expect(lab.ipJson(node, ['link', 'show', 'dev', r.interfaces[0].name])[0].mtu).toBe(1400);
+      expect(lab.ipJson(p.netns, ['link', 'show', 'dev', 'eth0'])[0].mtu).toBe(1400);
+      const log = readFileSync(join(lab.dir, 'vnet.log'), 'utf8').split('\n');
+      expect(log.filter((l) => l.includes('MTU 1400 (from eth0')).length).toBeGreaterThan(0);
+      expect(log.filter((l) => l.includes('ADD done')).pop()).toMatch(/2 processes started/);
+      ok(await del(p, c));
+    } finally {
+      lab.in(node, ['ip', 'link', 'set', 'eth0', 'mtu', '1500']);
+    }
   });
 });
 

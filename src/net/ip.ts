@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
 import type { PodNetns } from './netns.js';
-import { toAddr, toDst, type Addr, type Cidr, type IfName } from './values.js';
+import { ifNameProblem, toAddr, toDst, type Addr, type Cidr, type IfName } from './values.js';
 
 /** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
 function ipArgv(args: string[], pod?: PodNetns): string[] {
@@ -182,8 +182,21 @@ export function defaultRouteInterface(): string | undefined {
   return undefined;
 }
 
-/** MTU of a link in the node's namespace (one `ip` process). */
+/**
+ * MTU of a link in the node's namespace. Read in-process from /proc/sys/net/ipv6/conf/<dev>/mtu,
+ * which /proc keeps per network namespace (sysfs would show the machine's own, not the node's):
+ * it follows the link's MTU unless someone lowered IPv6's alone, and is never above it. Where
+ * IPv6 is off, one `ip` process.
+ */
 export async function linkMtu(name: string): Promise<number | undefined> {
+  if (!ifNameProblem(name)) {
+    try {
+      const v = Number(readFileSync(`/proc/sys/net/ipv6/conf/${name}/mtu`, 'utf8').trim());
+      if (Number.isInteger(v) && v >= 1280) return v;
+    } catch {
+      // no IPv6 on this link or node: ask ip
+    }
+  }
   const [links] = await ipJson(['link show']);
   const link = (links as { ifname?: string; mtu?: number }[]).find((l) => l.ifname === name);
   return link?.mtu;
