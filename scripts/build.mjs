@@ -9,7 +9,7 @@
 //      copy of node. By default the blob is a V8 startup snapshot: the bundle's top-level code runs
 //      HERE, at build time, and main.ts hands over to run() with setDeserializeMainFunction. So
 //      top-level code must not read the environment, argv, the clock, or leave handles open
-//      (signal handlers, timers: e.g. proper-lockfile via signal-exit, hence its lazy import()).
+//      (signal handlers, timers, sockets).
 //      A guard fails the snapshot when top-level code reads CNI_*, VNET_* or PATH. In `auto` mode
 //      a snapshot that cannot be built or fails the smoke test falls back to a code cache.
 //   3. pkg swallows injection errors (Promise.allSettled) and may leave a plain copy of node, so
@@ -117,8 +117,7 @@ function summary(err) {
   const text = String(err instanceof Error ? err.message : err);
   if (text.includes('CheckGlobalAndEternalHandles')) {
     return 'V8 could not snapshot a live handle left by top-level code (a signal handler, timer or ' +
-      'socket; proper-lockfile installs signal handlers through signal-exit when it loads: import it ' +
-      'with a dynamic import() inside a function)';
+      'socket: create it inside a function, at run time)';
   }
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Error while creating|\(node:\d+\)|\(Use `node|#|at |\d+: 0x|-----)/.test(l));
   const pick = [/vnet-build:/, /Check failed/, /^\w*Error\b/, /error/i].reduce((found, re) => found ?? lines.find((l) => re.test(l)), undefined) ?? lines[0] ?? 'unknown error';
@@ -144,15 +143,6 @@ async function bundleStage() {
           setup(b) {
             b.onResolve({ filter: /^vnet:snapshot-guard$/ }, (a) => ({ path: a.path, namespace: 'vnet' }));
             b.onLoad({ filter: /.*/, namespace: 'vnet' }, () => ({ contents: GUARD, loader: 'js', resolveDir: root }));
-          },
-        },
-        {
-          // proper-lockfile requires graceful-fs at load, but src/ipam/lock.ts hands it an `fs` of
-          // its own, so graceful-fs would only cost load time (~2-3 ms per ADD and DEL): plain fs.
-          name: 'graceful-fs-is-fs',
-          setup(b) {
-            b.onResolve({ filter: /^graceful-fs$/ }, () => ({ path: 'graceful-fs', namespace: 'vnet-fs' }));
-            b.onLoad({ filter: /.*/, namespace: 'vnet-fs' }, () => ({ contents: "module.exports = require('fs');", loader: 'js' }));
           },
         },
       ],

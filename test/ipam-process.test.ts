@@ -78,7 +78,7 @@ describe('ADD/DEL churn leaves exactly what is still held', () => {
 describe('an ADD killed mid-way blocks nobody and leaks nothing that DEL cannot release', () => {
   it('SIGKILLed ADDs at different moments; the next ADD succeeds; DEL of the killed ones leaves the store clean', async () => {
     const s = store('10.62.0.0/24');
-    // A killed holder leaves proper-lockfile's lock directory behind, never refreshed again.
+    // A killed holder leaves its lock directory behind, never refreshed again.
     mkdirSync(join(s.dir, '.lock'), { recursive: true });
     for (let i = 0; i < 8; i++) {
       const killed = ipam('ADD', `killed-${i}`, s.conf, (kill) => setTimeout(kill, 5 + i * 5));

@@ -1,53 +1,40 @@
-// The per-network lock around every read-modify-write of the store, with proper-lockfile: an
-// atomic mkdir of `<network dir>/.lock`, whose mtime the holder refreshes while it holds it.
+// The per-network lock around every read-modify-write of the store: an atomic mkdir of
+// `<network dir>/.lock`, holding one marker file named for its holder, whose mtime the holder
+// refreshes every second while it holds it.
 //
-// Tuning, for two goals:
-// - A holder SIGKILLed mid-ADD must not block the next ADD for long. proper-lockfile's smallest
-//   `stale` is 2000 ms and its `update` is clamped to [1000, stale/2]: the holder touches the lock
-//   every second, and a lock untouched for 2 s is taken over. One wrinkle: on its first lock in a
-//   process, proper-lockfile probes the file system's mtime precision by setting the mtime up to
-//   1 s *into the future*, which would stretch a takeover to 3 s; our fs shim sets that probe's
-//   mtime to now instead (the probe still sees the precision). So a crashed holder costs ≤ ~2 s.
-// - A burst of concurrent ADDs (100 processes) must all get through, without lock timeouts and
-//   without long back-off gaps. A critical section takes a few milliseconds, so waiters poll
-//   often: a delay of 5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so
-//   waiters spread out, until a 30 s deadline (then CNI error 11, "try again later"). With many
-//   waiters, one of them polls within a millisecond or two of a release; polling faster only
-//   steals CPU from the holder (measured: 100 simultaneous ADDs on 2 CPUs finish in ~2 s with
-//   these numbers, ~3 s with 2-25 ms). We run the retry loop ourselves (retries: 0 in
-//   proper-lockfile) so the bound is a time, not a count.
-// If the lock is compromised (its mtime could not be refreshed in time and someone else took it
-// over), proper-lockfile calls onCompromised from a timer; by default that throws out of nowhere.
-// We record it and surface it as a CniError from `assertHeld()` and when the critical section
-// ends. Note that the lock guards the round-robin cursor and the index; no address can be handed
-// out twice even without it, since claiming an address is an exclusive link().
+// - A holder SIGKILLed mid-ADD must not block the next ADD for long: a lock not refreshed for
+//   LOCK_STALE_MS (2 s) is taken over (its marker and directory removed, then taken as usual).
+// - A burst of concurrent ADDs (100 processes) must get through without timeouts and without
+//   burning the CPU the holder needs: a waiter does not poll; it watches the network directory
+//   (inotify, through fs.watch) for `.lock` going away and tries again then, with a slow poll
+//   (RETRY_MAX_MS) only as a safety net, until a 30 s deadline (CNI error 11, "try again later").
+// - A lost lock (someone took it over while we held it: our marker is gone) is surfaced as a
+//   CniError from `assertHeld()` and when the critical section ends, never thrown from a timer.
+//   Claiming an address is an exclusive link() anyway: no address is handed out twice even
+//   then; the lock guards the round-robin cursor and the index.
+// The takeover of a stale lock has the window every mkdir lock has (proper-lockfile's too): two
+// waiters judging the same stale lock at once may both remove it, one of them then a fresh one.
+// Its consequence is the lost-lock error above for the first holder, not a double allocation.
 //
 // Nothing under the data directory is trusted (see store.ts): a `.lock` that is a symbolic link
-// or not a directory is refused at once, naming it (CNI error 5), rather than waited on until the
-// deadline (a link's target never goes stale, and a dangling link can never be taken over). The
-// fs shim below lstats, never stats, sets times with lutimes, and creates `.lock` 0700 whatever
-// the umask. The caller checks the network directory itself (Store.exists / ensureDir).
-import * as nodeFs from 'node:fs';
+// or not a directory is refused at once, naming it (CNI error 5), rather than waited on. The
+// caller checks the network directory itself (Store.exists / ensureDir).
+import { closeSync, constants, lstatSync, lutimesSync, openSync, readdirSync, rmdirSync, unlinkSync, watch } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CniError, Code } from '../cni/errors.js';
+import { isErrno } from '../fsutil.js';
 import { makeDir, UnsafePath } from './safefs.js';
-
-// proper-lockfile installs signal handlers (signal-exit) when it loads, which a V8 startup
-// snapshot cannot hold: load it on first use, never at the top level.
-type Lockfile = typeof import('proper-lockfile');
-let lockfileModule: Promise<Lockfile> | undefined;
-const loadLockfile = () => (lockfileModule ??= import('proper-lockfile').then((m) => (m.default ?? m) as Lockfile));
 
 export const LOCK_DIR = '.lock';
 export const LOCK_STALE_MS = 2000;
 export const LOCK_UPDATE_MS = 1000;
 export const LOCK_TIMEOUT_MS = 30_000;
-export const RETRY_MIN_MS = 5;
+/** The safety-net poll while waiting: the directory watch is what wakes a waiter. */
 export const RETRY_MAX_MS = 50;
-export const RETRY_FACTOR = 1.5;
 
 export interface HeldLock {
-  /** Throws CniError if the lock was lost (compromised) since it was taken. */
+  /** Throws CniError if the lock was lost (taken over) since it was taken. */
   assertHeld(): void;
 }
 
@@ -57,131 +44,116 @@ export interface LockOptions {
   createDir?: () => void | Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const errno = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
-
 /** Runs `fn` holding the lock of `dir`. */
 export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
-  let compromised: Error | undefined;
-  const lostError = () =>
-    new CniError(
-      Code.io,
-      `lost the lock on ${dir} while holding it (${compromised?.message}); another process may have changed the allocations meanwhile`,
-      '',
-      { cause: compromised },
-    );
+  const lock = join(dir, LOCK_DIR);
+  const marker = join(lock, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  await acquire(dir, lock, marker, opts);
+  let lost: string | undefined;
   const held: HeldLock = {
     assertHeld() {
-      if (compromised) throw lostError();
+      if (lost) throw new CniError(Code.io, `lost the lock on ${dir} while holding it (${lost}); another process may have changed the allocations meanwhile`);
     },
   };
-  const release = await acquire(dir, opts, (err) => {
-    compromised = err;
-  });
+  // Refreshed while held, so that nobody takes it for stale; a missing marker means it was taken over.
+  const refresh = setInterval(() => {
+    try {
+      lstatSync(marker);
+      const now = new Date();
+      lutimesSync(lock, now, now);
+    } catch (err) {
+      lost ??= `its marker ${marker} is gone: ${(err as Error).message}`;
+    }
+  }, LOCK_UPDATE_MS);
+  refresh.unref();
   let result: T;
   try {
     result = await fn(held);
   } finally {
-    // A failed release leaves a lock that goes stale within LOCK_STALE_MS; nothing to report.
-    await release().catch(() => undefined);
+    clearInterval(refresh);
+    try {
+      unlinkSync(marker);
+      rmdirSync(lock);
+    } catch (err) {
+      // Our marker gone means someone took the lock over; anything else leaves a lock that goes stale.
+      if (isErrno(err, 'ENOENT')) lost ??= `its marker ${marker} is gone`;
+    }
   }
   held.assertHeld();
   return result;
 }
 
-async function acquire(dir: string, opts: LockOptions, onCompromised: (err: Error) => void): Promise<() => Promise<void>> {
+async function acquire(dir: string, lock: string, marker: string, opts: LockOptions): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? LOCK_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
-  let delay = RETRY_MIN_MS;
   let created = false;
-  const lockfile = await loadLockfile();
   for (;;) {
     try {
-      return await lockfile.lock(join(dir, 'lock'), {
-        lockfilePath: join(dir, LOCK_DIR),
-        realpath: false,
-        stale: LOCK_STALE_MS,
-        update: LOCK_UPDATE_MS,
-        retries: 0,
-        fs: lockFs,
-        onCompromised,
-      });
+      makeDir(lock);
+      closeSync(openSync(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+      return;
     } catch (err) {
-      const code = errno(err);
-      if (code === 'ENOENT' && opts.createDir && !created) {
+      if (isErrno(err, 'ENOENT') && opts.createDir && !created) {
         created = true;
         await opts.createDir();
         continue;
       }
-      if (err instanceof UnsafePath) throw err;
-      if (code !== 'ELOCKED') {
-        throw new CniError(Code.io, `cannot lock ${dir}: ${(err as Error).message}`, '', { cause: err });
-      }
-      if (Date.now() >= deadline) {
-        throw new CniError(
-          Code.tryAgain,
-          `timed out after ${timeoutMs / 1000}s waiting for the lock ${join(dir, LOCK_DIR)}; try again later`,
-        );
-      }
-      await sleep(delay / 2 + Math.random() * delay);
-      delay = Math.min(delay * RETRY_FACTOR, RETRY_MAX_MS);
+      // Between our mkdir and our marker someone judged the lock stale (or, a bug): start over.
+      if (isErrno(err, 'ENOENT')) continue;
+      if (!isErrno(err, 'EEXIST')) throw new CniError(Code.io, `cannot lock ${dir}: ${(err as Error).message}`);
     }
+    if (takeOverIfStale(lock)) continue;
+    if (Date.now() >= deadline) {
+      throw new CniError(Code.tryAgain, `timed out after ${timeoutMs / 1000}s waiting for the lock ${lock}; try again later`);
+    }
+    await released(dir, Math.min(RETRY_MAX_MS, Math.max(1, deadline - Date.now())));
   }
 }
 
-// The fs proper-lockfile uses: node's synchronous calls behind its callback interface (as
-// proper-lockfile's own lockSync does), so that taking and releasing the lock costs a few
-// system calls and no trip through libuv's thread pool; and the mtime-precision probe right
-// after taking a lock (a utimes into the future) is clamped to now; and nothing is followed if
-// it is a link. See the header.
-const justCreated = new Set<string>();
-type Cb = (err: NodeJS.ErrnoException | null, ...rest: unknown[]) => void;
-function sync<R>(cb: Cb, f: () => R): void {
-  let ret: R;
+/** Removes the lock if its holder stopped refreshing it; whether it was stale. Refuses a link or a file. */
+function takeOverIfStale(lock: string): boolean {
+  let st;
   try {
-    ret = f();
+    st = lstatSync(lock);
   } catch (err) {
-    cb(err as NodeJS.ErrnoException);
-    return;
+    if (isErrno(err, 'ENOENT')) return true; // released meanwhile
+    throw err;
   }
-  cb(null, ret);
+  if (st.isSymbolicLink()) throw new UnsafePath(lock, 'is a symbolic link, not a lock directory');
+  if (!st.isDirectory()) throw new UnsafePath(lock, 'is not a directory, so not a lock');
+  if (Date.now() - st.mtimeMs <= LOCK_STALE_MS) return false;
+  try {
+    for (const f of readdirSync(lock)) unlinkSync(join(lock, f));
+    rmdirSync(lock);
+  } catch {
+    // Someone else is taking it over, or its holder came back: either way, try again.
+  }
+  return true;
 }
-const lockFs = {
-  mkdir(path: string, cb: Cb) {
-    sync(cb, () => {
-      makeDir(path);
-      justCreated.add(path);
-    });
-  },
-  // proper-lockfile stats the lock when mkdir says EEXIST (is it stale?) and while holding it (is
-  // it still ours?). A link or a non-directory there is not a lock anyone holds: refuse it.
-  stat(path: string, cb: Cb) {
-    justCreated.delete(path);
-    sync(cb, () => {
-      const st = nodeFs.lstatSync(path);
-      if (st.isSymbolicLink()) throw new UnsafePath(path, 'is a symbolic link, not a lock directory');
-      if (!st.isDirectory()) throw new UnsafePath(path, 'is not a directory, so not a lock');
-      return st;
-    });
-  },
-  utimes(path: string, atime: Date, mtime: Date, cb: Cb) {
-    if (justCreated.delete(path)) {
-      let t = Math.min(mtime.getTime(), Date.now());
-      if (t % 1000 === 0) t -= 1; // keep it off the second, so the probe still tells ms from s
-      const d = new Date(t);
-      sync(cb, () => nodeFs.lutimesSync(path, d, d));
-      return;
+
+/** Resolves when `.lock` in dir goes away (as the directory watch tells), or after ms at most. */
+function released(dir: string, ms: number): Promise<void> {
+  return new Promise((done) => {
+    let watcher: ReturnType<typeof watch> | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      done();
+    };
+    const timer = setTimeout(finish, ms);
+    try {
+      watcher = watch(dir, { persistent: false }, (_event, name) => {
+        if (name === LOCK_DIR) finish();
+      });
+      watcher.on('error', finish);
+    } catch {
+      // No watch (inotify limits): the timer alone.
     }
-    sync(cb, () => nodeFs.lutimesSync(path, atime, mtime));
-  },
-  rmdir(path: string, cb: Cb) {
-    sync(cb, () => nodeFs.rmdirSync(path));
-  },
-  rmdirSync(path: string) {
-    nodeFs.rmdirSync(path);
-  },
-  realpath(path: string, cb: Cb) {
-    sync(cb, () => nodeFs.realpathSync(path));
-  },
-};
+    // Released between our mkdir and the watch: do not sleep on it.
+    try {
+      lstatSync(join(dir, LOCK_DIR));
+    } catch {
+      finish();
+    }
+  });
+}

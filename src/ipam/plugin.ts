@@ -220,8 +220,7 @@ function asIoError(err: unknown): unknown {
 /**
  * ADD's and DEL's work, once, without the lock, in a throwaway directory: run while the native
  * build makes its V8 startup snapshot, so that the functions on the way (ours, zod's, node's fs)
- * are compiled then rather than in every ADD and DEL. (proper-lockfile cannot be in the
- * snapshot, see lock.ts.)
+ * are compiled then rather than in every ADD and DEL.
  */
 function warmUp(): void {
   let dataDir: string | undefined;

@@ -7,7 +7,7 @@
 //
 // and our additions, all dot-names that host-local-style readers and GC skip:
 //
-//   .lock/                 proper-lockfile's lock (a directory, see lock.ts)
+//   .lock/<pid>-<random>   the lock: a directory holding its holder's marker (see lock.ts)
 //   .by-container/<containerID>:<ifname>
 //                          the index: JSON {containerID, ifname, ips} naming the addresses an
 //                          attachment holds (or is about to), so DEL never scans the directory
