@@ -8,7 +8,7 @@ import type { Result } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
 import { crashPoint } from '../crash.js';
 import { attachmentText } from '../ipam/allocator.js';
-import { nodeHasLink } from '../net/ip.js';
+import { endBatches, nodeHasLink, startBatches } from '../net/ip.js';
 import { openPodNetns } from '../net/netns.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam, type AddInput } from '../plan/input.js';
@@ -31,11 +31,17 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   }
   const mode = modeOf(conf.mode);
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
+  // The node's and the pod's ip processes start now and wait for their commands: their start-up
+  // overlaps IPAM's work instead of following it.
+  startBatches(pod);
 
   // The node's facts (and the MTU, when the config names none) are read while IPAM allocates; a
   // node fact in error fails the ADD before any plan runs.
   const [allocated, observed] = await Promise.allSettled([callIpam(env, conf, 'ADD'), mode.observe(conf.bridgeConf, conf.mtu === undefined)]);
-  if (allocated.status === 'rejected') throw allocated.reason;
+  if (allocated.status === 'rejected') {
+    await endBatches();
+    throw allocated.reason;
+  }
   crashPoint('after IPAM ADD');
   try {
     const ipam = ipamResult(allocated.value, conf.ipam.type);
@@ -59,5 +65,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     log.warn(`ADD failed, releasing the address: ${(err as Error).message}`);
     await callIpam(env, conf, 'DEL').catch((e: Error) => log.error(`IPAM DEL during rollback failed: ${e.message}`));
     throw err;
+  } finally {
+    await endBatches();
   }
 }

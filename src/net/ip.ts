@@ -1,7 +1,7 @@
 // The iproute2 driver: typed commands (command.ts) run as one `ip -batch -` process per side
 // (the node, or the pod through `nsenter --net=/proc/self/fd/3`), a command that batch grammar
 // cannot carry as its own argv; state read back with `ip -json`. Never a shell.
-import { runProcess as run } from '../proc.js';
+import { runProcess as run, startProcess, type Ran, type Started } from '../proc.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
@@ -13,8 +13,32 @@ function ipArgv(args: string[], pod?: PodNetns): string[] {
   return pod ? ['nsenter', `--net=${POD_NETNS_REF}`, 'ip', ...args] : ['ip', ...args];
 }
 
+/**
+ * `ip -batch -` processes started ahead of need (one on the node, one in the pod), each used by
+ * the first batch of its side: ADD starts them before IPAM, so that their start-up overlaps it.
+ */
+const spares = new Map<'host' | 'pod', { started: Started; fd3: number }>();
+export function startBatches(pod: PodNetns): void {
+  spares.set('host', { started: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), fd3: pod.fd });
+  spares.set('pod', { started: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }), fd3: pod.fd });
+}
+/** Ends the batches nobody used (an empty batch: ip exits at once). */
+export async function endBatches(): Promise<void> {
+  const left = [...spares.values()];
+  spares.clear();
+  await Promise.all(left.map((s) => s.started.finish('').catch(() => undefined)));
+}
+
 /** Every child gets the pod's namespace on fd 3, so a node-side `netns` argument can name it too. */
-const runIp = (args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd) => run(ipArgv(args, pod), stdin, { fd3 });
+function runIp(args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd): Promise<Ran> {
+  const key = pod ? 'pod' : 'host';
+  const spare = spares.get(key);
+  if (spare && args.length === 2 && args[0] === '-batch' && args[1] === '-' && fd3 === spare.fd3) {
+    spares.delete(key);
+    return spare.started.finish(stdin);
+  }
+  return run(ipArgv(args, pod), stdin, { fd3 });
+}
 
 export interface Failure {
   /** 0-based index of the command that failed. */

@@ -35,12 +35,15 @@ async function readState(pod?: PodNetns): Promise<State> {
 
 export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
   const expects = plan.steps.flatMap((s) => s.expect ?? []);
-  const state: Partial<Record<Side, State>> = {};
-  for (const side of ['host', 'container'] as const) {
-    if (expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq')) state[side] = await readState(side === 'container' ? pod : undefined);
-  }
+  // The node, the pod and nftables are read side by side: one process each, at once.
+  const needs = (side: Side) => expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq');
   const masq = expects.find((e) => e.kind === 'masq');
-  const masqueraded = masq?.kind === 'masq' ? await masqueradedPods(masq.network) : [];
+  const [host, container, masqueraded] = await Promise.all([
+    needs('host') ? readState() : undefined,
+    needs('container') ? readState(pod) : undefined,
+    masq?.kind === 'masq' ? masqueradedPods(masq.network) : [],
+  ]);
+  const state: Partial<Record<Side, State>> = { host, container };
   for (const e of expects) {
     const problem =
       e.kind === 'sysctl'
