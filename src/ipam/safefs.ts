@@ -9,7 +9,6 @@ import {
   constants,
   fchmodSync,
   fstatSync,
-  fsyncSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -85,16 +84,15 @@ export function ensureDirectory(path: string): void {
 
 /**
  * Creates the file `path` (it must not exist, and a link there counts as existing: EEXIST),
- * mode 0600 whatever the umask, writes `data` and, if `sync`, fsyncs it. On any failure (ENOSPC
- * in the write, the fsync or the close) the file is removed again.
+ * mode 0600 whatever the umask, and writes `data`. On any failure (ENOSPC in the write or the
+ * close) the file is removed again.
  */
-export function createFile(path: string, data: string, sync: boolean): void {
+export function createFile(path: string, data: string): void {
   const fd = openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, FILE_MODE);
   try {
     fchmodSync(fd, FILE_MODE);
     const buf = Buffer.from(data);
     for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-    if (sync) fsyncSync(fd);
   } catch (err) {
     try {
       closeSync(fd);
