@@ -5,7 +5,7 @@
 //   node scripts/bench.mjs [--runs 30] [--quick]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -13,7 +13,9 @@ import { parseArgs } from 'node:util';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(root, 'dist/bin');
 const REF = '/usr/lib/cni';
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' }, quick: { type: 'boolean' }, inner: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '30' }, quick: { type: 'boolean' }, inner: { type: 'string' }, out: { type: 'string', default: join(root, '.tmp', 'bench.md') } },
+});
 const RUNS = Number(values.runs);
 
 const sh = (argv, input) => execFileSync(argv[0], argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -39,12 +41,19 @@ if (!values.inner) {
   const made = [];
   const dir = mkdtempSync(join(tmpdir(), `${p}-`));
   try {
-    for (const n of ['node', ...Array.from({ length: 2 }, (_, i) => `pod${i}`)]) {
+    for (const n of ['node', 'vnet', ...Array.from({ length: 2 }, (_, i) => `pod${i}`)]) {
       sh(['ip', 'netns', 'add', `${p}-${n}`]);
       made.push(`${p}-${n}`);
     }
     sh(['ip', '-n', `${p}-node`, 'link', 'set', 'lo', 'up']);
-    const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
+    // The node's NIC into a namespace playing the VNet: Azure's bridge layout moves it onto azure0.
+    sh(['ip', '-n', `${p}-node`, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'vnet0', 'netns', `${p}-vnet`]);
+    sh(['ip', '-n', `${p}-node`, 'addr', 'add', '10.87.0.4/16', 'dev', 'eth0']);
+    sh(['ip', '-n', `${p}-node`, 'link', 'set', 'eth0', 'up']);
+    sh(['ip', '-n', `${p}-vnet`, 'addr', 'add', '10.87.0.1/16', 'dev', 'vnet0']);
+    sh(['ip', '-n', `${p}-vnet`, 'link', 'set', 'vnet0', 'up']);
+    sh(['ip', '-n', `${p}-node`, 'route', 'add', 'default', 'via', '10.87.0.1']);
+    const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), '--out', values.out, ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
   } finally {
     for (const n of made) spawnSync('ip', ['netns', 'del', n]);
@@ -56,6 +65,7 @@ if (!values.inner) {
 
 async function inner({ p, dir }) {
   const rows = [];
+  let burstWall;
   const report = (section, name, value, base) => {
     rows.push({ section, name, value, ratio: base ? value / base : undefined });
     console.log(`${section.padEnd(10)} ${name.padEnd(52)} ${ms(value).padStart(10)}${base ? `  ×${(value / base).toFixed(2)}` : ''}`);
@@ -69,6 +79,7 @@ async function inner({ p, dir }) {
     ['vnet-ipam VERSION', [join(BIN, 'vnet-ipam')], cni('VERSION')],
     ['host-local VERSION (Go)', [join(REF, 'host-local')], cni('VERSION')],
     ['bridge VERSION (Go)', [join(REF, 'bridge')], cni('VERSION')],
+    ['ptp VERSION (Go)', [join(REF, 'ptp')], cni('VERSION')],
   ];
   const st = starters.map(() => []);
   for (let i = 0; i < RUNS; i++) starters.forEach(([, argv, env], k) => st[k].push(timed(argv, env, '{"cniVersion":"1.0.0"}').t));
@@ -91,8 +102,10 @@ async function inner({ p, dir }) {
     ['vnet bridge (kubenet, ipMasq) + vnet-ipam', join(BIN, 'vnet'), JSON.stringify({ ...JSON.parse(kubenet('vnet', 'vbr1', '10.84.0.0/24', { type: 'vnet-ipam' })), ipMasq: true }), pods[0]],
     ['bridge + host-local (Go reference)', join(REF, 'bridge'), kubenet('bridge', 'rbr0', '10.85.0.0/24', { type: 'host-local' }), pods[1]],
     ['bridge (Go reference) + vnet-ipam (exec)', join(REF, 'bridge'), kubenet('bridge', 'rbr1', '10.86.0.0/24', { type: 'vnet-ipam' }), pods[1]],
+    ['vnet bridge (Azure, uplink eth0) + vnet-ipam', join(BIN, 'vnet'), JSON.stringify({ cniVersion: '1.0.0', name: 'benchazure', type: 'vnet', mode: 'bridge', bridge: 'azure0', uplink: 'eth0', mtu: 1500, ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.87.0.0/16', rangeStart: '10.87.1.0', rangeEnd: '10.87.1.250', gateway: '10.87.0.1' }]], dataDir: join(dir, 'ipam-azure') } }), pods[0]],
   ];
   const adds = flows.map(() => []);
+  const checks = flows.map(() => []);
   const dels = flows.map(() => []);
   const procs = flows.map(() => '');
   const lastAddDone = () =>
@@ -100,12 +113,15 @@ async function inner({ p, dir }) {
   for (let i = 0; i < RUNS; i++) {
     flows.forEach(([, bin, conf, netns], k) => {
       const env = cni('ADD', { CNI_CONTAINERID: `bench-${i}`, CNI_NETNS: netns });
-      adds[k].push(timed([bin], env, conf).t);
+      const added = timed([bin], env, conf);
+      adds[k].push(added.t);
       if (i === RUNS - 1 && bin.startsWith(BIN)) procs[k] = lastAddDone();
+      checks[k].push(timed([bin], { ...env, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(conf), prevResult: JSON.parse(added.out) })).t);
       dels[k].push(timed([bin], { ...env, CNI_COMMAND: 'DEL' }, conf).t);
     });
   }
   flows.forEach(([name], k) => report('pod', `ADD  ${name}`, median(adds[k]), nodeBase));
+  flows.forEach(([name], k) => report('pod', `CHECK ${name}`, median(checks[k]), nodeBase));
   flows.forEach(([name], k) => report('pod', `DEL  ${name}`, median(dels[k]), nodeBase));
   flows.forEach(([name], k) => procs[k] && console.log(`pod        one ADD, ${name}: ${procs[k]} (from its log)`));
 
@@ -149,8 +165,65 @@ async function inner({ p, dir }) {
       const errors = results.filter((r) => r.code !== 0).length;
       const ips = new Set(results.map((r) => r.ip).filter(Boolean));
       report('burst', `100 parallel ADDs, ${name}: ${errors} errors, ${ips.size} distinct IPs`, wall);
+      if (name === 'vnet-ipam') burstWall = wall;
     }
   }
+
+  // 5. Peak RSS and CPU time per call, from /usr/bin/time (a few runs each, not timed).
+  const usage = (argv, env, input) => {
+    const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', ...argv], { env: { PATH: process.env.PATH, ...env }, input, encoding: 'utf8' });
+    const [rss, user, sys] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+    return { rss, cpu: (user + sys) * 1000 };
+  };
+  const rssOf = (argv, env, input, n = 5) => {
+    const us = Array.from({ length: n }, () => usage(argv, env, input));
+    return { rss: median(us.map((u) => u.rss)), cpu: median(us.map((u) => u.cpu)) };
+  };
+  const nodeUse = rssOf([process.execPath, '-e', '0'], {}, '');
+  const versionUse = rssOf([join(BIN, 'vnet')], cni('VERSION'), '{"cniVersion":"1.0.0"}');
+  const ipamConf = JSON.stringify({ cniVersion: '1.0.0', name: 'rss', ipam: { type: 'x', ranges: [[{ subnet: '10.88.0.0/16' }]], dataDir: join(dir, 'rss') } });
+  const ipamUse = rssOf([join(BIN, 'vnet-ipam')], cni('ADD', { CNI_CONTAINERID: 'rss', CNI_NETNS: '/nonexistent' }), ipamConf, 1);
+  const addUse = usage([join(BIN, 'vnet')], cni('ADD', { CNI_CONTAINERID: 'rss-add', CNI_NETNS: pods[0] }), vnetConf);
+  timed([join(BIN, 'vnet')], cni('DEL', { CNI_CONTAINERID: 'rss-add', CNI_NETNS: pods[0] }), vnetConf);
+  for (const [name, u] of [['node -e 0', nodeUse], ['vnet VERSION', versionUse], ['vnet-ipam ADD', ipamUse], ['vnet ADD transparent', addUse]]) {
+    console.log(`rss        ${name.padEnd(52)} ${`${(u.rss / 1024).toFixed(1)} MiB`.padStart(10)}  ×${(u.rss / nodeUse.rss).toFixed(2)}   cpu ${u.cpu.toFixed(0)} ms`);
+  }
+
+  // 6. The targets (issue 12), as ratios of this run.
+  const at = (name) => rows.find((r) => r.name === name)?.value;
+  const ptpDelCost = at('DEL  ptp + host-local (Go reference)') - at('ptp VERSION (Go)');
+  const targets = [
+    ['VERSION ≤ 1.05× node -e 0', at('vnet VERSION') / nodeBase, 1.05],
+    ['ADD transparent ≤ 1.25× node -e 0', at('ADD  vnet transparent + vnet-ipam (in-process)') / nodeBase, 1.25],
+    ['ADD bridge (kubenet) ≤ 1.25× node -e 0', at('ADD  vnet bridge (kubenet) + vnet-ipam') / nodeBase, 1.25],
+    ['DEL transparent ≤ node -e 0 + (ptp DEL − ptp VERSION)', at('DEL  vnet transparent + vnet-ipam (in-process)') / (nodeBase + ptpDelCost), 1],
+    ['CHECK transparent ≤ 1.2× node -e 0', at('CHECK vnet transparent + vnet-ipam (in-process)') / nodeBase, 1.2],
+    ['peak RSS ≤ 1.15× node -e 0', addUse.rss / nodeUse.rss, 1.15],
+    ...(burstWall ? [['burst wall ≤ 1.3 × (100 × ADD CPU ÷ cores)', burstWall / ((100 * ipamUse.cpu) / availableParallelism()), 1.3]] : []),
+    ...(at('ADD  vnet-ipam at 60000 allocations') ? [
+      ['scale: ADD at 60,000 ≤ 1.1× at 10', at('ADD  vnet-ipam at 60000 allocations') / at('ADD  vnet-ipam at 10 allocations'), 1.1],
+      ['scale: DEL at 60,000 ≤ 1.1× at 10', at('DEL  vnet-ipam at 60000 allocations') / at('DEL  vnet-ipam at 10 allocations'), 1.1],
+    ] : []),
+  ];
+  for (const [name, ratio, limit] of targets) console.log(`target     ${name.padEnd(60)} ${ratio.toFixed(2)} ${ratio <= limit ? 'met' : 'NOT met'}`);
+
+  const md = [
+    `Benchmark of ${new Date().toISOString().slice(0, 10)}: \`node scripts/bench.mjs --runs ${RUNS}${values.quick ? ' --quick' : ''}\` (npm run bench), ` +
+      `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}, Linux ${release()}, node ${process.version}; medians of ${RUNS} interleaved runs; ratios to \`node -e 0\` (${ms(nodeBase)}) in the same run.`,
+    '',
+    '| section | what | median | × node -e 0 |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.section} | ${r.name} | ${ms(r.value)} | ${r.ratio ? r.ratio.toFixed(2) : ''} |`),
+    `| rss | node -e 0 / vnet VERSION / vnet-ipam ADD / vnet ADD | ${[nodeUse, versionUse, ipamUse, addUse].map((u) => `${(u.rss / 1024).toFixed(1)} MiB`).join(' / ')} | ${[versionUse, ipamUse, addUse].map((u) => (u.rss / nodeUse.rss).toFixed(2)).join(' / ')} |`,
+    ...flows.flatMap(([name], k) => (procs[k] ? [`| processes | one ADD, ${name} | ${procs[k].replace(/ started.*/, '')} | |`] : [])),
+    '',
+    '| target | measured | |',
+    '|---|---|---|',
+    ...targets.map(([name, ratio, limit]) => `| ${name} | ${ratio.toFixed(2)} | ${ratio <= limit ? 'met' : '**not met**'} |`),
+  ].join('\n');
+  mkdirSync(dirname(values.out), { recursive: true });
+  writeFileSync(values.out, md + '\n');
+  console.log(`\nwrote ${values.out}`);
 }
 
 function run(bin, env, input) {
