@@ -14,7 +14,14 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(root, 'dist/bin');
 const REF = '/usr/lib/cni';
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '30' }, quick: { type: 'boolean' }, inner: { type: 'string' }, out: { type: 'string', default: join(root, '.tmp', 'bench.md') } },
+  options: {
+    runs: { type: 'string', default: '30' },
+    quick: { type: 'boolean' },
+    inner: { type: 'string' },
+    out: { type: 'string', default: join(root, '.tmp', 'bench.md') },
+    // Also put the table into README.md, between <!-- bench --> and <!-- /bench -->.
+    readme: { type: 'boolean' },
+  },
 });
 const RUNS = Number(values.runs);
 
@@ -55,6 +62,14 @@ if (!values.inner) {
     sh(['ip', '-n', `${p}-node`, 'route', 'add', 'default', 'via', '10.87.0.1']);
     const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), '--out', values.out, ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
+    if (r.status === 0 && values.readme) {
+      const file = join(root, 'README.md');
+      const text = readFileSync(file, 'utf8');
+      const next = text.replace(/<!-- bench -->\n[\s\S]*?<!-- \/bench -->/, () => `<!-- bench -->\n${readFileSync(values.out, 'utf8').trimEnd()}\n<!-- /bench -->`);
+      if (next === text && !text.includes('<!-- bench -->')) throw new Error('README.md has no <!-- bench --> block');
+      writeFileSync(file, next);
+      console.log('README.md: the benchmark table is updated');
+    }
   } finally {
     for (const n of made) spawnSync('ip', ['netns', 'del', n]);
     rmSync(dir, { recursive: true, force: true });
