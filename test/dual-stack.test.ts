@@ -4,7 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Lab, ask, cniEnv, whoami, type Ran } from './helpers/lab.js';
+import { Lab, ask, cniEnv, transparentConf, whoami, type Ran } from './helpers/lab.js';
 
 const lab = new Lab();
 afterAll(() => lab.cleanup());
@@ -17,18 +17,7 @@ const LL6 = 'fe80::1234:5678:9abc';
 
 let seq = 0;
 const dataDir = (net: string) => join(lab.dir, `ipam-${net}`);
-function conf(net: string, ranges: object[][], over: Record<string, unknown> = {}): any {
-  const families = ranges.map((r: any) => (r[0].subnet.includes(':') ? '::/0' : '0.0.0.0/0'));
-  return {
-    cniVersion: '1.1.0',
-    name: net,
-    type: 'vnet',
-    mode: 'transparent',
-    mtu: 1500,
-    ipam: { type: 'vnet-ipam', ranges, routes: families.map((dst) => ({ dst })), dataDir: dataDir(net) },
-    ...over,
-  };
-}
+const conf = (net: string, ranges: object[][], over: Record<string, unknown> = {}) => transparentConf(net, ranges, dataDir(net), over);
 type Pod = { id: string; netns: string };
 const pod = (): Pod => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
 const call = (command: string, node: string, p: Partial<Pod>, stdin: object) =>

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, BIN_DIR, Lab, cniEnv, type Ran } from './helpers/lab.js';
+import { BIN, BIN_DIR, Lab, cniEnv, type Ran, transparentConf } from './helpers/lab.js';
 
 const lab = new Lab();
 afterAll(() => lab.cleanup());
@@ -20,16 +20,7 @@ type Pod = { id: string; netns: string };
 const pod = (): Pod => ({ id: `${lab.prefix}-c${++seq}`, netns: lab.ns(`pod${seq}`) });
 const dataDir = (net: string) => join(lab.dir, `ipam-${net}`);
 
-function transparent(net: string, ranges: object[][] = [[V4]]): any {
-  return {
-    cniVersion: '1.1.0',
-    name: net,
-    type: 'vnet',
-    mode: 'transparent',
-    mtu: 1500,
-    ipam: { type: 'vnet-ipam', ranges, routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir(net) },
-  };
-}
+const transparent = (net: string, ranges: object[][] = [[V4]]) => transparentConf(net, ranges, dataDir(net));
 function bridge(net: string, br: string, over: Record<string, unknown> = {}): any {
   return {
     cniVersion: '1.1.0',

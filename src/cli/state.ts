@@ -44,14 +44,7 @@ interface NeighRow {
   state?: string[];
 }
 
-export interface StateRoute {
-  dst: string;
-  dev?: string;
-  gateway?: string;
-  protocol?: string;
-  scope?: string;
-  metric?: number;
-}
+export type StateRoute = Pick<RouteRow, 'dst' | 'dev' | 'gateway' | 'protocol' | 'scope' | 'metric'>;
 export interface StateNeighbour {
   dst: string;
   dev: string;

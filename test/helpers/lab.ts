@@ -144,3 +144,17 @@ export function whoami(on: string, addr: string): { ready: Promise<unknown>; sto
 export const ask = (from: string, addr: string) =>
   sh(['nsenter', `--net=${from}`, process.execPath, '-e',
     `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]);
+
+/** A transparent-mode config on vnet-ipam: one range set per family given, a default route per family. */
+export function transparentConf(net: string, ranges: object[][], dataDir: string, over: Record<string, unknown> = {}): any {
+  const families = ranges.map((r: any) => (String(r[0].subnet).includes(':') ? '::/0' : '0.0.0.0/0'));
+  return {
+    cniVersion: '1.1.0',
+    name: net,
+    type: 'vnet',
+    mode: 'transparent',
+    mtu: 1500,
+    ipam: { type: 'vnet-ipam', ranges, routes: families.map((dst) => ({ dst })), dataDir },
+    ...over,
+  };
+}
