@@ -1,12 +1,38 @@
 // Runs a program with stdin and collects its output, or starts it early and feeds it later.
 // argv only, never a shell.
 import { spawn } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
 import { CniError, Code } from './cni/errors.js';
 
 export interface Ran {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * The system tools the plugin runs (ip, nsenter, nft), found in the system's own directories, not
+ * on the caller's PATH: a root plugin does not run whatever `ip` a PATH entry offers, and an
+ * absolute path spares execvp's walk over every PATH entry, in every child. Looked up once.
+ */
+export const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
+const found = new Map<string, string>();
+export function tool(name: 'ip' | 'nsenter' | 'nft'): string {
+  let path = found.get(name);
+  if (!path) {
+    path = SYSTEM_DIRS.map((d) => `${d}/${name}`).find((p) => isExecutable(p));
+    if (!path) throw new CniError(Code.io, `${name} is not installed: none of ${SYSTEM_DIRS.map((d) => `${d}/${name}`).join(', ')} (apt-get install ${name === 'nft' ? 'nftables' : name === 'ip' ? 'iproute2' : 'util-linux'})`);
+    found.set(name, path);
+  }
+  return path;
+}
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Counts the processes this invocation started, for the log and the benchmark. */

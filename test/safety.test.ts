@@ -378,6 +378,23 @@ describe('container IDs of any length the runtime sends work', () => {
   });
 });
 
+describe('the system tools run are the system’s, whatever PATH holds', () => {
+  it('an `ip`, `nsenter` and `nft` planted first on PATH never run; ADD and DEL work', async () => {
+    const planted = join(lab.dir, 'planted');
+    mkdirSync(planted, { recursive: true });
+    const marker = join(lab.dir, 'planted-ran');
+    for (const name of ['ip', 'nsenter', 'nft']) {
+      writeFileSync(join(planted, name), `#!/bin/sh\necho ${name} >> '${marker}'\nexit 1\n`);
+      chmodSync(join(planted, name), 0o755);
+    }
+    const p = pod();
+    const env = { PATH: `${planted}:${process.env.PATH}` };
+    ok(await run('ADD', p, conf(), env));
+    ok(await run('DEL', p, conf(), env));
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe('the log cannot be forged and is private, whatever the umask', () => {
   it('a newline in CNI_ARGS stays on its line; the log is created 0600 under umask 0', async () => {
     const logFile = join(lab.dir, 'private', 'vnet.log');

@@ -25,7 +25,7 @@ import { parseIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, type RouteRow } from '../net/ip.js';
 import { NFT_TABLE, masqNames } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
-import { runProcess } from '../proc.js';
+import { runProcess, tool } from '../proc.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { readNetConf, UsageError } from './conf.js';
 
@@ -357,7 +357,7 @@ async function readMasquerade(network: string, wanted: boolean): Promise<Masquer
   if (!wanted) return { checked: false, table: null, ...none, note: 'Masquerade not read: ipMasq is off in the config.' };
   let ran;
   try {
-    ran = await runProcess(['nft', '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
+    ran = await runProcess([tool('nft'), '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
   } catch (err) {
     return { checked: false, table: null, ...none, note: `Masquerade not read: ${(err as Error).message}.` };
   }

@@ -1,7 +1,7 @@
 // The iproute2 driver: typed commands (command.ts) run as one `ip -batch -` process per side
 // (the node, or the pod through `nsenter --net=/proc/self/fd/3`), a command that batch grammar
 // cannot carry as its own argv; state read back with `ip -json`. Never a shell.
-import { runProcess as run, startProcess, type Ran, type Started } from '../proc.js';
+import { runProcess as run, startProcess, tool, type Ran, type Started } from '../proc.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../cni/errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
@@ -10,7 +10,7 @@ import { ifNameProblem, toAddr, toDst, type Addr, type Cidr, type IfName } from 
 
 /** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
 function ipArgv(args: string[], pod?: PodNetns): string[] {
-  return pod ? ['nsenter', `--net=${POD_NETNS_REF}`, 'ip', ...args] : ['ip', ...args];
+  return pod ? [tool('nsenter'), `--net=${POD_NETNS_REF}`, tool('ip'), ...args] : [tool('ip'), ...args];
 }
 
 /**

@@ -10,7 +10,7 @@
 // Every line is built here from typed values (canonical addresses and CIDRs, our own names).
 import { createHash } from 'node:crypto';
 import { CniError, Code, firstLine } from '../cni/errors.js';
-import { runProcess } from '../proc.js';
+import { runProcess, tool } from '../proc.js';
 import type { Family } from './address.js';
 import { toAddr, type Addr, type Cidr, type IfName } from './values.js';
 
@@ -73,13 +73,13 @@ export function delPod(network: string, ip: Addr): NftLine[] {
 
 /** Runs a script as one transaction; the failure's message, or undefined. */
 export async function nftRun(lines: readonly NftLine[]): Promise<string | undefined> {
-  const { code, stderr } = await runProcess(['nft', '-f', '-'], lines.join('\n') + '\n');
+  const { code, stderr } = await runProcess([tool('nft'), '-f', '-'], lines.join('\n') + '\n');
   return code === 0 ? undefined : stderr.split('\n').filter(Boolean).slice(0, 2).join('; ') || `nft exited ${code}`;
 }
 
 /** The network's masqueraded pods, both families, with their tags (none if the table does not exist). One process. */
 export async function masqueradedPods(network: string): Promise<{ ip: Addr; tag: string }[]> {
-  const { code, stdout, stderr } = await runProcess(['nft', '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
+  const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
   if (code !== 0) {
     if (/No such file or directory/.test(stderr)) return [];
     throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: ${firstLine(stderr)}`);
