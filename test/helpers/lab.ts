@@ -88,7 +88,8 @@ export class Lab {
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', VNET_LOG_FILE: join(this.dir, 'vnet.log') };
     for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
     return new Promise((done, fail) => {
-      const child = spawn('nsenter', [`--net=${opts.node}`, opts.bin ?? BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      // By absolute path: a test may hand the plugin a PATH with planted tools first.
+      const child = spawn('/usr/bin/nsenter', [`--net=${opts.node}`, opts.bin ?? BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (b) => (stdout += b));
