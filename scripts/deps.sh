@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing vnet-cni needs on a fresh Debian 12 machine, as root:
 # iproute2 and nsenter for the datapath, ping for the tests, the reference CNI plugins to
-# compare and interoperate with, Node >= 20 and the npm packages.
+# compare and interoperate with, podman and containerd (the real runtimes the tests drive; on a
+# machine with systemd, Debian's containerd package starts its service), Node >= 20 and the npm
+# packages.
 #
 #   ./scripts/deps.sh [--build]    installs; --build then runs `npm run build` with Node >= 20
 #   . scripts/deps.sh --build      the same from another script (test.sh, lab.sh), whose PATH
@@ -42,7 +44,7 @@ deps_node_major() {
 
 deps_apt() {
   local need=() pkg
-  for pkg in iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck; do
+  for pkg in iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   # Only when missing: a node from elsewhere (NodeSource's nodejs, a tarball) stays as it is.
