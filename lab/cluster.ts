@@ -96,6 +96,8 @@ export function installArgs(spec: Spec, i: number): string[] {
     // Node-local DNS through the node, as the AKS conflists in conf/ have it.
     ...(perNode ? [] : ['--route-via-host', '169.254.20.10']),
     '--bin-dir', join(dir, 'bin'), '--conf-dir', join(dir, 'net.d'), '--data-dir', join(dir, 'ipam'), '--log-file', join(dir, 'vnet.log'),
+    // The build does not change in place (it renames a new file over), so a link spares 100 MiB per node.
+    '--hard-link',
   ];
 }
 

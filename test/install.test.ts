@@ -37,8 +37,9 @@ describe('every layout makes a conflist the plugin’s own validate accepts', ()
       const file = join(confDir, '10-vnet.conflist');
       expect(validate(file).status).toBe(0);
       expect(statSync(file).mode & 0o777).toBe(0o644);
-      // the executable, under both names, one file
+      // the executable, under both names, one file: a copy of this one, not a link to it
       expect(statSync(join(confDir, 'bin', 'vnet')).ino).toBe(statSync(join(confDir, 'bin', 'vnet-ipam')).ino);
+      expect(statSync(join(confDir, 'bin', 'vnet')).ino).not.toBe(statSync(BIN).ino);
     });
   }
 });

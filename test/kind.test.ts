@@ -73,6 +73,7 @@ describe('every shell script passes shellcheck (warnings and errors)', () => {
   const scripts = [
     ...readdirSync('scripts').filter((f) => f.endsWith('.sh')).map((f) => join('scripts', f)),
     ...readdirSync('scripts/kind').filter((f) => f.endsWith('.sh')).map((f) => join('scripts/kind', f)),
+    ...readdirSync('scripts/vm').filter((f) => f.endsWith('.sh')).map((f) => join('scripts/vm', f)),
     ...readdirSync('vagrant').filter((f) => f.endsWith('.sh')).map((f) => join('vagrant', f)),
   ];
   it(`${scripts.length} scripts`, () => {

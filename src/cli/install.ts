@@ -107,12 +107,17 @@ function writeAtomic(path: string, text: string, mode: number) {
   renameSync(tmp, path);
 }
 
-/** This executable into dir as vnet and vnet-ipam: a hard link where it can be, else a copy; then renamed into place. */
-function installBinary(dir: string): void {
+/**
+ * This executable into dir as vnet and vnet-ipam: a copy (a hard link with `link`, which a
+ * source overwritten in place later, as scp does, would change under the runtime), then renamed
+ * into place.
+ */
+function installBinary(dir: string, link: boolean): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = join(dir, `.vnet.${process.pid}.new`);
   rmSync(tmp, { force: true });
   try {
+    if (!link) throw new Error('copy');
     linkSync(process.execPath, tmp);
   } catch {
     copyFileSync(process.execPath, tmp);
@@ -146,6 +151,7 @@ export async function install(args: string[]): Promise<string> {
       'route-via-host': { type: 'string', multiple: true },
       'no-portmap': { type: 'boolean', default: false },
       'dry-run': { type: 'boolean', default: false },
+      'hard-link': { type: 'boolean', default: false },
     },
   });
   const layout = values.layout as Layout;
@@ -204,7 +210,7 @@ export async function install(args: string[]): Promise<string> {
     out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via}`));
     return out.join('\n') + '\n';
   }
-  installBinary(values['bin-dir']);
+  installBinary(values['bin-dir'], values['hard-link']);
   out.push(`installed ${join(values['bin-dir'], 'vnet')} and ${join(values['bin-dir'], 'vnet-ipam')}`);
   mkdirSync(values['conf-dir'], { recursive: true, mode: 0o755 });
   writeAtomic(confFile, conflist, 0o644);
