@@ -59,6 +59,7 @@
 //   handler for) and a `sleep & wait` loop; ash reaps adopted orphans on each SIGCHLD.
 // - CRI's image store learns of an imported image from containerd's events, a moment later;
 //   ImageStatus says when RunPodSandbox can resolve it (else it would try to pull it).
+import { pidsInCgroups } from './lab.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -384,20 +385,7 @@ export class Containerd {
 
   /** Processes in our cgroups: the sandboxes' (the pause processes and their children). */
   sandboxPids(): number[] {
-    const pids = new Set<number>();
-    const walk = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(join(d, e.name));
-        else if (e.name === 'cgroup.procs') for (const p of readFileSync(join(d, e.name), 'utf8').split('\n')) if (p) pids.add(Number(p));
-      }
-    };
-    for (const d of this.cgroupDirs()) {
-      try {
-        walk(d);
-      } catch {
-        // a cgroup went away while we looked
-      }
-    }
+    const pids = pidsInCgroups(this.cgroupDirs());
     for (const p of pids) this.seen.add(p);
     return [...pids].filter(alive);
   }

@@ -3,7 +3,7 @@
 // unique prefix and is deleted by name in cleanup(), which tests call in afterAll/afterEach
 // even when they fail. Nothing here touches the machine's own namespace.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -158,4 +158,23 @@ export function transparentConf(net: string, ranges: object[][], dataDir: string
     ipam: { type: 'vnet-ipam', ranges, routes: families.map((dst) => ({ dst })), dataDir },
     ...over,
   };
+}
+
+/** Every pid in these cgroup directories and their descendants (a cgroup that goes away meanwhile is skipped). */
+export function pidsInCgroups(dirs: readonly string[]): Set<number> {
+  const pids = new Set<number>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name === 'cgroup.procs') for (const p of readFileSync(join(d, e.name), 'utf8').split('\n')) if (p) pids.add(Number(p));
+    }
+  };
+  for (const d of dirs) {
+    try {
+      walk(d);
+    } catch {
+      // a cgroup went away while we looked
+    }
+  }
+  return pids;
 }

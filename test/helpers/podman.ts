@@ -66,7 +66,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
-import { BIN_DIR, REF_DIR, type Lab } from './lab.js';
+import { BIN_DIR, REF_DIR, type Lab, pidsInCgroups } from './lab.js';
 
 const BUSYBOX = '/bin/busybox'; // Debian's busybox-static: one static file, runs in an empty rootfs
 const APPLETS = ['sh', 'ping', 'ip', 'sleep', 'cat', 'nc', 'echo'];
@@ -289,20 +289,7 @@ export class Podman {
 
   /** conmon and container processes: in our cgroups, or started with our dir on their command line. */
   private strayPids(): number[] {
-    const pids = new Set<number>();
-    const walk = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(join(d, e.name));
-        else if (e.name === 'cgroup.procs') for (const p of readFileSync(join(d, e.name), 'utf8').split('\n')) if (p) pids.add(Number(p));
-      }
-    };
-    for (const d of this.cgroupDirs()) {
-      try {
-        walk(d);
-      } catch {
-        // a cgroup vanished while we looked
-      }
-    }
+    const pids = pidsInCgroups(this.cgroupDirs());
     for (const p of readdirSync('/proc')) {
       if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
       try {
