@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatValue, hostMask, networkOf, parseCidr, parseIp, type Family } from '../net/address.js';
 import { ipRun } from '../net/ip.js';
-import { toAddr, toDst, type Cidr } from '../net/values.js';
+import { toAddr, toDst, type Addr, type Cidr } from '../net/values.js';
 import { parseNetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { UsageError } from './conf.js';
@@ -75,13 +75,13 @@ const intervalOf = (c: string): Interval => {
 const overlaps = (a: Interval, b: Interval) => a.family === b.family && a.lo <= b.hi && b.lo <= a.hi;
 
 /** The routes to other nodes' pod ranges, checked: none overlaps this node's or another's. */
-function peerRoutes(peers: string[], mine: Interval[]): { dst: Cidr; via: string }[] {
+function peerRoutes(peers: string[], mine: Interval[]): { dst: Cidr; via: Addr }[] {
   const parsed = peers.map((s) => {
     const [dst, via, ...rest] = s.split('=');
     const d = dst === undefined ? undefined : toDst(dst);
     const v = via === undefined ? undefined : toAddr(via);
     if (!d || !v || rest.length || d.family !== v.family) throw new UsageError(`--peer ${JSON.stringify(s)}: expected CIDR=NODE_IP of one family, e.g. 10.244.1.0/24=10.220.2.5`);
-    return { dst: d, via: v.ip as string };
+    return { dst: d, via: v };
   });
   const seen: Interval[] = [...mine];
   for (const p of parsed) {
@@ -207,7 +207,7 @@ export async function install(args: string[]): Promise<string> {
   const confFile = join(values['conf-dir'], '10-vnet.conflist');
   const out: string[] = [];
   if (values['dry-run']) {
-    out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via}`));
+    out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via.ip}`));
     return out.join('\n') + '\n';
   }
   installBinary(values['bin-dir'], values['hard-link']);
@@ -216,9 +216,9 @@ export async function install(args: string[]): Promise<string> {
   writeAtomic(confFile, conflist, 0o644);
   out.push(`wrote ${confFile} (layout ${layout}, network ${list.name as string})`);
   if (routes.length) {
-    const failure = await ipRun(routes.map((r) => ['route', 'replace', r.dst.text, 'via', toAddr(r.via)!.ip]));
-    if (failure) throw new Error(`route to ${routes[failure.index]!.dst.text} via ${routes[failure.index]!.via}: ${failure.message}`);
-    for (const r of routes) out.push(`route ${r.dst.text} via ${r.via}`);
+    const failure = await ipRun(routes.map((r) => ['route', 'replace', r.dst.text, 'via', r.via.ip]));
+    if (failure) throw new Error(`route to ${routes[failure.index]!.dst.text} via ${routes[failure.index]!.via.ip}: ${failure.message}`);
+    for (const r of routes) out.push(`route ${r.dst.text} via ${r.via.ip}`);
   }
   return out.join('\n') + '\n';
 }

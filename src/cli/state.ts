@@ -23,9 +23,8 @@ import { Store } from '../ipam/store.js';
 import { escapeControls } from '../log.js';
 import { parseIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, type RouteRow } from '../net/ip.js';
-import { NFT_TABLE, masqNames } from '../net/nft.js';
+import { NFT_TABLE, masqNames, readMasqTable } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
-import { runProcess, tool } from '../proc.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { readNetConf, UsageError } from './conf.js';
 
@@ -347,41 +346,21 @@ interface Masquerade {
   note?: string;
 }
 
-/**
- * The network's masquerade elements, both families, from one `nft -j list table inet vnet`. Unlike
- * nft.ts's masqueradedPods it tells a missing table from an empty set, and it fails soft: `state`
- * shows the rest when nft is missing.
- */
+/** The network's masquerade elements, both families (nft.ts's read); fails soft: `state` shows the rest. */
 async function readMasquerade(network: string, wanted: boolean): Promise<Masquerade> {
   const none = { sets: [], elements: [] };
   if (!wanted) return { checked: false, table: null, ...none, note: 'Masquerade not read: ipMasq is off in the config.' };
-  let ran;
+  let t;
   try {
-    ran = await runProcess([tool('nft'), '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
+    t = await readMasqTable(network);
   } catch (err) {
     return { checked: false, table: null, ...none, note: `Masquerade not read: ${(err as Error).message}.` };
   }
+  if (!t.table) return { checked: true, table: false, ...none, note: `The nftables table ${NFT_TABLE} does not exist: no pod is masqueraded.` };
   const { pods } = masqNames(network);
-  if (ran.code !== 0) {
-    if (/No such file or directory/.test(ran.stderr)) return { checked: true, table: false, ...none, note: `The nftables table ${NFT_TABLE} does not exist: no pod is masqueraded.` };
-    return { checked: false, table: null, ...none, note: `Masquerade not read: nft list table ${NFT_TABLE} failed: ${ran.stderr.split('\n')[0]}` };
-  }
-  let json: { nftables?: { set?: { name?: unknown; elem?: unknown[] } }[] };
-  try {
-    json = JSON.parse(ran.stdout) as typeof json;
-  } catch {
-    return { checked: false, table: true, ...none, note: `Masquerade not read: nft printed no JSON.` };
-  }
-  const sets = (json.nftables ?? []).flatMap((x) => (x.set && (x.set.name === pods[4] || x.set.name === pods[6]) ? [x.set] : []));
-  const elements = sets.flatMap((set) =>
-    (set.elem ?? []).flatMap((e) => {
-      const v = (e as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e };
-      const ip = typeof v.val === 'string' ? toAddr(v.val) : undefined;
-      return ip ? [{ ip: ip.ip as string, tag: typeof v.comment === 'string' ? v.comment : '', set: set.name as string }] : [];
-    }),
-  );
-  const note = sets.length ? undefined : `The nftables table ${NFT_TABLE} holds no set of network "${network}" (${pods[4]}, ${pods[6]}): none of its pods is masqueraded.`;
-  return { checked: true, table: true, sets: sets.map((s) => s.name as string), elements, note };
+  const elements = t.sets.flatMap((set) => set.elements.map((e) => ({ ip: e.ip.ip as string, tag: e.tag, set: set.name })));
+  const note = t.sets.length ? undefined : `The nftables table ${NFT_TABLE} holds no set of network "${network}" (${pods[4]}, ${pods[6]}): none of its pods is masqueraded.`;
+  return { checked: true, table: true, sets: t.sets.map((s) => s.name), elements, note };
 }
 
 // ---- output ----

@@ -77,21 +77,42 @@ export async function nftRun(lines: readonly NftLine[]): Promise<string | undefi
   return code === 0 ? undefined : stderr.split('\n').filter(Boolean).slice(0, 2).join('; ') || `nft exited ${code}`;
 }
 
-/** The network's masqueraded pods, both families, with their tags (none if the table does not exist). One process. */
-export async function masqueradedPods(network: string): Promise<{ ip: Addr; tag: string }[]> {
+/** A network's pod sets as nft lists them: each set's name and its elements with their tags. */
+export interface MasqTable {
+  /** false: the table does not exist (no pod of any network is masqueraded). */
+  table: boolean;
+  sets: { name: string; elements: { ip: Addr; tag: string }[] }[];
+}
+
+/** The network's pod sets, both families, from one `nft -j list table inet vnet`. */
+export async function readMasqTable(network: string): Promise<MasqTable> {
   const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
   if (code !== 0) {
-    if (/No such file or directory/.test(stderr)) return [];
+    if (/No such file or directory/.test(stderr)) return { table: false, sets: [] };
     throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: ${firstLine(stderr)}`);
   }
   const { pods } = masqNames(network);
-  const json = JSON.parse(stdout) as { nftables?: { set?: { name?: unknown; elem?: unknown[] } }[] };
+  let json: { nftables?: { set?: { name?: unknown; elem?: unknown[] } }[] };
+  try {
+    json = JSON.parse(stdout) as typeof json;
+  } catch {
+    throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: nft printed no JSON`);
+  }
   const sets = (json.nftables ?? []).flatMap((x) => (x.set && (x.set.name === pods[4] || x.set.name === pods[6]) ? [x.set] : []));
-  return sets.flatMap((set) =>
-    (set.elem ?? []).flatMap((e) => {
-      const v = (e as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e };
-      const ip = typeof v.val === 'string' ? toAddr(v.val) : undefined;
-      return ip ? [{ ip, tag: typeof v.comment === 'string' ? v.comment : '' }] : [];
-    }),
-  );
+  return {
+    table: true,
+    sets: sets.map((set) => ({
+      name: set.name as string,
+      elements: (set.elem ?? []).flatMap((e) => {
+        const v = (e as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e };
+        const ip = typeof v.val === 'string' ? toAddr(v.val) : undefined;
+        return ip ? [{ ip, tag: typeof v.comment === 'string' ? v.comment : '' }] : [];
+      }),
+    })),
+  };
+}
+
+/** The network's masqueraded pods, both families, with their tags (none if the table does not exist). One process. */
+export async function masqueradedPods(network: string): Promise<{ ip: Addr; tag: string }[]> {
+  return (await readMasqTable(network)).sets.flatMap((s) => s.elements);
 }
