@@ -33,11 +33,12 @@ async function plugin(role: Role): Promise<number> {
   process.umask(0o077);
   const stdin = readStdin();
   let cniVersion = versionOf(stdin);
+  // VERSION looks at nothing else and logs nothing: answer before any set-up (libcni sends it often).
+  if (process.env.CNI_COMMAND === 'VERSION') return print(versionAnswer(cniVersion));
   // Before anything can fail: errors in the environment or the config go to the config's log too.
   configureLog({ ...logSettings(stdin), component: role });
   try {
     const env = parseEnv(process.env);
-    if (env.command === 'VERSION') return print(versionAnswer(cniVersion));
     let result: Result | undefined;
     if (role === 'vnet-ipam') {
       const { json } = parseCommon(stdin, env.command);

@@ -1,5 +1,5 @@
 // The contract as a runtime sees it: the built executable, run as a process.
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -69,6 +69,12 @@ describe('VERSION answers cniVersion and supportedVersions', () => {
   it('answers as vnet-ipam too (same executable, second name)', async () => {
     const r = await lab.run({ node, bin: join(BIN, '..', 'vnet-ipam'), env: { CNI_COMMAND: 'VERSION' }, stdin: { cniVersion: '1.0.0' } });
     expect(r.json.supportedVersions).toHaveLength(7);
+  });
+  it('writes nothing, not even the log its config names', async () => {
+    const logFile = join(lab.dir, 'version-log', 'vnet.log');
+    const r = await lab.run({ node, env: { CNI_COMMAND: 'VERSION', VNET_LOG_FILE: undefined }, stdin: { cniVersion: '1.0.0', name: 'v', type: 'vnet', logFile } });
+    expect(r.json.cniVersion).toBe('1.0.0');
+    expect(existsSync(join(lab.dir, 'version-log'))).toBe(false);
   });
 });
 

@@ -87,6 +87,7 @@ export class Lab {
     const input = typeof opts.stdin === 'string' ? opts.stdin : JSON.stringify(opts.stdin);
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', VNET_LOG_FILE: join(this.dir, 'vnet.log') };
     for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
+    else delete env[k];
     return new Promise((done, fail) => {
       // By absolute path: a test may hand the plugin a PATH with planted tools first.
       const child = spawn('/usr/bin/nsenter', [`--net=${opts.node}`, opts.bin ?? BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
