@@ -22,10 +22,10 @@
 // or not a directory is refused at once, naming it (CNI error 5), rather than waited on. The
 // caller checks the network directory itself (Store.exists / ensureDir).
 import { closeSync, constants, lstatSync, lutimesSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CniError, Code } from '../cni/errors.js';
 import { isErrno } from '../fsutil.js';
+import { randomHex } from '../hash.js';
 import { makeDir, UnsafePath } from './safefs.js';
 
 export const LOCK_DIR = '.lock';
@@ -50,7 +50,7 @@ export interface LockOptions {
 /** Runs `fn` holding the lock of `dir`. */
 export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
   const lock = join(dir, LOCK_DIR);
-  const marker = join(lock, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  const marker = join(lock, `${process.pid}-${randomHex(6)}`);
   await acquire(dir, lock, marker, opts);
   let lost: string | undefined;
   const held: HeldLock = {

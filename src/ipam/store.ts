@@ -51,11 +51,11 @@
 // DEL without an index entry knows, without scanning, that there is nothing to release. Running
 // the real host-local on the same directory afterwards is not supported (its flock does not
 // exclude our lock either).
-import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, linkSync, lstatSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Attachment } from '../config/attachments.js';
 import { isErrno, mkdirp } from '../fsutil.js';
+import { randomHex, sha256Hex } from '../hash.js';
 import { canonicalIp, parseIp, type IP } from '../net/address.js';
 import { createFile, ensureDirectory, isDirectory, isRegularFile, makeDir, readFile, removeQuietly, UnsafePath } from './safefs.js';
 
@@ -98,11 +98,11 @@ export function indexName(a: Attachment): string {
   const name = `${a.containerId}:${a.ifname}`;
   // Keep within NAME_MAX (255 bytes); the content says who it is anyway.
   if (Buffer.byteLength(name) <= 200) return name;
-  return `~${createHash('sha256').update(name).digest('hex')}`;
+  return `~${sha256Hex(name)}`;
 }
 
 /** A temp name in `.tmp/`: the writer's pid, so a sweep can tell a dead writer's temps. */
-const tmpName = () => `${process.pid}-${randomBytes(6).toString('hex')}`;
+const tmpName = () => `${process.pid}-${randomHex(6)}`;
 
 /** Whether the writer of a temp named `<pid>-…` is gone; false if the name holds no pid. */
 function writerDead(name: string): boolean {

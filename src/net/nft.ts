@@ -8,8 +8,8 @@
 // iptables: one atomic transaction per call instead of a process per rule, sets instead of a rule
 // per pod, and a table of our own instead of edits to shared chains.
 // Every line is built here from typed values (canonical addresses and CIDRs, our own names).
-import { createHash } from 'node:crypto';
 import { CniError, Code, firstLine } from '../cni/errors.js';
+import { sha1Hex } from '../hash.js';
 import { runProcess, tool } from '../proc.js';
 import type { Family } from './address.js';
 import { toAddr, type Addr, type Cidr, type IfName } from './values.js';
@@ -22,7 +22,7 @@ export const NFT_TABLE = 'inet vnet';
 
 /** The names of a network's objects: a hash of the network name keeps them within nft's rules. */
 export function masqNames(network: string) {
-  const h = createHash('sha1').update(network).digest('hex').slice(0, 10);
+  const h = sha1Hex(network).slice(0, 10);
   return { chain: `masq_${h}`, pods: { 4: `pods_${h}`, 6: `pods6_${h}` }, exclude: { 4: `excl_${h}`, 6: `excl6_${h}` } } as const;
 }
 

@@ -1,6 +1,6 @@
 // Deterministic names and addresses, so DEL finds everything without the container's netns and
 // nothing has to be read back after it is created.
-import { createHash } from 'node:crypto';
+import { sha1Hex } from '../hash.js';
 import type { Attachment } from '../config/attachments.js';
 import { addr, alias, mac, type Alias, type IfName, type Mac } from '../net/values.js';
 
@@ -15,7 +15,7 @@ export const POD_GATEWAY = { 4: addr('169.254.1.1'), 6: addr('fe80::1234:5678:9a
 function digest(network: string, a: Attachment): string {
   // ':' appears in neither the network name nor the container ID (both validated), so the key
   // is unambiguous whatever the interface name holds.
-  return createHash('sha1').update(`${network}:${a.containerId}:${a.ifname}`).digest('hex');
+  return sha1Hex(`${network}:${a.containerId}:${a.ifname}`);
 }
 
 /** `azv` + 11 hex digits: 14 characters, within the 15-byte limit of Linux interface names. */
@@ -40,7 +40,7 @@ export function hostVethMac(network: string, a: Attachment): Mac {
  * come and go and breaks the neighbours' caches (Azure CNI #751).
  */
 export function bridgeMac(network: string, bridge: string): Mac {
-  const hex = createHash('sha1').update(`bridge:${network}:${bridge}`).digest('hex');
+  const hex = sha1Hex(`bridge:${network}:${bridge}`);
   return mac(['02', ...hex.slice(0, 10).match(/../g)!].join(':'));
 }
 
