@@ -14,7 +14,7 @@ import { execute } from '../plan/execute.js';
 import { typedIpam, type AddInput } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import { hostVethName } from '../plan/names.js';
-import { log } from '../log.js';
+import { log, stepDone } from '../log.js';
 import { callIpam, hasIpam, ipamResult } from './ipam.js';
 
 export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
@@ -34,6 +34,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   // The node's and the pod's ip processes start now and wait for their commands: their start-up
   // overlaps IPAM's work instead of following it.
   startBatches(pod);
+  stepDone('ip processes');
 
   // The node's facts (and the MTU, when the config names none) are read while IPAM allocates; a
   // node fact in error fails the ADD before any plan runs.
@@ -42,6 +43,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     await endBatches();
     throw allocated.reason;
   }
+  stepDone('IPAM');
   crashPoint('after IPAM ADD');
   try {
     const ipam = ipamResult(allocated.value, conf.ipam.type);
@@ -60,6 +62,7 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
       ipsToRouteViaHost: conf.ipsToRouteViaHost,
     };
     await execute(mode.addPlan(input), pod);
+    stepDone('plan');
     return { ...mode.result(input), dns: ipam.dns };
   } catch (err) {
     log.warn(`ADD failed, releasing the address: ${(err as Error).message}`);

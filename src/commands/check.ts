@@ -10,6 +10,7 @@ import { checkPlan } from '../plan/check.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import { callIpam, hasIpam } from './ipam.js';
+import { stepDone } from '../log.js';
 
 export async function check(env: CniEnv, conf: NetConf): Promise<void> {
   if (conf.prevResult === undefined) throw new CniError(Code.invalidConfig, 'CHECK needs prevResult: none in the network config');
@@ -38,5 +39,6 @@ export async function check(env: CniEnv, conf: NetConf): Promise<void> {
     facts: await mode.observe(conf.bridgeConf, false),
   });
   await checkPlan(plan, pod);
+  stepDone('compare');
   if (hasIpam(conf)) await callIpam(env, conf, 'CHECK');
 }

@@ -11,7 +11,7 @@ import type { Addr } from '../net/values.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
-import { log } from '../log.js';
+import { log, stepDone } from '../log.js';
 import { callIpam, hasIpam } from './ipam.js';
 
 export async function del(env: CniEnv, conf: NetConf): Promise<void> {
@@ -27,8 +27,9 @@ export async function del(env: CniEnv, conf: NetConf): Promise<void> {
       const podIps = lookUp ? await podAddrs(conf, lookUp) : [];
       const plan = mode.delPlan({ network: conf.name, attachment, bridge: conf.bridgeConf, podIps });
       await execute(plan, undefined, { tolerate: /Cannot find device|does not exist|No such file or directory/ });
+      stepDone('veth gone');
     })(),
-    hasIpam(conf) ? callIpam(env, conf, 'DEL') : undefined,
+    hasIpam(conf) ? callIpam(env, conf, 'DEL').then(() => stepDone('IPAM')) : undefined,
   ]);
   for (const r of [link, ipam]) if (r.status === 'rejected') throw r.reason;
 }

@@ -7,6 +7,7 @@ import { ROUTES, ipJson, mainRoutes, readSysctl, type RouteRow } from '../net/ip
 import { NFT_TABLE, masqNames, masqueradedPods } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
 import type { Expect, Plan, Side } from './plan.js';
+import { stepDone } from '../log.js';
 
 interface Link {
   ifname: string;
@@ -43,6 +44,7 @@ export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
     needs('container') ? readState(pod) : undefined,
     masq?.kind === 'masq' ? masqueradedPods(masq.network) : [],
   ]);
+  stepDone('read node and pod');
   const state: Partial<Record<Side, State>> = { host, container };
   for (const e of expects) {
     const problem =
