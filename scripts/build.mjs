@@ -15,7 +15,8 @@
 //   3. pkg swallows injection errors (Promise.allSettled) and may leave a plain copy of node, so
 //      the result is checked, and run, before it replaces dist/bin/vnet (atomically, by rename).
 //
-// Usage: node scripts/build.mjs [--sea auto|snapshot|codecache|plain] [--entry FILE] [--verbose]
+// Usage: node scripts/build.mjs [--sea auto|snapshot|codecache|plain] [--entry FILE] [--bin-dir DIR] [--verbose]
+//   --bin-dir: where vnet and vnet-ipam go, the bundle beside them (default: dist/bin, dist/vnet.cjs).
 //   auto (default): snapshot, else codecache (with a warning). The others: exactly that, or fail.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -33,6 +34,7 @@ const { values: opts } = parseArgs({
     entry: { type: 'string' },
     sea: { type: 'string', default: process.env.VNET_SEA || 'auto' },
     verbose: { type: 'boolean', default: false },
+    'bin-dir': { type: 'string' },
   },
 });
 
@@ -47,8 +49,8 @@ const modes = opts.sea === 'auto' ? ['snapshot', 'codecache'] : [opts.sea];
 if (!modes.every((m) => m in SEA_CONFIGS)) fail(`unknown --sea ${opts.sea} (want auto|${Object.keys(SEA_CONFIGS).join('|')})`);
 
 const entry = opts.entry ? path.resolve(opts.entry) : path.join(root, 'src', 'main.ts');
-const bundle = path.join(root, 'dist', 'vnet.cjs');
-const bin = path.join(root, 'dist', 'bin');
+const bin = opts['bin-dir'] ? path.resolve(opts['bin-dir']) : path.join(root, 'dist', 'bin');
+const bundle = opts['bin-dir'] ? path.join(bin, 'vnet.cjs') : path.join(root, 'dist', 'vnet.cjs');
 const exe = path.join(bin, 'vnet');
 const ipam = path.join(bin, 'vnet-ipam');
 const tmpRoot = path.join(root, '.tmp');
@@ -81,8 +83,26 @@ if (v8.startupSnapshot?.isBuildingSnapshot()) {
     has(t, k) { note(k); return Reflect.has(t, k); },
     ownKeys(t) { if (!fromNode(3)) seen.add('all of it'); return Reflect.ownKeys(t); },
   });
+  // A timer made while the snapshot is built (even one cleared at once) leaves node's timer list
+  // for its duration in the snapshot; a run's timer that lands in that stale list is never armed
+  // (seen: lock waits that ended the process with no answer). Our code makes none then.
+  const timers = new Set();
+  const originals = {};
+  for (const name of ['setTimeout', 'setInterval', 'setImmediate']) {
+    const orig = (originals[name] = globalThis[name]);
+    globalThis[name] = function (...args) {
+      if (!fromNode(3)) timers.add(name);
+      return orig.apply(this, args);
+    };
+  }
   v8.startupSnapshot.addSerializeCallback(() => {
     process.env = env;
+    Object.assign(globalThis, originals);
+    if (timers.size) {
+      process.stderr.write('vnet-build: code run while the startup snapshot was built called ' + [...timers].join(', ') +
+        '; a timer made then breaks the timers of every run (see src/ipam/lock.ts): skip it while v8.startupSnapshot.isBuildingSnapshot()\\n');
+      process.exit(1);
+    }
     if (seen.size === 0) return;
     process.stderr.write('vnet-build: top-level code read process.env (' + [...seen].join(', ') +
       ') while the startup snapshot was built, so the build-time value would be frozen in; read it inside a function\\n');

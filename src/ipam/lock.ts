@@ -23,6 +23,7 @@
 // caller checks the network directory itself (Store.exists / ensureDir).
 import { closeSync, constants, lstatSync, lutimesSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import v8 from 'node:v8';
 import { CniError, Code } from '../cni/errors.js';
 import { isErrno } from '../fsutil.js';
 import { randomHex } from '../hash.js';
@@ -59,16 +60,11 @@ export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promi
     },
   };
   // Refreshed while held, so that nobody takes it for stale; a missing marker means it was taken over.
-  const refresh = setInterval(() => {
-    try {
-      lstatSync(marker);
-      const now = new Date();
-      lutimesSync(lock, now, now);
-    } catch (err) {
-      lost ??= `its marker ${marker} is gone: ${(err as Error).message}`;
-    }
-  }, LOCK_UPDATE_MS);
-  refresh.unref();
+  // Not while the build's warm-up runs (src/ipam/plugin.ts): a timer made then leaves node's timer
+  // list for its duration in the snapshot, and a timer of a run that lands in that stale list is
+  // never armed, so a lock wait would end the process with no answer (seen: 30 of 100 at once).
+  const refresh = v8.startupSnapshot?.isBuildingSnapshot() ? undefined : setInterval(() => refreshLock(lock, marker, (why) => (lost ??= why)), LOCK_UPDATE_MS);
+  refresh?.unref();
   let result: T;
   try {
     result = await fn(held);
@@ -84,6 +80,16 @@ export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promi
   }
   held.assertHeld();
   return result;
+}
+
+function refreshLock(lock: string, marker: string, lose: (why: string) => void): void {
+  try {
+    lstatSync(marker);
+    const now = new Date();
+    lutimesSync(lock, now, now);
+  } catch (err) {
+    lose(`its marker ${marker} is gone: ${(err as Error).message}`);
+  }
 }
 
 async function acquire(dir: string, lock: string, marker: string, opts: LockOptions): Promise<void> {

@@ -1,0 +1,46 @@
+// The snapshot build refuses what would freeze build-time state into every run: top-level reads
+// of the environment, and timers (a timer made while the snapshot is built leaves node's timer
+// list in it, and a run's timer landing in that stale list never fires: lock waits then ended
+// the process with no answer). Each case builds a tiny entry into a directory of its own.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dir = mkdtempSync(join(tmpdir(), 'vtbuild-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function build(name: string, source: string) {
+  const entry = join(dir, `${name}.ts`);
+  writeFileSync(entry, source);
+  const out = join(dir, name);
+  const r = spawnSync(process.execPath, ['scripts/build.mjs', '--sea', 'snapshot', '--entry', entry, '--bin-dir', out], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+  return { ...r, made: existsSync(join(out, 'vnet')) };
+}
+
+const main = `import v8 from 'node:v8';
+v8.startupSnapshot.setDeserializeMainFunction(() => {
+  process.stdout.write(process.env.CNI_COMMAND ? JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['1.0.0'] }) + '\\n' : 'vnet (test entry)\\n');
+});
+`;
+describe('the snapshot build refuses build-time timers and environment reads', () => {
+  it('a timer made at build time (even cleared at once) fails the build, naming it', () => {
+    const r = build('timer', `${main}clearInterval(setInterval(() => {}, 1000));\n`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/called setInterval; a timer made then breaks the timers of every run/);
+    expect(r.made).toBe(false);
+  });
+  it('a top-level read of CNI_COMMAND fails the build, naming it', () => {
+    const r = build('env', `${main}export const c = process.env.CNI_COMMAND;\n`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/read process.env \(CNI_COMMAND\)/);
+    expect(r.made).toBe(false);
+  });
+  it('the same entry without them builds', () => {
+    const r = build('clean', main);
+    expect(r.stderr).not.toMatch(/FAILED/);
+    expect(r.status).toBe(0);
+    expect(r.made).toBe(true);
+  });
+});
