@@ -68,7 +68,7 @@ function openLog(path: string): number {
 export const escapeControls = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 
 // Where a call's time went, for its last line: each step's end in ms since the process started.
-// process.uptime, not performance.now: the \`performance\` global loads perf_hooks (~0.5 ms) for a clock.
+// process.uptime, not performance.now: the `performance` global loads perf_hooks (~0.5 ms) for a clock.
 const steps: [string, number][] = [];
 
 /** Marks the end of a step (the first mark ends the runtime's own start-up). */
