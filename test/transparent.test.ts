@@ -1,6 +1,6 @@
 // Transparent mode end to end, in namespaces: a node, a VNet gateway behind the node's eth0,
 // and pods. The plugin runs inside the node namespace exactly as a runtime runs it.
-import { readdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, ask, cniEnv, sh, whoami, type Ran } from './helpers/lab.js';
@@ -198,6 +198,50 @@ describe('DEL is idempotent and leak-free', () => {
   });
   it('works for a container that was never added', async () => {
     ok(await del({ id: `${lab.prefix}-never` }));
+  });
+});
+
+describe('DEL answers once the veth is gone from the node, and leaves the kernel’s teardown to ip', () => {
+  // The `ip` processes in the node's namespace (the one a DEL leaves finishing the teardown).
+  const ipsInNode = () => {
+    const want = statSync(node).ino;
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'ip' && statSync(`/proc/${d}/ns/net`).ino === want;
+        } catch {
+          return false; // gone meanwhile
+        }
+      });
+  };
+  it('the veth, its route and the pod’s end are gone when DEL answers; the same pod can be added again at once', async () => {
+    const p = pod();
+    ok(await add(p));
+    ok(await del(p));
+    expectClean();
+    expect(lab.ipJson(p.netns, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+    const log = readFileSync(join(lab.dir, 'vnet.log'), 'utf8').split('\n');
+    expect(log.filter((l) => l.includes('is gone from the node; ip waits out the kernel')).length).toBeGreaterThan(0);
+    ok(await add(p));
+    ok(await del(p));
+    expectClean();
+  });
+  it('the ip left waiting ends by itself', async () => {
+    const p = pod();
+    ok(await add(p));
+    ok(await del(p));
+    for (let i = 0; i < 100 && ipsInNode().length; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(ipsInNode()).toEqual([]);
+  });
+  it('a veth already gone is not waited for: DEL still says what ip said', async () => {
+    const p = pod();
+    const r = ok(await add(p));
+    lab.in(node, ['ip', 'link', 'del', r.interfaces[0].name]);
+    ok(await del(p));
+    const log = readFileSync(join(lab.dir, 'vnet.log'), 'utf8').split('\n');
+    expect(log.slice(-4).join('\n')).toMatch(/already done: Cannot find device/);
+    expectClean();
   });
 });
 

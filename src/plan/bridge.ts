@@ -200,19 +200,20 @@ export function bridgeResult(input: AddInput): Result {
   };
 }
 
-/** DEL: the veth (the bridge port goes with it) and the bridge's neighbour entries for the pod. */
+/**
+ * DEL: the masquerade elements, the bridge's neighbour entries for the pod, then the veth (its
+ * bridge port goes with it). The neighbour entries are DEL's record of the pod's addresses when
+ * there is no prevResult, so they go after the elements that need those addresses (a DEL killed
+ * in between finds them again); the veth, named from the attachment, goes last and alone at the
+ * end of its batch, so the DEL is done once it is gone from the node, without waiting out the
+ * kernel's teardown (see goneBeforeEnd in net/ip.ts).
+ */
 export function bridgeDelPlan(d: DelInput): Plan {
   const veth = hostVethName(d.network, d.attachment);
   const br = d.bridge.name;
   return {
     netnsPath: '',
     steps: [
-      {
-        say: `Deleting veth pair ${veth} (its port on ${br} goes with it)`,
-        side: 'host',
-        lifecycle: 'attachment',
-        ip: [['link', 'del', 'dev', veth]],
-      },
       ...masqDelSteps(d.network, d.bridge, d.podIps),
       ...(d.podIps.length
         ? [
@@ -224,6 +225,12 @@ export function bridgeDelPlan(d: DelInput): Plan {
             },
           ]
         : []),
+      {
+        say: `Deleting veth pair ${veth} (its port on ${br} goes with it)`,
+        side: 'host',
+        lifecycle: 'attachment',
+        ip: [['link', 'del', 'dev', veth]],
+      },
     ],
   };
 }
