@@ -23,7 +23,6 @@
 // caller checks the network directory itself (Store.exists / ensureDir).
 import { closeSync, constants, lstatSync, lutimesSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import v8 from 'node:v8';
 import { CniError, Code } from '../cni/errors.js';
 import { isErrno } from '../fsutil.js';
 import { randomHex } from '../hash.js';
@@ -59,15 +58,19 @@ export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promi
       if (lost) throw new CniError(Code.io, `lost the lock on ${dir} while holding it (${lost}); another process may have changed the allocations meanwhile`);
     },
   };
-  // Refreshed while held, so that nobody takes it for stale; a missing marker means it was taken over.
-  // Not while the build's warm-up runs (src/ipam/plugin.ts): a timer made then leaves node's timer
-  // list for its duration in the snapshot, and a timer of a run that lands in that stale list is
-  // never armed, so a lock wait would end the process with no answer (seen: 30 of 100 at once).
-  const refresh = v8.startupSnapshot?.isBuildingSnapshot() ? undefined : setInterval(() => refreshLock(lock, marker, (why) => (lost ??= why)), LOCK_UPDATE_MS);
-  refresh?.unref();
+  // Refreshed while held, so that nobody takes it for stale; a missing marker means it was taken
+  // over. Only while an asynchronous `fn` waits: a synchronous one holds the lock without a pause,
+  // when no timer could fire anyway, and a process's first timer costs ~0.3 ms to set up. (Nor may
+  // a timer be made while the build's warm-up runs: scripts/build.mjs refuses that.)
+  let refresh: NodeJS.Timeout | undefined;
   let result: T;
   try {
-    result = await fn(held);
+    const r = fn(held);
+    if (r instanceof Promise) {
+      refresh = setInterval(() => refreshLock(lock, marker, (why) => (lost ??= why)), LOCK_UPDATE_MS);
+      refresh.unref();
+    }
+    result = await r;
   } finally {
     clearInterval(refresh);
     try {

@@ -12,10 +12,16 @@ export const HOST_VETH_MAC = mac('aa:aa:aa:aa:aa:aa');
  */
 export const POD_GATEWAY = { 4: addr('169.254.1.1'), 6: addr('fe80::1234:5678:9abc') } as const;
 
+// One call names the same attachment several times (the link check, the plan, the result); the
+// hash runs cold, in V8's interpreter, so each key is hashed once.
+const digests = new Map<string, string>();
 function digest(network: string, a: Attachment): string {
   // ':' appears in neither the network name nor the container ID (both validated), so the key
   // is unambiguous whatever the interface name holds.
-  return sha1Hex(`${network}:${a.containerId}:${a.ifname}`);
+  const key = `${network}:${a.containerId}:${a.ifname}`;
+  let d = digests.get(key);
+  if (d === undefined) digests.set(key, (d = sha1Hex(key)));
+  return d;
 }
 
 /** `azv` + 11 hex digits: 14 characters, within the 15-byte limit of Linux interface names. */
