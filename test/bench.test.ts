@@ -21,6 +21,11 @@ describe('npm run bench, short form: every row and target, as a markdown table',
       expect(md).toContain(row);
     }
     expect(md).toMatch(/\| rss \| node -e 0 \/ vnet VERSION/);
+    // the floors, where vnet's time goes (from its log), and what bounds each target it misses
+    for (const row of ['empty-snapshot executable (floor of a node snapshot)', 'ip -batch, empty (floor of one ip process)', 'nsenter + ip -batch, empty']) expect(md).toContain(row);
+    expect(md).toMatch(/\| ADD \| vnet transparent \+ vnet-ipam \(in-process\) \| start-up [\d.]+ ms, then config [\d.]+, ip processes [\d.]+, IPAM [\d.]+, plan [\d.]+/);
+    expect(md).toMatch(/\| DEL \| vnet transparent \+ vnet-ipam \(in-process\) \| start-up [\d.]+ ms, then config [\d.]+, .*veth gone/);
+    expect(md).toContain('| target | measured | | what bounds it (this run) |');
     expect(md).toMatch(/\| processes \| one ADD, vnet transparent \+ vnet-ipam \(in-process\) \| 2 processes \|/);
     for (const t of ['VERSION ≤ 1.05×', 'ADD transparent ≤ 1.25×', 'DEL transparent ≤', 'CHECK transparent ≤ 1.2×', 'peak RSS ≤ 1.15×']) expect(md).toContain(t);
     expect(namespaces()).toEqual([]);
