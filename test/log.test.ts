@@ -51,6 +51,20 @@ describe('errors raised before the config is applied are logged where the config
   });
 });
 
+describe('each line starts with the time in UTC (marked Z), the pid and the component', () => {
+  it('whatever the caller’s TZ, the time is UTC', () => {
+    const file = join(dir, 'utc.log');
+    const before = Date.now();
+    call('vnet', { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c-utc', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR, TZ: 'Asia/Kolkata' }, conf(file));
+    const m = /^(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{3})Z \[\d+\] \[vnet\] /.exec(readFileSync(file, 'utf8'));
+    expect(m).not.toBeNull();
+    const [y, mo, d, h, mi, s, ms] = m!.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    const t = Date.UTC(y, mo - 1, d, h, mi, s, ms);
+    expect(t).toBeGreaterThanOrEqual(before - 1000);
+    expect(t).toBeLessThanOrEqual(Date.now() + 1000);
+  });
+});
+
 describe('the log rotates past 10 MiB: one older generation is kept as <file>.1', () => {
   it('a full log becomes .1 and the new lines start a new file', () => {
     const file = join(dir, 'rotate.log');
