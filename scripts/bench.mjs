@@ -4,7 +4,7 @@
 // and deletes them by name at the end, even on failure. Run as root after `npm run build`:
 //   node scripts/bench.mjs [--runs 30] [--quick]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -298,6 +298,7 @@ async function inner({ p, dir }) {
     ...rows.map((r) => `| ${r.section} | ${r.name} | ${ms(r.value)} | ${r.ratio ? r.ratio.toFixed(2) : ''} |`),
     `| rss | node -e 0 / vnet VERSION / vnet-ipam ADD / vnet ADD | ${[nodeUse, versionUse, ipamUse, addUse].map((u) => `${(u.rss / 1024).toFixed(1)} MiB`).join(' / ')} | ${[versionUse, ipamUse, addUse].map((u) => (u.rss / nodeUse.rss).toFixed(2)).join(' / ')} |`,
     ...(emptyUse ? [`| rss | empty-snapshot executable | ${(emptyUse.rss / 1024).toFixed(1)} MiB | ${(emptyUse.rss / nodeUse.rss).toFixed(2)} |`] : []),
+    `| size | vnet executable / node / the bundle in it | ${[join(BIN, 'vnet'), process.execPath].map((f) => `${(statSync(f).size / 2 ** 20).toFixed(1)} MiB`).join(' / ')} / ${(statSync(join(root, 'dist', 'vnet.cjs')).size / 1024).toFixed(0)} KiB | ${(statSync(join(BIN, 'vnet')).size / statSync(process.execPath).size).toFixed(2)} |`,
     `| cpu | node -e 0 / vnet-ipam ADD, per call | ${nodeCpu.toFixed(1)} / ${ipamCpu.toFixed(1)} ms | ${(ipamCpu / nodeCpu).toFixed(2)} |`,
     ...flows.flatMap(([name], k) => (procs[k] ? [`| processes | one ADD, ${name} | ${procs[k].replace(/ started.*/, '')} | |`] : [])),
     '',
