@@ -44,7 +44,7 @@ deps_node_major() {
 
 deps_apt() {
   local need=() pkg
-  for pkg in iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd binutils; do
+  for pkg in iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   # Only when missing: a node from elsewhere (NodeSource's nodejs, a tarball) stays as it is.

@@ -3,10 +3,11 @@
 // list in it, and a run's timer landing in that stale list never fires: lock waits then ended
 // the process with no answer). Each case builds a tiny entry into a directory of its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BIN } from './helpers/lab.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtbuild-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,5 +43,33 @@ describe('the snapshot build refuses build-time timers and environment reads', (
     expect(r.stderr).not.toMatch(/FAILED/);
     expect(r.status).toBe(0);
     expect(r.made).toBe(true);
+  });
+});
+
+/** Section names and LOAD segments (offset, address) of an ELF64 little-endian file. */
+function elfLayout(file: string) {
+  const b = readFileSync(file);
+  const shoff = Number(b.readBigUInt64LE(0x28));
+  const [shentsize, shnum, shstrndx] = [b.readUInt16LE(0x3a), b.readUInt16LE(0x3c), b.readUInt16LE(0x3e)];
+  const strOff = Number(b.readBigUInt64LE(shoff + shstrndx * shentsize + 0x18));
+  const names = Array.from({ length: shnum }, (_, i) => {
+    const at = strOff + b.readUInt32LE(shoff + i * shentsize);
+    return b.toString('latin1', at, b.indexOf(0, at));
+  });
+  const [phoff, phentsize, phnum] = [Number(b.readBigUInt64LE(0x20)), b.readUInt16LE(0x36), b.readUInt16LE(0x38)];
+  const loads = Array.from({ length: phnum }, (_, i) => phoff + i * phentsize)
+    .filter((at) => b.readUInt32LE(at) === 1)
+    .map((at) => [Number(b.readBigUInt64LE(at + 8)), Number(b.readBigUInt64LE(at + 0x10))]);
+  return { names, loads };
+}
+
+describe('the executable is node without its symbols and debug info, the rest where node had it', () => {
+  it('no .symtab, .strtab or .debug_* section; node’s segments at node’s offsets; smaller than node', () => {
+    const ours = elfLayout(BIN);
+    expect(ours.names.filter((n) => /^\.(symtab|strtab|debug_)/.test(n))).toEqual([]);
+    const node = elfLayout(process.execPath);
+    // node's own LOAD segments come first, unmoved (a repacked text maps more of the file per fault)
+    expect(ours.loads.slice(0, node.loads.length)).toEqual(node.loads);
+    expect(statSync(BIN).size).toBeLessThan(statSync(process.execPath).size);
   });
 });
