@@ -140,7 +140,7 @@ function warmUp(): void {
 }
 
 /**
- * One child process, started and fed the way the plan's \`ip\` processes are, at build time: node's
+ * One child process, started and fed the way the plan's `ip` processes are, at build time: node's
  * spawn path and ours are compiled into the snapshot instead of in every ADD. It ends before the
  * snapshot is taken (the build runs the event loop dry first), so no handle is left.
  */

@@ -97,7 +97,7 @@ function linkDeletedLast(cmds: readonly IpCmd[]): IfName | undefined {
 }
 
 /**
- * Whether the link left the node before \`ip\` ended. The kernel unlists a link at once and then
+ * Whether the link left the node before `ip` ended. The kernel unlists a link at once and then
  * spends ~20 ms tearing it down (RCU grace periods, references) before it answers ip's netlink
  * request (measured here: the RTM_DELLINK notice 0.3-0.6 ms after the request, the answer 28-35 ms
  * after). Once the link is gone the batch has succeeded (ip stops at its first failing line, and
