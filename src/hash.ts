@@ -18,7 +18,7 @@ function padded(text: string): DataView {
   return view;
 }
 
-const hex = (words: Uint32Array | number[]) => Array.from(words, (w) => (w >>> 0).toString(16).padStart(8, '0')).join('');
+const hex = (words: number[]) => Array.from(words, (w) => (w >>> 0).toString(16).padStart(8, '0')).join('');
 const rotl = (x: number, n: number) => (x << n) | (x >>> (32 - n));
 const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
 
