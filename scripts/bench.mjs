@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The benchmark: vnet side by side with the reference Go plugins and `node -e 0`, in one run,
 // reported as medians and ratios. It creates its own namespaces (prefix vb<pid>) and data dirs
-// and deletes them by name at the end, even on failure. Run as root after `npm run build`:
+// and deletes them by name at the end, even on failure. dist/bin is the default (portable) build;
+// the bench also makes the this-cpu build (a V8 startup snapshot) in its temp dir and runs the two
+// side by side, so that what portability costs is a ratio of the same run. Run as root after
+// `npm run build`:
 //   node scripts/bench.mjs [--runs 30] [--quick]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -9,6 +12,7 @@ import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { emptySnapshotExe } from './empty-snapshot.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(root, 'dist/bin');
@@ -60,6 +64,7 @@ if (!values.inner) {
     sh(['ip', '-n', `${p}-vnet`, 'addr', 'add', '10.87.0.1/16', 'dev', 'vnet0']);
     sh(['ip', '-n', `${p}-vnet`, 'link', 'set', 'vnet0', 'up']);
     sh(['ip', '-n', `${p}-node`, 'route', 'add', 'default', 'via', '10.87.0.1']);
+    console.log(`build      ${sh([process.execPath, join(root, 'scripts/build.mjs'), '--sea', 'this-cpu', '--bin-dir', join(dir, 'this-cpu')]).trim().split('\n').pop()}`);
     const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), '--out', values.out, ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
     if (r.status === 0 && values.readme) {
@@ -86,6 +91,7 @@ async function inner({ p, dir }) {
     rows.push({ section, name, value, ratio: base ? value / base : undefined });
     console.log(`${section.padEnd(10)} ${name.padEnd(52)} ${ms(value).padStart(10)}${base ? `  ×${(value / base).toFixed(2)}` : ''}`);
   };
+  const THIS_CPU = join(dir, 'this-cpu');
   const cni = (command, extra = {}) => ({ CNI_COMMAND: command, CNI_IFNAME: 'eth0', CNI_PATH: `${BIN}:${REF}`, VNET_LOG_FILE: join(dir, 'vnet.log'), ...extra });
 
   // 1. Start-up: one VERSION call each, interleaved so that machine noise hits all alike.
@@ -93,6 +99,7 @@ async function inner({ p, dir }) {
     ['node -e 0', [process.execPath, '-e', '0'], {}],
     ['vnet VERSION', [join(BIN, 'vnet')], cni('VERSION')],
     ['vnet-ipam VERSION', [join(BIN, 'vnet-ipam')], cni('VERSION')],
+    ['vnet VERSION (this-cpu build)', [join(THIS_CPU, 'vnet')], cni('VERSION')],
     ['host-local VERSION (Go)', [join(REF, 'host-local')], cni('VERSION')],
     ['bridge VERSION (Go)', [join(REF, 'bridge')], cni('VERSION')],
     ['ptp VERSION (Go)', [join(REF, 'ptp')], cni('VERSION')],
@@ -100,7 +107,7 @@ async function inner({ p, dir }) {
   // The floors, in the same run: a node executable whose startup snapshot holds nothing of ours
   // (what any snapshot-built plugin starts from), and one `ip -batch` with nothing to do, alone
   // and through nsenter (what each of a plan's processes costs before its first command).
-  const empty = emptySnapshotExe(dir);
+  const empty = emptySnapshotFloor(dir);
   if (empty) starters.push(['empty-snapshot executable (floor of a node snapshot)', [empty], {}]);
   starters.push(['ip -batch, empty (floor of one ip process)', ['/usr/sbin/ip', '-batch', '/dev/null'], {}]);
   starters.push(['nsenter + ip -batch, empty (the pod-side floor)', ['/usr/bin/nsenter', `--net=/var/run/netns/${p}-pod1`, '/usr/sbin/ip', '-batch', '/dev/null'], {}]);
@@ -126,6 +133,9 @@ async function inner({ p, dir }) {
     ['bridge + host-local (Go reference)', join(REF, 'bridge'), kubenet('bridge', 'rbr0', '10.85.0.0/24', { type: 'host-local' }), pods[1]],
     ['bridge (Go reference) + vnet-ipam (exec)', join(REF, 'bridge'), kubenet('bridge', 'rbr1', '10.86.0.0/24', { type: 'vnet-ipam' }), pods[1]],
     ['vnet bridge (Azure, uplink eth0) + vnet-ipam', join(BIN, 'vnet'), JSON.stringify({ cniVersion: '1.0.0', name: 'benchazure', type: 'vnet', mode: 'bridge', bridge: 'azure0', uplink: 'eth0', mtu: 1500, ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.87.0.0/16', rangeStart: '10.87.1.0', rangeEnd: '10.87.1.250', gateway: '10.87.0.1' }]], dataDir: join(dir, 'ipam-azure') } }), pods[0]],
+    // The same two vnet flows with the this-cpu build (its own vnet-ipam first on CNI_PATH: in-process).
+    ['vnet transparent + vnet-ipam (this-cpu build)', join(THIS_CPU, 'vnet'), JSON.stringify({ ...JSON.parse(vnetConf), name: 'benchtc', ipam: { ...JSON.parse(vnetConf).ipam, ranges: [[{ subnet: '10.77.0.0/16' }]] } }), pods[1], { CNI_PATH: `${THIS_CPU}:${REF}` }],
+    ['vnet bridge (kubenet) + vnet-ipam (this-cpu build)', join(THIS_CPU, 'vnet'), kubenet('vnet', 'vbr2', '10.76.0.0/24', { type: 'vnet-ipam' }), pods[1], { CNI_PATH: `${THIS_CPU}:${REF}` }],
   ];
   const adds = flows.map(() => []);
   const checks = flows.map(() => []);
@@ -137,11 +147,11 @@ async function inner({ p, dir }) {
   const lastAddDone = (k) =>
     (existsSync(logOf(k)) ? readFileSync(logOf(k), 'utf8') : '').split('\n').filter((l) => /ADD done/.test(l)).pop()?.replace(/.*ADD done in [\d.]+ ms, /, '') ?? '';
   for (let i = 0; i < RUNS; i++) {
-    flows.forEach(([, bin, conf, netns], k) => {
-      const env = cni('ADD', { CNI_CONTAINERID: `bench-${i}`, CNI_NETNS: netns, VNET_LOG_FILE: logOf(k) });
+    flows.forEach(([name, bin, conf, netns, extra], k) => {
+      const env = cni('ADD', { CNI_CONTAINERID: `bench-${i}`, CNI_NETNS: netns, VNET_LOG_FILE: logOf(k), ...extra });
       const added = timed([bin], env, conf);
       adds[k].push(added.t);
-      if (i === RUNS - 1 && bin.startsWith(BIN)) procs[k] = lastAddDone(k);
+      if (i === RUNS - 1 && name.startsWith('vnet')) procs[k] = lastAddDone(k);
       checks[k].push(timed([bin], { ...env, CNI_COMMAND: 'CHECK' }, JSON.stringify({ ...JSON.parse(conf), prevResult: JSON.parse(added.out) })).t);
       dels[k].push(timed([bin], { ...env, CNI_COMMAND: 'DEL' }, conf).t);
     });
@@ -289,6 +299,16 @@ async function inner({ p, dir }) {
   ];
   for (const [name, ratio, limit, bound] of targets) console.log(`target     ${name.padEnd(60)} ${ratio.toFixed(2)} ${ratio <= limit ? 'met' : `NOT met: ${bound}`}`);
 
+  // The two builds side by side (README: "Which build where"), as ratios to node -e 0.
+  const builds = [['portable (default, dist/bin)', ''], ['this-cpu (V8 startup snapshot)', ' (this-cpu build)']].map(([build, tag]) => {
+    const r = (name) => (at(name) / nodeBase).toFixed(2);
+    const cells = [r(tag ? 'vnet VERSION (this-cpu build)' : 'vnet VERSION'),
+      ...['ADD ', 'CHECK', 'DEL '].map((v) => r(`${v} vnet transparent + vnet-ipam${tag || ' (in-process)'}`)),
+      ...['ADD ', 'DEL '].map((v) => r(`${v} vnet bridge (kubenet) + vnet-ipam${tag}`))];
+    console.log(`build      ${build.padEnd(34)} VERSION ${cells[0]}, transparent ADD ${cells[1]} CHECK ${cells[2]} DEL ${cells[3]}, kubenet ADD ${cells[4]} DEL ${cells[5]}`);
+    return `| ${build} | ${cells.join(' | ')} | ${(statSync(join(tag ? THIS_CPU : BIN, 'vnet')).size / 2 ** 20).toFixed(1)} MiB |`;
+  });
+
   const md = [
     `Benchmark of ${new Date().toISOString().slice(0, 10)}: \`node scripts/bench.mjs --runs ${RUNS}${values.quick ? ' --quick' : ''}\` (npm run bench), ` +
       `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()}, Linux ${release()}, node ${process.version}; medians of ${RUNS} interleaved runs; ratios to \`node -e 0\` (${ms(nodeBase)}) in the same run.`,
@@ -307,6 +327,12 @@ async function inner({ p, dir }) {
     '| verb | flow | start-up, then each step |',
     '|---|---|---|',
     ...inside.map((r) => `| ${r.verb} | ${r.flow} | ${r.text} |`),
+    '',
+    'The two builds, as ratios to `node -e 0` in this run (the portable one starts on any x86-64 node; the this-cpu one only on CPUs like the build machine\'s):',
+    '',
+    '| build | VERSION | ADD transparent | CHECK transparent | DEL transparent | ADD kubenet | DEL kubenet | size |',
+    '|---|---|---|---|---|---|---|---|',
+    ...builds,
     '',
     '| target | measured | | what bounds it (this run) |',
     '|---|---|---|---|',
@@ -338,21 +364,10 @@ function copyTo(src, dst) {
   return dst;
 }
 
-/**
- * This node with a startup snapshot that holds nothing but a main printing "{}": the floor any
- * snapshot-built executable starts from. Made the way the build makes ours (a SEA blob injected
- * with postject). Undefined, with a note, if it cannot be made here.
- */
-function emptySnapshotExe(dir) {
-  const d = join(dir, 'empty-sea');
-  mkdirSync(d, { recursive: true });
-  const exe = join(d, 'empty');
+/** The floor of a node snapshot (scripts/empty-snapshot.mjs); undefined, with a note, if it cannot be made here. */
+function emptySnapshotFloor(dir) {
   try {
-    writeFileSync(join(d, 'main.js'), "require('node:v8').startupSnapshot.setDeserializeMainFunction(() => require('node:fs').writeSync(1, '{}\\n'));\n");
-    writeFileSync(join(d, 'sea.json'), JSON.stringify({ main: join(d, 'main.js'), output: join(d, 'blob'), useSnapshot: true, disableExperimentalSEAWarning: true }));
-    execFileSync(process.execPath, ['--experimental-sea-config', join(d, 'sea.json')], { stdio: 'ignore', env: { PATH: process.env.PATH } });
-    copyFileSync(process.execPath, exe);
-    execFileSync(process.execPath, [join(root, 'node_modules/postject/dist/cli.js'), exe, 'NODE_SEA_BLOB', join(d, 'blob'), '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'ignore' });
+    const exe = emptySnapshotExe(join(dir, 'empty-sea'));
     if (execFileSync(exe, [], { encoding: 'utf8', env: {} }).trim() !== '{}') throw new Error('it does not answer {}');
     return exe;
   } catch (err) {

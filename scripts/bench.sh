@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root: it creates network namespaces" >&2; exit 1; }
-. ./scripts/deps.sh --build # and leaves Node >= 20 first on PATH
+. ./scripts/deps.sh --for bench --build # and leaves Node >= 20 first on PATH
 exec env -i PATH="$PATH" node scripts/bench.mjs "$@"

@@ -5,19 +5,24 @@
 //   1. esbuild bundles src/main.ts into one script, dist/vnet.cjs: an IIFE (not `format: cjs`,
 //      whose module.exports would throw in a snapshot, which has no `module`) calling require()
 //      for built-ins only.
-//   2. @yao-pkg/pkg (SEA mode, with this very node binary, stripped of its symbols first) makes a blob of it and injects it into a
-//      copy of node. By default the blob is a V8 startup snapshot: the bundle's top-level code runs
-//      HERE, at build time, and main.ts hands over to run() with setDeserializeMainFunction. So
-//      top-level code must not read the environment, argv, the clock, or leave handles open
-//      (signal handlers, timers, sockets).
-//      A guard fails the snapshot when top-level code reads CNI_*, VNET_* or PATH. In `auto` mode
-//      a snapshot that cannot be built or fails the smoke test falls back to a code cache.
+//   2. @yao-pkg/pkg (SEA mode, with this very node binary, stripped of its symbols first) makes a
+//      blob of it and injects it into a copy of node. Two kinds of blob, named for where they run:
+//      - portable (the default): the bundle with a V8 code cache. Runs on any x86-64 Linux node
+//        (the baseline: QEMU's qemu64 CPU model, checked below under qemu-x86_64 when it is
+//        installed); the bundle's top-level code runs in every call.
+//      - this-cpu: a V8 startup snapshot, the bundle's top level run HERE, at build time (main.ts
+//        hands over to run() with setDeserializeMainFunction). Faster to start, but node refuses
+//        the snapshot on a CPU whose features V8 sees differ from this machine's ("Invalid
+//        snapshot data in single executable binary", exit 14, before any of our code runs): for
+//        nodes known to have this very CPU. Top-level code must not read the environment, argv,
+//        the clock, or leave handles open (signal handlers, timers, sockets); a guard fails the
+//        build when it reads CNI_*, VNET_* or PATH, or makes a timer.
 //   3. pkg swallows injection errors (Promise.allSettled) and may leave a plain copy of node, so
 //      the result is checked, and run, before it replaces dist/bin/vnet (atomically, by rename).
 //
-// Usage: node scripts/build.mjs [--sea auto|snapshot|codecache|plain] [--entry FILE] [--bin-dir DIR] [--verbose]
+// Usage: node scripts/build.mjs [--sea portable|this-cpu|plain] [--entry FILE] [--bin-dir DIR] [--verbose]
 //   --bin-dir: where vnet and vnet-ipam go, the bundle beside them (default: dist/bin, dist/vnet.cjs).
-//   auto (default): snapshot, else codecache (with a warning). The others: exactly that, or fail.
+//   --sea (or VNET_SEA): portable by default; plain is the bundle alone, compiled in every call.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -32,7 +37,7 @@ const require = createRequire(import.meta.url);
 const { values: opts } = parseArgs({
   options: {
     entry: { type: 'string' },
-    sea: { type: 'string', default: process.env.VNET_SEA || 'auto' },
+    sea: { type: 'string', default: process.env.VNET_SEA || 'portable' },
     verbose: { type: 'boolean', default: false },
     'bin-dir': { type: 'string' },
   },
@@ -41,12 +46,15 @@ const { values: opts } = parseArgs({
 const workDirs = new Set(); // ours, under .tmp; removed on every exit path
 
 const SEA_CONFIGS = {
-  snapshot: { useSnapshot: true, useCodeCache: false },
-  codecache: { useSnapshot: false, useCodeCache: true },
+  portable: { useSnapshot: false, useCodeCache: true },
+  'this-cpu': { useSnapshot: true, useCodeCache: false },
   plain: { useSnapshot: false, useCodeCache: false },
 };
-const modes = opts.sea === 'auto' ? ['snapshot', 'codecache'] : [opts.sea];
-if (!modes.every((m) => m in SEA_CONFIGS)) fail(`unknown --sea ${opts.sea} (want auto|${Object.keys(SEA_CONFIGS).join('|')})`);
+const mode = opts.sea;
+if (!(mode in SEA_CONFIGS)) fail(`unknown --sea ${mode} (want ${Object.keys(SEA_CONFIGS).join('|')})`);
+// The CPU every portable build must start on: QEMU's qemu64 model (x86-64 with SSE3, CX16 and
+// LAHF; no SSSE3, SSE4, POPCNT, AVX or BMI). The README's "Which build where" says the same.
+const BASELINE_CPU = 'qemu64';
 
 const entry = opts.entry ? path.resolve(opts.entry) : path.join(root, 'src', 'main.ts');
 const bin = opts['bin-dir'] ? path.resolve(opts['bin-dir']) : path.join(root, 'dist', 'bin');
@@ -311,6 +319,30 @@ function smoke(out) {
   }
 }
 
+/**
+ * A portable build must answer VERSION on the baseline CPU: run it under qemu-x86_64 -cpu qemu64
+ * (user-mode QEMU runs one binary on an emulated CPU). A node built for a newer CPU, or a blob
+ * that pins one, fails here instead of on a user's node. Without qemu-user, a note says so.
+ */
+function baselineCheck(out) {
+  const qemu = ['/usr/bin/qemu-x86_64', '/usr/bin/qemu-x86_64-static'].find((q) => fs.existsSync(q));
+  if (process.arch !== 'x64') return `baseline not checked on ${process.arch}`;
+  if (!qemu) {
+    warn(`the baseline CPU (${BASELINE_CPU}) is not checked: qemu-x86_64 is missing (apt-get install qemu-user)`);
+    return 'baseline not checked';
+  }
+  const r = spawnSync(qemu, ['-cpu', BASELINE_CPU, out], {
+    env: { CNI_COMMAND: 'VERSION' },
+    input: '{"cniVersion":"1.0.0"}',
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (r.status !== 0 || !r.stdout.includes('"supportedVersions"')) {
+    throw new BuildError(`the executable does not start on the baseline CPU (qemu-x86_64 -cpu ${BASELINE_CPU}): exit ${r.status}${r.signal ? ` signal ${r.signal}` : ''}; ${(r.stderr || r.stdout || r.error?.message || '').trim().slice(0, 300)}`);
+  }
+  return `starts on the baseline CPU (qemu-x86_64 -cpu ${BASELINE_CPU})`;
+}
+
 /** Move the checked executable into place; never leaves dist/bin/vnet half-written. */
 function install(out) {
   fs.mkdirSync(bin, { recursive: true });
@@ -376,27 +408,23 @@ async function main() {
 
   fs.mkdirSync(tmpRoot, { recursive: true });
   cleanStale();
-  for (const [i, mode] of modes.entries()) {
-    const t0 = Date.now();
-    const work = fs.mkdtempSync(path.join(tmpRoot, 'pkg-build-'));
-    workDirs.add(work);
-    try {
-      const out = await seaStage(mode, work);
-      const size = fs.statSync(out).size;
-      smoke(out);
-      install(out);
-      stage(`sea ${mode}: ${rel(exe)} = ${rel(ipam)} (${mib(size)}, ${secs(t0)}, smoke test passed)`);
-      return;
-    } catch (err) {
-      if (!(err instanceof BuildError)) throw err;
-      if (i === modes.length - 1) fail(`sea ${mode}: ${err.message}`);
-      warn(`sea ${mode} failed: ${err.message}`);
-      warn(`falling back to sea ${modes[i + 1]}`);
-    } finally {
-      fs.rmSync(work, { recursive: true, force: true });
-      workDirs.delete(work);
-      cleanStale();
-    }
+  const t0 = Date.now();
+  const work = fs.mkdtempSync(path.join(tmpRoot, 'pkg-build-'));
+  workDirs.add(work);
+  try {
+    const out = await seaStage(mode, work);
+    const size = fs.statSync(out).size;
+    smoke(out);
+    const baseline = mode === 'this-cpu' ? 'runs only on CPUs with the features V8 sees here' : baselineCheck(out);
+    install(out);
+    stage(`sea ${mode}: ${rel(exe)} = ${rel(ipam)} (${mib(size)}, ${secs(t0)}, smoke test passed; ${baseline})`);
+  } catch (err) {
+    if (!(err instanceof BuildError)) throw err;
+    fail(`sea ${mode}: ${err.message}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+    workDirs.delete(work);
+    cleanStale();
   }
 }
 

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs what building and testing vnet-cni needs on a fresh Debian 12 machine, as root:
-# iproute2 and nsenter for the datapath, ping for the tests, the reference CNI plugins to
-# compare and interoperate with, podman and containerd (the real runtimes the tests drive; on a
-# machine with systemd, Debian's containerd package starts its service), Node >= 20 and the npm
-# packages.
+# Installs what one command of this project needs on a fresh Debian 12 machine, as root, and
+# nothing more: it says what it will install before it does, and it never installs a package that
+# would make apt remove another (Docker CE's containerd.io and runc conflict with Debian's
+# containerd and runc: on such a host it stops and says so, with nothing changed).
 #
-#   ./scripts/deps.sh [--build]    installs; --build then runs `npm run build` with Node >= 20
-#   . scripts/deps.sh --build      the same from another script (test.sh, lab.sh), whose PATH
-#                                  then keeps Node >= 20 first (always pass an argument: a bare
-#                                  `. scripts/deps.sh` would see the caller's arguments)
+#   ./scripts/deps.sh [--for build|lab|bench|test] [--build]
+#   . scripts/deps.sh --for test --build    the same from another script (test.sh, lab.sh), whose
+#                                           PATH then keeps Node >= 20 first (always pass an
+#                                           argument: a bare `. scripts/deps.sh` would see the
+#                                           caller's arguments)
+#
+#   build (the default)  Node >= 20 and the npm packages: building dist/bin/vnet needs nothing else
+#   lab                  + iproute2, util-linux (nsenter), iputils-ping, nftables: the lab, the demo
+#   bench                + containernetworking-plugins: the reference plugins the bench runs beside
+#   test                 + podman, runc, containerd (the real runtimes the tests drive; on a machine
+#                        with systemd, Debian's containerd starts its service), busybox-static,
+#                        qemu-user (the build and a test run the executable on the baseline CPU),
+#                        and the linter of the project's shell scripts
+#   --build              then `npm run build` with Node >= 20
 #
 # Node: vitest 4 needs Node >= 20, and the build copies the very node binary it runs on into
 # dist/bin/vnet (Debian 12's nodejs is 18, and links libnode as a shared library). When `node` is
@@ -25,13 +34,24 @@ DEPS_NPM_SHA512=c7f0088c520a46596b85c6f8f1da943400199748a0f7ea8cb8df75469668dc26
 DEPS_NODE_DIR=$PWD/.tmp/node20
 
 deps_build=0
+deps_for=build
+deps_next=""
 for deps_arg in "$@"; do
+  if [ "$deps_next" = for ]; then deps_for=$deps_arg; deps_next=""; continue; fi
   case "$deps_arg" in
     --build) deps_build=1 ;;
-    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --for) deps_next=for ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "deps.sh: unknown argument $deps_arg" >&2; exit 2 ;;
   esac
 done
+case "$deps_for" in
+  build) deps_packages=() ;;
+  lab) deps_packages=(iproute2 util-linux iputils-ping nftables) ;;
+  bench) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
+  test) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user) ;;
+  *) echo "deps.sh: --for takes build, lab, bench or test (got ${deps_for:-nothing})" >&2; exit 2 ;;
+esac
 
 # The major version of the node at $1 (a path or a command name), or nothing.
 deps_node_major() {
@@ -43,19 +63,26 @@ deps_node_major() {
 }
 
 deps_apt() {
-  local need=() pkg
-  for pkg in iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd; do
+  local need=() pkg sim removes
+  for pkg in "${deps_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   # Only when missing: a node from elsewhere (NodeSource's nodejs, a tarball) stays as it is.
   command -v node >/dev/null || need+=(nodejs)
   command -v npm >/dev/null || need+=(npm)
-  if [ "${#need[@]}" -gt 0 ]; then
-    echo "deps: apt-get install ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    hash -r
+  [ "${#need[@]}" -gt 0 ] || return 0
+  echo "deps: for $deps_for: apt-get install ${need[*]}"
+  apt-get update -qq
+  # apt's own answer first: what it would remove to install these (a conflicting package).
+  sim=$(apt-get install -s -y "${need[@]}" 2>&1) ||
+    { echo "deps.sh: apt-get cannot install ${need[*]} here; nothing installed:" >&2; tail -n 5 <<<"$sim" >&2; exit 1; }
+  removes=$(awk '$1 == "Remv" { printf "%s%s", sep, $2; sep = " " }' <<<"$sim")
+  if [ -n "$removes" ]; then
+    echo "deps.sh: installing ${need[*]} would make apt remove $removes (a conflicting package: Docker CE's containerd.io replaces Debian's containerd and runc); nothing installed. Install what '--for $deps_for' needs yourself, or use a machine without $removes" >&2
+    exit 1
   fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  hash -r
 }
 
 # Fetches Node $DEPS_NODE_VERSION and npm $DEPS_NPM_VERSION from the npm registry (with the

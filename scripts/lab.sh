@@ -8,7 +8,7 @@
 #   scripts/lab.sh demo [--dual-stack]
 #   scripts/lab.sh readme      every command output in README.md, regenerated from labs
 #
-# up, soak and demo install what is missing and build first (scripts/deps.sh --build); the lab's
+# up, soak and demo install what is missing and build first (scripts/deps.sh --for lab --build); the lab's
 # code is lab/*.ts, the same the end-to-end tests (test/lab.test.ts) run. Nothing touches the
 # machine's own namespace.
 set -euo pipefail
@@ -19,7 +19,7 @@ esac
 [ "$(id -u)" = 0 ] || { echo "lab.sh: run as root: it creates network namespaces" >&2; exit 1; }
 case "$1" in
   up|soak|demo|readme)
-    . ./scripts/deps.sh --build # and leaves Node >= 20 first on PATH
+    . ./scripts/deps.sh --for lab --build # and leaves Node >= 20 first on PATH
     npx --no-install esbuild lab/cli.ts --bundle --platform=node --format=cjs --log-level=warning --outfile=dist/lab.cjs ;;
   *)
     [ -x .tmp/node20/bin/node ] && PATH="$PWD/.tmp/node20/bin:$PATH"

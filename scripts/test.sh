@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root: the tests create network namespaces" >&2; exit 1; }
-# A snapshot build or a failure: a silent fall-back to a code cache would cost every call ~7 ms.
-export VNET_SEA=snapshot
-. ./scripts/deps.sh --build # and leaves Node >= 20 first on PATH for npx and node below
+# The suite tests the build users get: the portable one (scripts/build.mjs), whatever VNET_SEA says.
+export VNET_SEA=portable
+. ./scripts/deps.sh --for test --build # and leaves Node >= 20 first on PATH for npx and node below
 npx tsc --noEmit
 mkdir -p .tmp
 rc=0

@@ -7,7 +7,7 @@ import { mkdirp } from './fsutil.js';
 const LEVELS = { debug: 0, info: 1, warn: 2, error: 3, off: 4 } as const;
 export type LogLevel = keyof typeof LEVELS;
 
-// Nothing is read from the environment at load time: the native build loads modules while it
+// Nothing is read from the environment at load time: the this-cpu build loads modules while it
 // makes its V8 startup snapshot, long before the process that runs.
 let fd: number | undefined;
 let file: string | undefined;

@@ -1,6 +1,6 @@
 // Entry: the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
 // the protocol or the human CLI. This is the one place that prints a result or an error.
-// It exports nothing: in the V8 startup snapshot of the native build there is no `module`.
+// It exports nothing: in the V8 startup snapshot of the this-cpu build there is no `module`.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import v8 from 'node:v8';
@@ -12,6 +12,7 @@ import { logSettings, parseCommon, parseNetConf, type NetConf } from './config/n
 import { configureLog, log, stepDone, timing } from './log.js';
 import { processCount, startProcess } from './proc.js';
 import { cli, type Role } from './cli/index.js';
+import { markSnapshotBuild } from './build-kind.js';
 import { batchLine } from './net/command.js';
 import { add } from './commands/add.js';
 import { del } from './commands/del.js';
@@ -168,9 +169,10 @@ async function run(): Promise<void> {
   process.exit(code);
 }
 
-// In a V8 startup snapshot (the native build) main runs when the snapshot is deserialised; every
+// In a V8 startup snapshot (the this-cpu build) main runs when the snapshot is deserialised; every
 // module is imported statically above so that their start-up work is in the snapshot already.
 if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  markSnapshotBuild();
   warmUp();
   void warmUpSpawn();
   v8.startupSnapshot.setDeserializeMainFunction(() => void run());

@@ -26,6 +26,9 @@ describe('npm run bench, short form: every row and target, as a markdown table',
     expect(md).toMatch(/\| ADD \| vnet transparent \+ vnet-ipam \(in-process\) \| start-up [\d.]+ ms, then config [\d.]+, ip processes [\d.]+, IPAM [\d.]+, plan [\d.]+/);
     expect(md).toMatch(/\| DEL \| vnet transparent \+ vnet-ipam \(in-process\) \| start-up [\d.]+ ms, then config [\d.]+, .*veth gone/);
     expect(md).toContain('| target | measured | | what bounds it (this run) |');
+    // both builds side by side: what portability costs, as ratios of the same run
+    expect(md).toMatch(/\| portable \(default, dist\/bin\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ MiB \|/);
+    expect(md).toMatch(/\| this-cpu \(V8 startup snapshot\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ MiB \|/);
     expect(md).toMatch(/\| size \| vnet executable \/ node \/ the bundle in it \| [\d.]+ MiB \/ [\d.]+ MiB \/ \d+ KiB \|/);
     expect(md).toMatch(/\| processes \| one ADD, vnet transparent \+ vnet-ipam \(in-process\) \| 2 processes \|/);
     for (const t of ['VERSION ≤ 1.05×', 'ADD transparent ≤ 1.25×', 'DEL transparent ≤', 'CHECK transparent ≤ 1.2×', 'peak RSS ≤ 1.15×']) expect(md).toContain(t);

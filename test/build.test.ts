@@ -16,7 +16,7 @@ function build(name: string, source: string) {
   const entry = join(dir, `${name}.ts`);
   writeFileSync(entry, source);
   const out = join(dir, name);
-  const r = spawnSync(process.execPath, ['scripts/build.mjs', '--sea', 'snapshot', '--entry', entry, '--bin-dir', out], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+  const r = spawnSync(process.execPath, ['scripts/build.mjs', '--sea', 'this-cpu', '--entry', entry, '--bin-dir', out], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
   return { ...r, made: existsSync(join(out, 'vnet')) };
 }
 
@@ -25,7 +25,7 @@ v8.startupSnapshot.setDeserializeMainFunction(() => {
   process.stdout.write(process.env.CNI_COMMAND ? JSON.stringify({ cniVersion: '1.0.0', supportedVersions: ['1.0.0'] }) + '\\n' : 'vnet (test entry)\\n');
 });
 `;
-describe('the snapshot build refuses build-time timers and environment reads', () => {
+describe('the this-cpu (snapshot) build refuses build-time timers and environment reads', () => {
   it('a timer made at build time (even cleared at once) fails the build, naming it', () => {
     const r = build('timer', `${main}clearInterval(setInterval(() => {}, 1000));\n`);
     expect(r.status).toBe(1);
@@ -44,6 +44,19 @@ describe('the snapshot build refuses build-time timers and environment reads', (
     expect(r.status).toBe(0);
     expect(r.made).toBe(true);
   });
+});
+
+describe('the this-cpu build is named for what it is: it says so, and the baseline CPU refuses it', () => {
+  it('builds from src/main.ts, says `build: this-cpu`, and does not start under qemu-x86_64 -cpu qemu64', () => {
+    const out = join(dir, 'this-cpu');
+    const r = spawnSync(process.execPath, ['scripts/build.mjs', '--sea', 'this-cpu', '--bin-dir', out], { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/sea this-cpu: .* runs only on CPUs with the features V8 sees here/);
+    expect(spawnSync(join(out, 'vnet'), ['version'], { encoding: 'utf8' }).stdout).toMatch(/^build: this-cpu \(a V8 startup snapshot/m);
+    const q = spawnSync('qemu-x86_64', ['-cpu', 'qemu64', join(out, 'vnet'), 'version'], { encoding: 'utf8', timeout: 120_000 });
+    expect(q.status).toBe(14);
+    expect(q.stderr).toMatch(/Invalid snapshot data in single executable binary/);
+  }, 120_000);
 });
 
 /** Section names and LOAD segments (offset, address) of an ELF64 little-endian file. */

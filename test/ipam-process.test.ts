@@ -72,7 +72,7 @@ describe('ADD/DEL churn leaves exactly what is still held', () => {
     for (const ip of kept) expect(readFileSync(join(s.dir, ip), 'utf8')).toMatch(/^churn-\d+\r\neth0$/);
     // the index holds exactly the kept attachments
     expect(readdirSync(join(s.dir, '.by-container')).length).toBe(10);
-  });
+  }, 180_000); // 1,000 processes: a hang guard for a loaded machine, not a timing claim
 });
 
 describe('an ADD killed mid-way blocks nobody and leaks nothing that DEL cannot release', () => {

@@ -124,10 +124,10 @@ describe('errors are the spec’s JSON on stdout with exit 1', () => {
 
 describe('without CNI_COMMAND it is a human CLI', () => {
   const cli = (args: string[]) => spawnSync(BIN, args, { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  it('vnet version prints the plugin version and the spec versions', () => {
+  it('vnet version prints the plugin version, the spec versions and which build it is', () => {
     const r = cli(['version']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^vnet \d+\.\d+\.\d+\nCNI spec versions: 0\.1\.0, .*1\.1\.0\n$/);
+    expect(r.stdout).toMatch(/^vnet \d+\.\d+\.\d+\nCNI spec versions: 0\.1\.0, .*1\.1\.0\nbuild: (portable|this-cpu) \(.*\)\n$/);
   });
   it('vnet help prints usage, exit 0', () => {
     const r = cli(['help']);

@@ -135,7 +135,10 @@ stage=/var/lib/vnet-provision
 mkdir -p "$stage"
 mv -f "$binary" "$stage/vnet"
 chmod 0755 "$stage/vnet"
-"$stage/vnet" version >/dev/null || { echo "provision.sh: $binary does not run on this node (see above)" >&2; exit 1; }
+if ! answer=$(printf '{"cniVersion":"1.0.0"}' | env -i CNI_COMMAND=VERSION "$stage/vnet" 2>&1) || [[ $answer != *supportedVersions* ]]; then
+  [[ $answer == *"snapshot data"* ]] && answer="it is a this-cpu build (a V8 startup snapshot) made on a CPU whose features differ from this node's; copy the portable one (npm run build, the default)"
+  echo "provision.sh: $binary does not run on this node: $answer" >&2; exit 1
+fi
 if [ "$installer" = auto ]; then
   if "$stage/vnet" help install >/dev/null 2>&1; then installer=vnet; else installer=shell; fi
 fi

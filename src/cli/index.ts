@@ -1,6 +1,7 @@
 // The human CLI: what `vnet` does when no CNI_COMMAND is set. Usage errors exit 2, failures 1.
 import { CniError } from '../cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
+import { buildKind } from '../build-kind.js';
 import { escapeControls } from '../log.js';
 import { explain } from './explain.js';
 import { state } from './state.js';
@@ -71,7 +72,7 @@ export async function cli(role: Role, args: string[]): Promise<number> {
       case 'version':
       case '--version':
         if (rest.length) throw new UsageError(`takes no arguments (got ${JSON.stringify(rest[0])})`);
-        process.stdout.write(`${role} ${VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+        process.stdout.write(`${role} ${VERSION}\nCNI spec versions: ${SUPPORTED_VERSIONS.join(', ')}\nbuild: ${buildKind()}\n`);
         return 0;
       case 'explain':
         process.stdout.write(await explain(rest));

@@ -13,6 +13,7 @@ import { toAddr, toDst, type Addr, type Cidr } from '../net/values.js';
 import { parseNetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { UsageError } from './conf.js';
+import { runProcess } from '../proc.js';
 
 export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
 export type Layout = (typeof LAYOUTS)[number];
@@ -109,10 +110,11 @@ function writeAtomic(path: string, text: string, mode: number) {
 
 /**
  * This executable into dir as vnet and vnet-ipam: a copy (a hard link with `link`, which a
- * source overwritten in place later, as scp does, would change under the runtime), then renamed
- * into place.
+ * source overwritten in place later, as scp does, would change under the runtime), run once on
+ * this node as a runtime would (VERSION), then renamed into place. A copy that does not answer
+ * (a noexec mount, a full disk) is removed and refused before anything else is written.
  */
-function installBinary(dir: string, link: boolean): void {
+async function installBinary(dir: string, link: boolean): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const tmp = join(dir, `.vnet.${process.pid}.new`);
   rmSync(tmp, { force: true });
@@ -123,11 +125,28 @@ function installBinary(dir: string, link: boolean): void {
     copyFileSync(process.execPath, tmp);
     chmodSync(tmp, 0o755);
   }
+  const problem = await runsHere(tmp);
+  if (problem) {
+    rmSync(tmp, { force: true });
+    throw new UsageError(`the copy in ${dir} does not run on this node (${problem}); nothing installed`);
+  }
   renameSync(tmp, join(dir, 'vnet'));
   const tmp2 = join(dir, `.vnet-ipam.${process.pid}.new`);
   rmSync(tmp2, { force: true });
   linkSync(join(dir, 'vnet'), tmp2);
   renameSync(tmp2, join(dir, 'vnet-ipam'));
+}
+
+/** Why the executable at path gives no VERSION answer here, or nothing if it does. */
+async function runsHere(path: string): Promise<string | undefined> {
+  let r;
+  try {
+    r = await runProcess([path], '{"cniVersion":"1.0.0"}', { env: { CNI_COMMAND: 'VERSION' } });
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (r.code === 0 && r.stdout.includes('"supportedVersions"')) return undefined;
+  return `exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0] ?? ''}`.slice(0, 300);
 }
 
 export async function install(args: string[]): Promise<string> {
@@ -210,7 +229,7 @@ export async function install(args: string[]): Promise<string> {
     out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via.ip}`));
     return out.join('\n') + '\n';
   }
-  installBinary(values['bin-dir'], values['hard-link']);
+  await installBinary(values['bin-dir'], values['hard-link']);
   out.push(`installed ${join(values['bin-dir'], 'vnet')} and ${join(values['bin-dir'], 'vnet-ipam')}`);
   mkdirSync(values['conf-dir'], { recursive: true, mode: 0o755 });
   writeAtomic(confFile, conflist, 0o644);

@@ -171,7 +171,7 @@ export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<stri
   return { name: c.name, dataDir, rangeSets, routes, resolvConf, requested };
 }
 
-// A native build runs this module while it makes its V8 startup snapshot: parse a representative
+// The this-cpu build runs this module while it makes its V8 startup snapshot: parse a representative
 // config once then, so that what the first parse would do (zod compiling its object parsers,
 // V8 compiling the functions on the way) is in the snapshot already instead of in every ADD.
 if (v8.startupSnapshot?.isBuildingSnapshot()) {

@@ -219,7 +219,7 @@ function asIoError(err: unknown): unknown {
 
 /**
  * ADD, CHECK and DEL, once each, whole (the lock included), in a throwaway directory: run while the
- * native build makes its V8 startup snapshot, so that the functions on the way (ours, zod's, node's
+ * this-cpu build makes its V8 startup snapshot, so that the functions on the way (ours, zod's, node's
  * fs) are compiled then rather than in every call. The build runs the event loop dry before it
  * takes the snapshot, so this finishes first; it makes no timer (its lock holders are
  * synchronous), which scripts/build.mjs would refuse.
