@@ -1,6 +1,6 @@
 // The step log, in the spirit of /var/log/azure-vnet.log: one line per step, prefixed with the
 // time, the pid and the component. stdout is the protocol, so nothing here ever goes there.
-import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { mkdirp } from './fsutil.js';
 
@@ -35,16 +35,17 @@ function write(at: LogLevel, msg: string): void {
   if (LEVELS[at] < LEVELS[level]) return;
   const line = `${stamp()} [${process.pid}] [${component}] ${at === 'info' ? '' : at.toUpperCase() + ' '}${escapeControls(msg)}\n`;
   if (process.env.VNET_LOG_STDERR === '1') process.stderr.write(line);
+  if (fd === -1) return;
+  const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
   try {
     if (fd === undefined) {
-      const path = process.env.VNET_LOG_FILE || file || '/var/log/vnet.log';
       mkdirp(dirname(path), 0o755);
-      // 0600 (the umask can only take bits away), and never through a symlink planted at the name.
       fd = openLog(path);
     }
     writeSync(fd, line);
-  } catch {
-    // A log that cannot be written must not fail the operation it describes.
+  } catch (err) {
+    // A log that cannot be used must not fail the operation it describes; stderr says why, once.
+    if (fd === undefined) process.stderr.write(`${component}: not logging to ${JSON.stringify(path)}: ${(err as Error).message}\n`);
     fd = -1;
   }
 }
@@ -52,24 +53,76 @@ function write(at: LogLevel, msg: string): void {
 /** The log rotates past this size: it becomes <file>.1 (one generation kept), and a new file starts. */
 export const LOG_MAX_BYTES = 10 * 1024 * 1024;
 
+/** The first line of every log the plugin creates; a file without it is never written to. */
+export const LOG_HEADER = '# vnet-cni log: written only by vnet and vnet-ipam, one line per step\n';
+
+/** A log's name: absolute, ending in .log (no loader, cron or sudo file has such a name). */
+export const isLogName = (path: string) => path.startsWith('/') && path.endsWith('.log') && !path.endsWith('/.log');
+
+/**
+ * The log is a file the plugin made: created here (0600, O_EXCL) with LOG_HEADER as its first
+ * line, or, existing, a regular file of ours (same owner, 0600, one link) that starts with it.
+ * Never through a symlink (O_NOFOLLOW), never blocking on a FIFO (O_NONBLOCK), never another
+ * existing file, whatever the config names: its lines quote config values.
+ */
 function openLog(path: string): number {
-  // 0600 (the umask can only take bits away), and never through a symlink planted at the name.
-  const open = () => openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  const f = open();
+  if (!isLogName(path)) throw new Error('a log is an absolute path ending in .log');
+  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const create = () => {
+    const f = openSync(path, flags | constants.O_CREAT | constants.O_EXCL, 0o600);
+    fchmodSync(f, 0o600); // exactly: a umask that took more bits would make it fail notOurs later
+    writeSync(f, LOG_HEADER);
+    return f;
+  };
+  let f: number;
+  try {
+    return create();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    f = openSync(path, flags);
+  }
+  const problem = notOurs(f);
+  if (problem) {
+    closeSync(f);
+    throw new Error(`it exists and is not a log vnet made (${problem})`);
+  }
   if (fstatSync(f).size < LOG_MAX_BYTES) return f;
   // Processes logging at once may each rotate: rename is atomic and replaces a link rather than
   // following it, and a writer still holding the old file just finishes its lines in <file>.1.
   closeSync(f);
   renameSync(path, `${path}.1`);
-  return open();
+  try {
+    return create();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return openLog(path); // another process rotated first and made the new one
+  }
+}
+
+/** Why the open file is not a log this plugin made, or nothing. */
+function notOurs(f: number): string | undefined {
+  const st = fstatSync(f);
+  if (!st.isFile()) return 'not a regular file';
+  if (st.uid !== process.getuid!()) return `owned by uid ${st.uid}`;
+  if ((st.mode & 0o777) !== 0o600) return `mode ${(st.mode & 0o777).toString(8)}, not 600`;
+  if (st.nlink !== 1) return `${st.nlink} links`;
+  const head = Buffer.alloc(LOG_HEADER.length);
+  const n = readSync(f, head, 0, head.length, 0);
+  if (head.toString('utf8', 0, n) !== LOG_HEADER) return 'no vnet log header';
+  return undefined;
 }
 
 /**
- * One entry is one line: a newline or any control character from outside text (CNI_ARGS, a
- * path, a plugin's message) is written as \xNN, so nobody can forge a line of the log.
+ * One entry is one line: a newline, any control character (C0, DEL, C1), a Unicode line or
+ * paragraph separator, or a bidirectional override from outside text (CNI_ARGS, a path, a config
+ * value, a plugin's message) is written as \xNN or \uNNNN, so nobody can forge or hide a line.
  */
-// eslint-disable-next-line no-control-regex
-export const escapeControls = (s: string) => s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+export const escapeControls = (s: string) =>
+  // eslint-disable-next-line no-control-regex
+  s.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
 
 // Where a call's time went, for its last line: each step's end in ms since the process started.
 // process.uptime, not performance.now: the `performance` global loads perf_hooks (~0.5 ms) for a clock.

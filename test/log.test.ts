@@ -1,18 +1,23 @@
 // The step log: where it goes, from the first error on, for both roles; and its rotation.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, BIN_DIR } from './helpers/lab.js';
-import { LOG_MAX_BYTES } from '../src/log.js';
+import { BIN, BIN_DIR, Lab } from './helpers/lab.js';
+import { escapeControls, LOG_HEADER, LOG_MAX_BYTES } from '../src/log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vtlog-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// Every call runs in a node namespace of this file's (the plugin never runs in the machine's own).
+const lab = new Lab();
+afterAll(() => lab.cleanup());
+const node = lab.ns('lognode');
+
 /** Runs a role with a clean environment (no VNET_LOG_FILE): the config alone says where to log. */
 function call(role: 'vnet' | 'vnet-ipam', env: Record<string, string>, conf: object) {
-  const r = spawnSync(join(BIN_DIR, role), [], { input: JSON.stringify(conf), encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+  const r = spawnSync('nsenter', [`--net=${node}`, join(BIN_DIR, role)], { input: JSON.stringify(conf), encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
   return { code: r.status, json: JSON.parse(r.stdout || '{}') };
 }
 const conf = (logFile: string, over: object = {}) => ({
@@ -56,7 +61,9 @@ describe('each line starts with the time in UTC (marked Z), the pid and the comp
     const file = join(dir, 'utc.log');
     const before = Date.now();
     call('vnet', { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c-utc', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR, TZ: 'Asia/Kolkata' }, conf(file));
-    const m = /^(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{3})Z \[\d+\] \[vnet\] /.exec(readFileSync(file, 'utf8'));
+    const [header, first] = readFileSync(file, 'utf8').split('\n');
+    expect(`${header}\n`).toBe(LOG_HEADER);
+    const m = /^(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{3})Z \[\d+\] \[vnet\] /.exec(first!);
     expect(m).not.toBeNull();
     const [y, mo, d, h, mi, s, ms] = m!.slice(1).map(Number) as [number, number, number, number, number, number, number];
     const t = Date.UTC(y, mo - 1, d, h, mi, s, ms);
@@ -68,13 +75,79 @@ describe('each line starts with the time in UTC (marked Z), the pid and the comp
 describe('the log rotates past 10 MiB: one older generation is kept as <file>.1', () => {
   it('a full log becomes .1 and the new lines start a new file', () => {
     const file = join(dir, 'rotate.log');
-    writeFileSync(file, 'old line\n');
+    writeFileSync(file, `${LOG_HEADER}old line\n`, { mode: 0o600 });
     truncateSync(file, LOG_MAX_BYTES);
     call('vnet', { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c-rot', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR }, conf(file));
     expect(statSync(`${file}.1`).size).toBe(LOG_MAX_BYTES);
-    expect(readFileSync(`${file}.1`, 'utf8').startsWith('old line\n')).toBe(true);
+    expect(readFileSync(`${file}.1`, 'utf8').startsWith(`${LOG_HEADER}old line\n`)).toBe(true);
+    expect(readFileSync(file, 'utf8').startsWith(LOG_HEADER)).toBe(true);
     expect(statSync(file).size).toBeLessThan(10_000);
     expect(readFileSync(file, 'utf8')).toMatch(/Processing DEL command .*c-rot/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('the log cannot be aimed: only a *.log file the plugin created, never another existing file', () => {
+  /** A failing ADD (no such netns), run in the test's node namespace, logging to `logFile`. */
+  function aimed(logFile: string, over: Record<string, string> = {}) {
+    const env = { PATH: process.env.PATH!, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c-aim', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR, CNI_NETNS: '/nonexistent', ...over };
+    const r = spawnSync('nsenter', [`--net=${node}`, BIN], { input: JSON.stringify(conf(logFile)), encoding: 'utf8', env, timeout: 20_000 });
+    return { code: r.status, json: JSON.parse(r.stdout || '{}'), stderr: r.stderr, error: r.error };
+  }
+  const victims: [string, (p: string) => void, RegExp][] = [
+    ['a regular file without the vnet header', (p) => writeFileSync(p, 'root data\n', { mode: 0o600 }), /no vnet log header/],
+    ['a vnet log made readable by others (mode 644)', (p) => writeFileSync(p, `${LOG_HEADER}x\n`, { mode: 0o644 }), /mode 644, not 600/],
+    ['a hard link to a vnet log (two names, one file)', (p) => { writeFileSync(`${p}.orig`, `${LOG_HEADER}x\n`, { mode: 0o600 }); linkSync(`${p}.orig`, p); }, /2 links/],
+    ['a directory', (p) => mkdirSync(p), /not a regular file|EISDIR/],
+    ['a symlink to a vnet log', (p) => { writeFileSync(`${p}.target`, `${LOG_HEADER}x\n`, { mode: 0o600 }); symlinkSync(`${p}.target`, p); }, /ELOOP/],
+    ['a FIFO (would block every verb)', (p) => execFileSync('mkfifo', ['-m', '600', p]), /not a regular file/],
+  ];
+  for (const [what, make, why] of victims) {
+    it(`${what}: untouched, the verb still answers, stderr says why`, () => {
+      const p = join(dir, `victim-${what.replace(/\W+/g, '-')}.log`);
+      make(p);
+      const before = lstatSync(p);
+      const content = before.isFile() ? readFileSync(p) : undefined;
+      const r = aimed(p);
+      expect(r.error).toBeUndefined(); // no hang
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ code: 3, msg: expect.stringMatching(/namespace "\/nonexistent" does not exist/) });
+      expect(r.stderr).toMatch(new RegExp(`vnet: not logging to .*${why.source}`));
+      expect(lstatSync(p).mtimeMs).toBe(before.mtimeMs);
+      if (content) expect(readFileSync(p)).toEqual(content);
+      for (const other of [`${p}.orig`, `${p}.target`]) if (existsSync(other)) expect(readFileSync(other, 'utf8')).toBe(`${LOG_HEADER}x\n`);
+    });
+  }
+  it('a logFile not named *.log (/etc/ld.so.preload, say) is a config error and no file is made', () => {
+    const p = join(dir, 'ld.so.preload');
+    const r = aimed(p, { VNET_LOG_FILE: join(dir, 'aim-fallback.log') });
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/logFile: must name a file ending in \.log/) });
+    expect(existsSync(p)).toBe(false);
+  });
+  it('a new log is created 0600 with the header first', () => {
+    const p = join(dir, 'fresh', 'vnet.log');
+    aimed(p);
+    expect(statSync(p).mode & 0o777).toBe(0o600);
+    expect(readFileSync(p, 'utf8')).toMatch(new RegExp(`^${LOG_HEADER.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*ERROR .*nonexistent`, 's'));
+  });
+});
+
+describe('outside text never forges or hides a line: every Unicode line break, C1 and bidi control escaped', () => {
+  it.each([
+    ['U+2028 line separator', '\u2028', '\\u2028'],
+    ['U+2029 paragraph separator', '\u2029', '\\u2029'],
+    ['U+0085 next line (NEL)', '\u0085', '\\x85'],
+    ['U+009B C1 CSI', '\u009b', '\\x9b'],
+    ['U+202E right-to-left override', '\u202e', '\\u202e'],
+    ['U+2066 left-to-right isolate', '\u2066', '\\u2066'],
+    ['U+000D carriage return', '\r', '\\x0d'],
+  ])('%s', (_what, raw, shown) => {
+    expect(escapeControls(`a${raw}b`)).toBe(`a${shown}b`);
+    const file = join(dir, `esc-${raw.charCodeAt(0)}.log`);
+    // an unknown CNI_ARGS key is quoted in the error line
+    call('vnet', { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c-esc', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR, CNI_ARGS: `FOO${raw}X=1` }, conf(file));
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain(`FOO${shown}X`);
+    expect(text).not.toContain(raw);
   });
 });

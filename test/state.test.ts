@@ -285,7 +285,7 @@ describe('what is read from files and the kernel never drives the terminal', () 
     const human = state(node, ['--data-dir', dir, '--network', 'hostile']);
     expect(human.code).toBe(1); // no veth: a leaked address
     expect(human.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u0080-\u009f]/);
-    expect(human.stdout).toContain('container evil\\x1b]0;owned\\x07\\x1b[2J\\u009b31m eth0');
+    expect(human.stdout).toContain('container evil\\x1b]0;owned\\x07\\x1b[2J\\x9b31m eth0');
     const raw = state(node, ['--data-dir', dir, '--network', 'hostile', '--json']).stdout;
     expect(raw).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u0080-\u009f]/);
     const json = JSON.parse(raw);

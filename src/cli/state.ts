@@ -365,8 +365,8 @@ async function readMasquerade(network: string, wanted: boolean): Promise<Masquer
 
 // ---- output ----
 
-/** Outside text made harmless for a terminal: C0 controls and DEL by escapeControls, C1 controls too. */
-const safe = (s: string) => escapeControls(s).replace(/[\u0080-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+/** Outside text made harmless for a terminal (controls, line separators, bidi overrides). */
+const safe = escapeControls;
 
 function jsonText(r: StateReport): string {
   // JSON.stringify escapes C0 controls; DEL and C1 controls it leaves as they are.

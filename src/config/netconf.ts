@@ -2,7 +2,7 @@
 // Unknown top-level fields are tolerated (the spec requires it); known ones are checked strictly,
 // except for DEL and GC, which must work with a config edited since ADD: they take what they
 // need (name, IPAM) and fall back to the default, with a warning, for any other field in error.
-import type { LogLevel } from '../log.js';
+import { isLogName, type LogLevel } from '../log.js';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
@@ -48,7 +48,9 @@ export const netConfSchema = z.object({
   ipMasq: z._default(z.boolean(), false),
   ipMasqExclude: z.optional(z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined, 'must be an IPv4 or IPv6 CIDR (address/prefix)')))),
   ipsToRouteViaHost: z._default(z.array(address), []),
-  logFile: z.optional(absPath),
+  // Only a file named *.log: the plugin creates its log (see src/log.ts), and a name like
+  // /etc/ld.so.preload must never be one it writes.
+  logFile: z.optional(absPath.check(z.refine((s) => !s.startsWith('/') || isLogName(s), 'must name a file ending in .log'))),
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
   ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must name an IPAM plugin (a file name on CNI_PATH)')) })),
 });
