@@ -108,7 +108,7 @@ if (v8.startupSnapshot?.isBuildingSnapshot()) {
     Object.assign(globalThis, originals);
     if (timers.size) {
       process.stderr.write('vnet-build: code run while the startup snapshot was built called ' + [...timers].join(', ') +
-        '; a timer made then breaks the timers of every run (see src/ipam/lock.ts): skip it while v8.startupSnapshot.isBuildingSnapshot()\\n');
+        '; a timer made then breaks the timers of every run (lock waits ended with no answer): skip it while v8.startupSnapshot.isBuildingSnapshot()\\n');
       process.exit(1);
     }
     if (seen.size === 0) return;

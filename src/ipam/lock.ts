@@ -1,27 +1,27 @@
 // The per-network lock around every read-modify-write of the store: an atomic mkdir of
-// `<network dir>/.lock`, holding one marker file named for its holder, whose mtime the holder
-// refreshes every second while it holds it.
+// `<network dir>/.lock`, holding one marker file that names its holder: pid, the process's start
+// time (/proc/<pid>/stat, in clock ticks since boot) and its pid namespace.
 //
-// - A holder SIGKILLed mid-ADD must not block the next ADD for long: a lock not refreshed for
-//   LOCK_STALE_MS (2 s) is taken over (its marker and directory removed, then taken as usual).
+// - A lock is stale only when its holder is dead: no process with that pid, or one that started
+//   at another time (the pid was reused). That is checked at once, so a holder SIGKILLed mid-ADD
+//   blocks nobody, and a live holder keeps the lock however long it works (a GC freeing 65,000
+//   addresses, a slow disk): no refresh, no timer. A holder in another pid namespace cannot be
+//   looked up; its lock is stale once its marker is LOCK_FOREIGN_STALE_MS old. A lock directory
+//   with no marker (its maker died between mkdir and marker) is stale after LOCK_STALE_MS, and so
+//   is a marker of the older format (`<pid>-<hex>`, whose holder refreshed it every second).
 // - A burst of concurrent ADDs (100 processes) must get through without timeouts and without
 //   burning the CPU the holder needs. A critical section takes a few milliseconds, so waiters
 //   poll: a delay of 5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so waiters
-//   spread out, until a 30 s deadline (CNI error 11, "try again later"). Measured on 2 CPUs with
-//   100 simultaneous ADDs: this finishes in ~3 s where waking every waiter on each release (a
-//   directory watch) took 8-11 s: 99 processes woken twice per hand-over starve the holder.
-// - A lost lock (someone took it over while we held it: our marker is gone) is surfaced as a
-//   CniError from `assertHeld()` and when the critical section ends, never thrown from a timer.
-//   Claiming an address is an exclusive link() anyway: no address is handed out twice even
-//   then; the lock guards the round-robin cursor and the index.
-// The takeover of a stale lock has the window every mkdir lock has (proper-lockfile's too): two
-// waiters judging the same stale lock at once may both remove it, one of them then a fresh one.
-// Its consequence is the lost-lock error above for the first holder, not a double allocation.
+//   spread out, until a 30 s deadline (CNI error 11, "try again later"). Waking every waiter on
+//   each release (a directory watch) starves the holder instead.
+// - A lost lock (someone removed our marker while we held it) is surfaced as a CniError from
+//   `assertHeld()` and when the critical section ends. Claiming an address is an exclusive link()
+//   anyway: no address is handed out twice even then; the lock guards the cursor and the index.
 //
 // Nothing under the data directory is trusted (see store.ts): a `.lock` that is a symbolic link
-// or not a directory is refused at once, naming it (CNI error 5), rather than waited on. The
-// caller checks the network directory itself (Store.exists / ensureDir).
-import { closeSync, constants, lstatSync, lutimesSync, openSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+// or not a directory is refused at once, naming it (CNI error 5), rather than waited on; a marker
+// is only parsed, never followed. The caller checks the network directory itself.
+import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, Code } from '../cni/errors.js';
 import { isErrno } from '../fsutil.js';
@@ -29,8 +29,10 @@ import { randomHex } from '../hash.js';
 import { makeDir, UnsafePath } from './safefs.js';
 
 export const LOCK_DIR = '.lock';
+/** A lock directory without a live-checkable marker (none yet, or the older format) is stale past this. */
 export const LOCK_STALE_MS = 2000;
-export const LOCK_UPDATE_MS = 1000;
+/** A holder in another pid namespace cannot be checked: its lock is stale past this. */
+export const LOCK_FOREIGN_STALE_MS = 60_000;
 export const LOCK_TIMEOUT_MS = 30_000;
 export const RETRY_MIN_MS = 5;
 export const RETRY_MAX_MS = 50;
@@ -50,48 +52,62 @@ export interface LockOptions {
 /** Runs `fn` holding the lock of `dir`. */
 export async function withLock<T>(dir: string, fn: (lock: HeldLock) => T | Promise<T>, opts: LockOptions = {}): Promise<T> {
   const lock = join(dir, LOCK_DIR);
-  const marker = join(lock, `${process.pid}-${randomHex(6)}`);
+  const marker = join(lock, `${holderName()}.${randomHex(6)}`);
   await acquire(dir, lock, marker, opts);
   let lost: string | undefined;
+  const fail = () => {
+    if (lost) throw new CniError(Code.io, `lost the lock on ${dir} while holding it (${lost}); another process may have changed the allocations meanwhile`);
+  };
   const held: HeldLock = {
     assertHeld() {
-      if (lost) throw new CniError(Code.io, `lost the lock on ${dir} while holding it (${lost}); another process may have changed the allocations meanwhile`);
+      try {
+        lstatSync(marker);
+      } catch (err) {
+        lost ??= `its marker ${marker} is gone: ${(err as Error).message}`;
+      }
+      fail();
     },
   };
-  // Refreshed while held, so that nobody takes it for stale; a missing marker means it was taken
-  // over. Only while an asynchronous `fn` waits: a synchronous one holds the lock without a pause,
-  // when no timer could fire anyway, and a process's first timer costs ~0.3 ms to set up. (Nor may
-  // a timer be made while the build's warm-up runs: scripts/build.mjs refuses that.)
-  let refresh: NodeJS.Timeout | undefined;
   let result: T;
   try {
-    const r = fn(held);
-    if (r instanceof Promise) {
-      refresh = setInterval(() => refreshLock(lock, marker, (why) => (lost ??= why)), LOCK_UPDATE_MS);
-      refresh.unref();
-    }
-    result = await r;
+    result = await fn(held);
   } finally {
-    clearInterval(refresh);
     try {
       unlinkSync(marker);
       rmdirSync(lock);
     } catch (err) {
-      // Our marker gone means someone took the lock over; anything else leaves a lock that goes stale.
+      // Our marker gone means someone took the lock; anything else leaves a lock whose holder is dead.
       if (isErrno(err, 'ENOENT')) lost ??= `its marker ${marker} is gone`;
     }
   }
-  held.assertHeld();
+  fail();
   return result;
 }
 
-function refreshLock(lock: string, marker: string, lose: (why: string) => void): void {
+/**
+ * This process as a marker names it: `<pid>.<start time>.<pid namespace>`. Not cached: the
+ * this-cpu build runs a lock while it makes its snapshot, and a cached name would be the builder's.
+ */
+function holderName(): string {
+  return `${process.pid}.${startTime(process.pid) ?? 0}.${pidNamespace('self') ?? 0}`;
+}
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined if there is none. */
+function startTime(pid: number): string | undefined {
   try {
-    lstatSync(marker);
-    const now = new Date();
-    lutimesSync(lock, now, now);
-  } catch (err) {
-    lose(`its marker ${marker} is gone: ${(err as Error).message}`);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may hold spaces and parentheses: count from its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function pidNamespace(pid: 'self'): string | undefined {
+  try {
+    return /^pid:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/ns/pid`))?.[1];
+  } catch {
+    return undefined;
   }
 }
 
@@ -124,25 +140,46 @@ async function acquire(dir: string, lock: string, marker: string, opts: LockOpti
   }
 }
 
-/** Removes the lock if its holder stopped refreshing it; whether it was stale. Refuses a link or a file. */
+/** Removes the lock if its holder is dead; whether it was (or it is gone). Refuses a link or a file. */
 function takeOverIfStale(lock: string): boolean {
   let st;
+  let names: string[];
   try {
     st = lstatSync(lock);
+    if (st.isSymbolicLink()) throw new UnsafePath(lock, 'is a symbolic link, not a lock directory');
+    if (!st.isDirectory()) throw new UnsafePath(lock, 'is not a directory, so not a lock');
+    names = readdirSync(lock);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return true; // released meanwhile
     throw err;
   }
-  if (st.isSymbolicLink()) throw new UnsafePath(lock, 'is a symbolic link, not a lock directory');
-  if (!st.isDirectory()) throw new UnsafePath(lock, 'is not a directory, so not a lock');
-  if (Date.now() - st.mtimeMs <= LOCK_STALE_MS) return false;
+  if (!names.every((name) => holderIsGone(join(lock, name), name))) return false;
+  if (names.length === 0 && Date.now() - st.mtimeMs <= LOCK_STALE_MS) return false;
   try {
-    for (const f of readdirSync(lock)) unlinkSync(join(lock, f));
+    for (const f of names) unlinkSync(join(lock, f));
     rmdirSync(lock);
   } catch {
-    // Someone else is taking it over, or its holder came back: either way, try again.
+    // Someone else is taking it over, or a new holder came: either way, try again.
   }
   return true;
+}
+
+const MARKER = /^(\d+)\.(\d+)\.(\d+)\.[0-9a-f]+$/;
+
+/** Whether the holder a marker names is dead (see the header); judged by age when it cannot be looked up. */
+function holderIsGone(path: string, name: string): boolean {
+  const m = MARKER.exec(name);
+  const age = () => {
+    try {
+      return Date.now() - lstatSync(path).mtimeMs;
+    } catch {
+      return Infinity; // removed meanwhile
+    }
+  };
+  if (!m) return age() > LOCK_STALE_MS; // the older format, refreshed every second by its holder
+  if (m[3] !== (pidNamespace('self') ?? '0')) return age() > LOCK_FOREIGN_STALE_MS;
+  const started = startTime(Number(m[1]));
+  return started === undefined || started !== m[2];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
