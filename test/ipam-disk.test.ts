@@ -203,6 +203,7 @@ describe('state files are 0600 and directories 0700, whatever the umask', () => 
 
         expect(modes(netDir())).toEqual({
           '.': '700',
+          '.boot': '600',
           '.by-container': '700',
           '.by-container/c1:eth0': '600',
           '.tmp': '700',

@@ -1,6 +1,6 @@
 // vnet-ipam as a runtime (or another plugin) runs it: the built executable, one process per call.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN_DIR, Lab, cniEnv, type Ran } from './helpers/lab.js';
@@ -115,5 +115,47 @@ describe('interoperability: the reference bridge plugin with "ipam": {"type": "v
     const del = await lab.run({ node, bin: '/usr/lib/cni/bridge', env: env('DEL'), stdin: conf });
     expect(del.code, del.stdout).toBe(0);
     expect(s.held()).toEqual([]);
+  });
+});
+
+describe('nothing outlives what it belonged to: the first ADD of a new boot releases the previous boot’s addresses', () => {
+  const bootNow = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  it('addresses stamped with another boot id are released before the first allocation; the log says which', async () => {
+    const s = store('10.63.0.0/24');
+    for (const id of ['old-0', 'old-1', 'old-2']) expect((await ipam('ADD', id, s.conf)).code).toBe(0);
+    expect(readFileSync(join(s.dir, '.boot'), 'utf8').trim()).toBe(bootNow());
+    expect(s.held().sort()).toEqual(['10.63.0.2', '10.63.0.3', '10.63.0.4']);
+    // The machine reboots: the kernel's boot id changes, the files stay.
+    writeFileSync(join(s.dir, '.boot'), '00000000-0000-4000-8000-000000000000\n', { mode: 0o600 });
+    const first = await ipam('ADD', 'new-0', s.conf);
+    expect(first.code, first.stdout).toBe(0);
+    expect(s.held()).toEqual([first.json.ips[0].address.split('/')[0]]);
+    expect(readdirSync(join(s.dir, '.by-container'))).toEqual(['new-0:eth0']);
+    expect(readFileSync(join(s.dir, '.boot'), 'utf8').trim()).toBe(bootNow());
+    expect(readFileSync(join(lab.dir, 'ipam.log'), 'utf8')).toMatch(/a new boot since this network's addresses were handed out \(boot 00000000-0000-4000-8000-000000000000, now [0-9a-f-]{36}\): released 3 of the previous boot: 10\.63\.0\.2, 10\.63\.0\.3, 10\.63\.0\.4/);
+    // a DEL of a pod of the old boot, as a runtime may send after the reboot, is still fine
+    expect((await ipam('DEL', 'old-1', s.conf)).code).toBe(0);
+    expect(s.held()).toHaveLength(1);
+  });
+  it('a store with no stamp (new, or from an older vnet-ipam) releases nothing, and is stamped', async () => {
+    const s = store('10.64.0.0/24');
+    expect((await ipam('ADD', 'a', s.conf)).code).toBe(0);
+    rmSync(join(s.dir, '.boot'));
+    expect((await ipam('ADD', 'b', s.conf)).code).toBe(0);
+    expect(s.held().sort()).toEqual(['10.64.0.2', '10.64.0.3']);
+    expect(readFileSync(join(s.dir, '.boot'), 'utf8').trim()).toBe(bootNow());
+  });
+  it('a .boot that is a symlink is refused, naming it, and nothing is released or followed', async () => {
+    const s = store('10.65.0.0/24');
+    expect((await ipam('ADD', 'a', s.conf)).code).toBe(0);
+    const target = join(lab.dir, 'boot-target');
+    writeFileSync(target, 'not-this-boot\n');
+    rmSync(join(s.dir, '.boot'));
+    symlinkSync(target, join(s.dir, '.boot'));
+    const r = await ipam('ADD', 'b', s.conf);
+    expect(r.code).toBe(1);
+    expect(r.json.msg).toMatch(/\.boot is a symbolic link/);
+    expect(s.held()).toEqual(['10.65.0.2']);
+    expect(readFileSync(target, 'utf8')).toBe('not-this-boot\n');
   });
 });

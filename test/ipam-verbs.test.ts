@@ -60,7 +60,7 @@ describe('GC frees every allocation not in cni.dev/valid-attachments', () => {
     await mkdir(join(dir(), '.tmp-2-olddir'));
     await utimes(join(dir(), '.tmp-2-olddir'), old, old);
     await runIpam(env('GC'), netconf({ 'cni.dev/valid-attachments': [] }));
-    expect((await readdir(dir())).sort()).toEqual(['.by-container', '.hidden', '.tmp', '.tmp-1-fresh', 'README', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
+    expect((await readdir(dir())).sort()).toEqual(['.boot', '.by-container', '.hidden', '.tmp', '.tmp-1-fresh', 'README', 'last_reserved_ip.0', 'last_reserved_ip.1', 'lock']);
     expect(await readFile(join(dir(), 'last_reserved_ip.0'), 'utf8')).toBe('10.0.0.2');
   });
 

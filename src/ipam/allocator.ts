@@ -2,7 +2,9 @@
 // removes, what GC frees. Everything here runs under the network's lock (lock.ts), except
 // `assignRequested`, which only looks at the config.
 import { CniError, Code } from '../cni/errors.js';
+import { readFileSync } from 'node:fs';
 import { crashPoint } from '../crash.js';
+import { log } from '../log.js';
 import type { RequestedIp } from './config.js';
 import type { HeldLock } from './lock.js';
 import { formatValue } from '../net/address.js';
@@ -97,6 +99,7 @@ export function allocate(
 ): Assigned[] {
   store.sweepTemps();
   store.ensureIndexed();
+  releasePreviousBoot(store);
   const held = store.heldBy(a, true);
   if (held.length) {
     throw new CniError(
@@ -197,6 +200,30 @@ export interface GcOutcome {
  * link (reported: nothing under dataDir is followed). Goes on after a failure and returns every
  * error.
  */
+/** This boot's id (a UUID the kernel makes at boot), read per call: never from a snapshot. */
+export function bootId(): string {
+  return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+}
+
+/**
+ * No pod outlives a reboot, but files on disk do: host-local's best-known leak. The first ADD
+ * of a new boot (the store stamped with another boot's id) releases every allocation of the old
+ * one, as GC with no valid attachment would, then stamps this boot. A store with no stamp yet
+ * (new, or made by an older vnet-ipam) is stamped and nothing is released: its allocations may be
+ * this boot's. Runs under the lock.
+ */
+export function releasePreviousBoot(store: Store): void {
+  const boot = bootId();
+  const stamped = store.bootStamp();
+  if (stamped === boot) return;
+  if (stamped !== undefined) {
+    const out = collect(store, []);
+    log.info(`a new boot since this network's addresses were handed out (boot ${stamped}, now ${boot}): released ${out.freed.length} of the previous boot${out.freed.length ? `: ${out.freed.join(', ')}` : ''}`);
+    for (const e of out.errors) log.warn(`releasing the previous boot's addresses: ${e}`);
+  }
+  store.setBootStamp(boot);
+}
+
 export function collect(store: Store, valid: Attachment[]): GcOutcome {
   const keep = new Set(valid.map(indexName));
   // Very old host-local wrote only the container ID: such a file is kept if the container is.

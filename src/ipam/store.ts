@@ -75,6 +75,8 @@ export const INDEX_DIR = '.by-container';
 export const TMP_DIR = '.tmp';
 export const LOCK_FILE = 'lock';
 export const LAST_RESERVED = 'last_reserved_ip.';
+/** The boot id of the boot whose pods hold this directory's addresses. */
+export const BOOT_FILE = '.boot';
 /** Temp names of older versions, directly in the network directory and in `.by-container/`. */
 const LEGACY_TMP_PREFIX = '.tmp-';
 /** A temp older than this is left by a crash, whoever wrote it. */
@@ -272,6 +274,17 @@ export class Store {
       removeQuietly(tmp);
       throw err;
     }
+  }
+
+  // ---- the boot the allocations belong to ----
+
+  /** The boot id stamped in `.boot` (see allocator.ts's releasePreviousBoot), or undefined. */
+  bootStamp(): string | undefined {
+    return readFile(join(this.dir, BOOT_FILE))?.trim();
+  }
+
+  setBootStamp(id: string): void {
+    this.replaceFile(this.dir, BOOT_FILE, `${id}\n`);
   }
 
   // ---- the index ----
