@@ -1,7 +1,7 @@
 // `vnet validate`, the messages of every config parse, and the CLI's usage errors, all through
 // the built binary. The broken corpus is test/conflists/broken/, its expected messages, per rule,
 // in test/conflists/expected.json.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
 import { netConfSchema } from '../src/config/netconf.js';
-import { BIN, BIN_DIR } from './helpers/lab.js';
+import { BIN, BIN_DIR, Lab } from './helpers/lab.js';
 
 const CORPUS = 'test/conflists';
 const expected = JSON.parse(readFileSync(join(CORPUS, 'expected.json'), 'utf8')) as {
@@ -111,7 +111,7 @@ describe('a file that cannot be read is invalid (exit 1), named with the reason'
   it('a directory', () => {
     const r = vnet(['validate', tmp]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe(`${tmp}: cannot read: EISDIR (a directory)\n`);
+    expect(r.stderr).toBe(`${tmp}: cannot read: a directory, not a file\n`);
   });
   it('a file name with a newline is escaped', () => {
     const file = join(tmp, 'a\nb.conflist');
@@ -301,4 +301,35 @@ describe('explain names its flags, not the variables they stand for', () => {
     expect(lines(r.stderr)[0]).toBe('vnet explain: invalid --container-id "../etc": must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$');
     expect(r.stderr).not.toContain('CNI_CONTAINERID');
   });
+});
+
+describe('the CLI reads only regular files of sane size: validate, state --conf and explain --conf', () => {
+  const lab = new Lab();
+  afterAll(() => lab.cleanup());
+  const node = lab.ns('cli');
+  const fifo = join(tmp, 'fifo.conflist');
+  execFileSync('mkfifo', [fifo]);
+  const big = join(tmp, 'big.conflist');
+  writeFileSync(big, `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"vnet","pad":"${'x'.repeat(2 * 1024 * 1024)}"}]}`);
+  const cases: [string, string, RegExp][] = [
+    ['/dev/zero (endless)', '/dev/zero', /not a regular file \(a device, FIFO or socket\)/],
+    ['a FIFO (would block)', fifo, /not a regular file \(a device, FIFO or socket\)/],
+    ['a directory', tmp, /a directory, not a file/],
+    ['a 2 MiB file', big, /\d+ bytes, more than a config file's 1048576/],
+  ];
+  const run = (args: string[]) => spawnSync('/usr/bin/nsenter', [`--net=${node}`, BIN, ...args], { encoding: 'utf8', env, timeout: 20_000 });
+  for (const [what, file, why] of cases) {
+    it(`${what}: refused at once, naming why`, () => {
+      const v = run(['validate', file]);
+      expect(v.error).toBeUndefined();
+      expect(v.stderr).toMatch(why);
+      expect(v.status).toBe(1);
+      for (const args of [['state', '--conf', file], ['explain', '--conf', file, '--container-id', 'c1', '--netns', '/proc/self/ns/net']]) {
+        const r = run(args);
+        expect(r.error).toBeUndefined();
+        expect(r.stderr).toMatch(new RegExp(`cannot read .*: ${why.source}`));
+        expect(r.status).toBe(2);
+      }
+    });
+  }
 });

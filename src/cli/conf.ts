@@ -1,13 +1,38 @@
 // What the human commands share: a usage error (exit 2) and reading a .conf or .conflist file.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 
 export class UsageError extends Error {}
+
+/** The largest config file the commands read: libcni's own files are a few KiB. */
+export const MAX_CONF_BYTES = 1024 * 1024;
+
+/**
+ * The text of a config file: a regular file of at most MAX_CONF_BYTES, opened without blocking
+ * (a FIFO must not hang the command) and read no further than that (/dev/zero must not fill
+ * memory). Throws an Error whose message says what the file is instead.
+ */
+export function readConfText(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new Error('a directory, not a file');
+    if (!st.isFile()) throw new Error('not a regular file (a device, FIFO or socket)');
+    if (st.size > MAX_CONF_BYTES) throw new Error(`${st.size} bytes, more than a config file's ${MAX_CONF_BYTES}`);
+    const buf = Buffer.alloc(Math.min(st.size, MAX_CONF_BYTES) + 1);
+    let n = 0;
+    for (let got; n < buf.length && (got = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += got;
+    if (n > MAX_CONF_BYTES) throw new Error(`more than a config file's ${MAX_CONF_BYTES} bytes`);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Reads a .conf or .conflist; for a list, the first plugin of type vnet with name and version. */
 export function readNetConf(file: string): string {
   let json: Record<string, unknown>;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    json = JSON.parse(readConfText(file)) as Record<string, unknown>;
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
   }

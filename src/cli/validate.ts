@@ -14,7 +14,6 @@
 //     overlap and route through the same functions it calls (ipam/range.ts, net/values.ts).
 // Lines go out as `FILE: field.path: problem`; every value is shown as JSON, control characters
 // escaped. Exit 0 when every file is valid, 1 when one is not or cannot be read, 2 on bad usage.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
@@ -25,7 +24,7 @@ import { ipamConfSchema, parseIpamConfig, parseIpamLocation } from '../ipam/conf
 import { checkNoOverlap, resolveRange, resolveRangeSet, type Range, type RawRange } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
 import { addrOf, dstOf } from '../net/values.js';
-import { UsageError } from './conf.js';
+import { readConfText, UsageError } from './conf.js';
 
 const VALIDATE_USAGE = 'vnet validate FILE…  (a .conflist, or a single plugin config: .conf or .json)';
 
@@ -62,7 +61,7 @@ export interface FileCheck {
 export function checkFile(file: string): FileCheck {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readConfText(file);
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     return { problems: [`cannot read: ${why}${READ_ERRORS[why] ? ` (${READ_ERRORS[why]})` : ''}`], summary: '' };
@@ -73,7 +72,6 @@ export function checkFile(file: string): FileCheck {
 const READ_ERRORS: Record<string, string> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',
-  EISDIR: 'a directory',
   ENOTDIR: 'a path component is not a directory',
 };
 
