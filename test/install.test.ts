@@ -11,9 +11,16 @@ afterAll(() => lab.cleanup());
 const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}-install-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function install(args: string[], ns?: string) {
-  const argv = ns ? ['nsenter', `--net=${ns}`, BIN, 'install', ...args] : [BIN, 'install', ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH! } });
+// The node every install runs in by default: eth0 10.220.2.4/24 on a network with other nodes.
+const home = lab.ns('home');
+lab.in(home, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+lab.in(home, ['ip', 'addr', 'add', '10.220.2.4/24', 'dev', 'eth0']);
+lab.in(home, ['ip', 'link', 'set', 'eth0', 'up']);
+lab.in(home, ['ip', 'link', 'set', 'peer0', 'up']);
+
+function install(args: string[], ns = home, env: Record<string, string> = {}) {
+  const argv = ['nsenter', `--net=${ns}`, BIN, 'install', ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 const validate = (file: string) => spawnSync(BIN, ['validate', file], { encoding: 'utf8' });
@@ -76,13 +83,23 @@ describe('hostile or malformed parameters are refused with exit 2, naming the pa
     ['a peer of mixed families', [...KUBENET, '--peer', 'fd00:244:1::/64=10.220.2.5'], /--peer/],
     ['a range start outside its subnet', ['--layout', 'transparent', '--range', '10.220.2.0/24,10.220.3.32,10.220.2.63,10.220.2.1'], /rangeStart/],
     ['an unknown option', [...KUBENET, '--force'], /unknown option/i],
+    ['--mtu that is not a number', [...KUBENET, '--mtu', 'abc'], /--mtu "abc": expected a whole number from 68 to 65535/],
+    ['--mtu with a fraction', [...KUBENET, '--mtu', '1500.5'], /--mtu "1500\.5"/],
+    ['--mtu out of range', [...KUBENET, '--mtu', '70000'], /--mtu "70000"/],
+    ['--mtu in hex', [...KUBENET, '--mtu', '0x5dc'], /--mtu "0x5dc"/],
+    ['a peer replacing this node’s own connected network', [...KUBENET, '--peer', '10.220.2.0/24=10.220.2.5'], /--peer 10\.220\.2\.0\/24: overlaps 10\.220\.2\.0\/24, a network this node is connected to \(dev eth0\)/],
+    ['a peer shadowing part of it', [...KUBENET, '--peer', '10.220.2.128/25=10.220.2.5'], /overlaps 10\.220\.2\.0\/24, a network this node is connected to/],
+    ['a peer via this node’s own address', [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.4'], /10\.220\.2\.4 is this node's own address/],
+    ['a peer via an address on no connected network', [...KUBENET, '--peer', '10.244.1.0/24=10.99.0.5'], /10\.99\.0\.5 is on no network this node is connected to/],
   ];
   for (const [what, args, msg] of cases) {
     it(what, () => {
+      const before = lab.ipJson(home, ['route', 'show']);
       const r = install([...args, '--bin-dir', join(dir, 'hostile', 'bin'), '--conf-dir', join(dir, 'hostile')]);
       expect(r.code, r.out).toBe(2);
       expect(r.err).toMatch(msg);
       expect(existsSync(join(dir, 'hostile'))).toBe(false);
+      expect(lab.ipJson(home, ['route', 'show'])).toEqual(before);
     });
   }
 });
@@ -103,5 +120,17 @@ describe('routes to the other nodes’ pod ranges are installed, as Azure’s ro
     const routes = lab.ipJson(node, ['route', 'show']).filter((r) => r.dst.startsWith('10.244.'));
     expect(routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual(['10.244.1.0/24 via 10.220.2.5', '10.244.2.0/24 via 10.220.2.6']);
     expect(JSON.parse(readFileSync(join(dir, 'n', '10-vnet.conflist'), 'utf8')).plugins[0].ipam.ranges).toEqual([[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]]);
+  });
+});
+
+describe('install never leaves a half install: a failure after the routes removes them, and nothing else is written', () => {
+  it('a failure between the routes and the executable (VNET_TEST_FAIL_AT) leaves the routes as they were', () => {
+    const before = lab.ipJson(home, ['route', 'show']);
+    const out = join(dir, 'half');
+    const r = install([...KUBENET, '--peer', '10.244.1.0/24=10.220.2.5', '--peer', '10.244.2.0/24=10.220.2.6', '--bin-dir', join(out, 'bin'), '--conf-dir', out], home, { VNET_TEST_FAIL_AT: 'the routes added' });
+    expect(r.err).toMatch(/test fault \(VNET_TEST_FAIL_AT\) at: vnet install: the routes added, no executable yet/);
+    expect(r.code).not.toBe(0);
+    expect(lab.ipJson(home, ['route', 'show'])).toEqual(before);
+    expect(existsSync(out)).toBe(false);
   });
 });

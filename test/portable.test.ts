@@ -67,7 +67,7 @@ describe('an executable built for another CPU is refused by the installers, the 
   });
   it('the kind node installer refuses it before `vnet install` runs', () => {
     const out = join(dir, 'kind');
-    const r = spawnSync('sh', ['scripts/kind/install-node.sh', foreign, '10.244.0.0/24', '10.244.0.0/16', '172.18.0.0/16'], {
+    const r = spawnSync('sh', ['scripts/kind/install-node.sh', foreign, 'kubenet', '10.244.0.0/24', '10.244.0.0/16', '172.18.0.0/16'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH!, CNI_BIN_DIR: join(out, 'bin'), CNI_CONF_DIR: join(out, 'conf') },
     });

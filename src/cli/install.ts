@@ -8,12 +8,13 @@ import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, renameS
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatValue, hostMask, networkOf, parseCidr, parseIp, type Family } from '../net/address.js';
-import { ipRun } from '../net/ip.js';
+import { ipJson, ipRun, mainRoutes, ROUTES, type RouteRow } from '../net/ip.js';
 import { toAddr, toDst, type Addr, type Cidr } from '../net/values.js';
 import { parseNetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { UsageError } from './conf.js';
 import { runProcess } from '../proc.js';
+import { crashPoint } from '../crash.js';
 
 export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
 export type Layout = (typeof LAYOUTS)[number];
@@ -92,6 +93,27 @@ function peerRoutes(peers: string[], mine: Interval[]): { dst: Cidr; via: Addr }
     seen.push(iv);
   }
   return parsed;
+}
+
+/** This node's own addresses, the networks it is connected to (routes with no gateway), and every route's destination. */
+async function nodeNetworks(): Promise<{ addrs: string[]; connected: (Interval & { dev?: string })[]; routes: string[] }> {
+  const [links = [], rows = []] = await ipJson(['addr show', ROUTES]);
+  const addrs = (links as { addr_info?: { local?: string }[] }[]).flatMap((l) => (l.addr_info ?? []).flatMap((a) => (a.local ? [a.local] : [])));
+  const main = mainRoutes(rows as RouteRow[]);
+  const connected = main.filter((r) => !r.gw && r.dst.prefix > 0 && r.dev !== 'lo').map((r) => ({ ...intervalOf(r.dst.text), dev: r.dev }));
+  return { addrs, connected, routes: main.map((r) => r.dst.text) };
+}
+
+/** A peer route must not replace a network this node is on, and must go via a neighbour on one. */
+function checkPeersAgainstNode(routes: { dst: Cidr; via: Addr }[], node: Awaited<ReturnType<typeof nodeNetworks>>): void {
+  for (const r of routes) {
+    const iv = intervalOf(r.dst.text);
+    const clash = node.connected.find((c) => overlaps(c, iv));
+    if (clash) throw new UsageError(`--peer ${r.dst.text}: overlaps ${clash.text}, a network this node is connected to${clash.dev ? ` (dev ${clash.dev})` : ''}: the route would replace or shadow it`);
+    if (node.addrs.includes(r.via.ip)) throw new UsageError(`--peer ${r.dst.text}=${r.via.ip}: ${r.via.ip} is this node's own address, not another node's`);
+    const via = intervalOf(`${r.via.ip}/${r.via.family === 4 ? 32 : 128}`);
+    if (!node.connected.some((c) => overlaps(c, via))) throw new UsageError(`--peer ${r.dst.text}=${r.via.ip}: ${r.via.ip} is on no network this node is connected to`);
+  }
 }
 
 /** Writes a file by temp + rename, so a runtime never reads half of it. */
@@ -186,6 +208,9 @@ export async function install(args: string[]): Promise<string> {
     if (!subnet || !rangeStart || !rangeEnd || !gateway || rest.length) throw new UsageError(`--range ${JSON.stringify(r)}: expected SUBNET,START,END,GATEWAY`);
     return { subnet, rangeStart, rangeEnd, gateway };
   });
+  if (values.mtu !== undefined && !(/^\d{2,5}$/.test(values.mtu) && Number(values.mtu) >= 68 && Number(values.mtu) <= 65535)) {
+    throw new UsageError(`--mtu ${JSON.stringify(values.mtu)}: expected a whole number from 68 to 65535`);
+  }
   const mtu = values.mtu === undefined ? undefined : Number(values.mtu);
   const params: NodeParams = {
     layout,
@@ -222,6 +247,7 @@ export async function install(args: string[]): Promise<string> {
     ? podCidrs.map(intervalOf)
     : ranges.map((r) => ({ family: parseIp(r.rangeStart)!.family, lo: parseIp(r.rangeStart)!.value, hi: parseIp(r.rangeEnd)!.value, text: `${r.rangeStart}-${r.rangeEnd}` }));
   const routes = peerRoutes(values.peer ?? [], mine);
+  if (routes.length) checkPeersAgainstNode(routes, await nodeNetworks());
   const conflist = JSON.stringify(list, null, 2) + '\n';
   const confFile = join(values['conf-dir'], '10-vnet.conflist');
   const out: string[] = [];
@@ -229,15 +255,33 @@ export async function install(args: string[]): Promise<string> {
     out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via.ip}`));
     return out.join('\n') + '\n';
   }
-  await installBinary(values['bin-dir'], values['hard-link']);
-  out.push(`installed ${join(values['bin-dir'], 'vnet')} and ${join(values['bin-dir'], 'vnet-ipam')}`);
-  mkdirSync(values['conf-dir'], { recursive: true, mode: 0o755 });
-  writeAtomic(confFile, conflist, 0o644);
-  out.push(`wrote ${confFile} (layout ${layout}, network ${list.name as string})`);
+  // Everything checked, then written in the order that leaves nothing half done: the routes
+  // (undone if one fails), the executable (run here first), and the conflist last, since a
+  // runtime starts using the plugin the moment it sees that.
+  const existed = routes.length ? (await nodeNetworks()).routes : [];
+  // The routes this run added (not replaced), removed again if anything after them fails.
+  const undo = async (upTo: number) => {
+    const added = routes.slice(0, upTo).filter((r) => !existed.includes(r.dst.text));
+    if (added.length) await ipRun(added.map((r) => ['route', 'del', r.dst.text, 'via', r.via.ip]));
+  };
   if (routes.length) {
     const failure = await ipRun(routes.map((r) => ['route', 'replace', r.dst.text, 'via', r.via.ip]));
-    if (failure) throw new Error(`route to ${routes[failure.index]!.dst.text} via ${routes[failure.index]!.via.ip}: ${failure.message}`);
-    for (const r of routes) out.push(`route ${r.dst.text} via ${r.via.ip}`);
+    if (failure) {
+      await undo(failure.index);
+      throw new UsageError(`route to ${routes[failure.index]!.dst.text} via ${routes[failure.index]!.via.ip}: ${failure.message}; nothing installed`);
+    }
   }
+  try {
+    crashPoint('vnet install: the routes added, no executable yet');
+    await installBinary(values['bin-dir'], values['hard-link']);
+    mkdirSync(values['conf-dir'], { recursive: true, mode: 0o755 });
+    writeAtomic(confFile, conflist, 0o644);
+  } catch (err) {
+    await undo(routes.length);
+    throw err;
+  }
+  out.push(`installed ${join(values['bin-dir'], 'vnet')} and ${join(values['bin-dir'], 'vnet-ipam')}`);
+  out.push(`wrote ${confFile} (layout ${layout}, network ${list.name as string})`);
+  for (const r of routes) out.push(`route ${r.dst.text} via ${r.via.ip}`);
   return out.join('\n') + '\n';
 }
