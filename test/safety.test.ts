@@ -4,7 +4,7 @@
 // namespace playing the node, and compares the node before and after.
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BIN_DIR, Lab, REF_DIR, cniEnv, type Ran } from './helpers/lab.js';
 
@@ -76,7 +76,7 @@ function files(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => !statSync(join(dir, f)).isDirectory()).sort();
 }
 /** What ADD or DEL may leave in the store when nothing is held: host-local's lock and cursor. */
-const held = () => files(join(dataDir(), NET)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip.'));
+const held = () => files(join(dataDir(), NET)).filter((f) => f !== 'lock' && f !== '.boot' && !f.startsWith('last_reserved_ip.'));
 
 /** The node as the tests see it: links, addresses, routes, neighbours, sysctls, and the files around. */
 function snapshot() {
@@ -90,8 +90,8 @@ function snapshot() {
       lab.in(node, ['cat', `/proc/sys/${k}`]).trim(),
     ),
     other: strip(lab.ipJson(other, ['-d', 'addr', 'show'])),
-    // the store's lock and round-robin cursor may appear (host-local's too); nothing else may
-    files: files(lab.dir).filter((f) => f !== 'vnet.log' && !f.startsWith('fake') && !/^ipam\/azure\/(lock|last_reserved_ip\.\d+)$/.test(f)),
+    // the store's lock and round-robin cursor may appear (host-local's too), and its boot stamp; nothing else may
+    files: files(lab.dir).filter((f) => f !== 'vnet.log' && !f.startsWith('fake') && !/^ipam\/azure\/(lock|last_reserved_ip\.\d+|\.boot)$/.test(f)),
     held: held(),
   };
 }
@@ -121,11 +121,30 @@ describe('the pod namespace is opened once and must be a network namespace other
     ['a regular file', () => (writeFileSync(join(lab.dir, 'plain'), ''), join(lab.dir, 'plain')), 4, /it is a file/],
     ['the plugin’s own namespace, /proc/self/ns/net', () => '/proc/self/ns/net', 4, /own network namespace/],
     ['the node’s namespace by its name', () => node, 4, /own network namespace/],
+    ['a pid namespace, /proc/self/ns/pid', () => '/proc/self/ns/pid', 4, /is not a network namespace \(it is a pid namespace\)/],
+    ['a user namespace, /proc/self/ns/user', () => '/proc/self/ns/user', 4, /is not a network namespace \(it is a user namespace\)/],
+    ['a mount namespace, /proc/self/ns/mnt', () => '/proc/self/ns/mnt', 4, /is not a network namespace \(it is a mnt namespace\)/],
+    [
+      'a pid namespace bind-mounted as a runtime mounts a network one',
+      () => {
+        const f = join(lab.dir, 'pidns');
+        writeFileSync(f, '');
+        execFileSync('mount', ['--bind', `/proc/${process.pid}/ns/pid`, f]);
+        return f;
+      },
+      4,
+      /is not a network namespace \(it is a pid namespace\)/,
+    ],
   ];
   for (const [what, netns, code, msg] of cases) {
     it(`refuses ${what} before IPAM allocates anything`, async () => {
       const p = { id: `${lab.prefix}-ns`, netns: netns() };
-      await unchanged(async () => void fails(await add(p), code, msg));
+      try {
+        await unchanged(async () => void fails(await add(p), code, msg));
+      } finally {
+        if (existsSync(join(lab.dir, 'pidns'))) spawnSync('umount', [join(lab.dir, 'pidns')]);
+      }
+      rmSync(join(lab.dir, 'pidns'), { force: true });
       rmSync(join(lab.dir, 'plain'), { force: true });
       for (const f of readdirSync(lab.dir)) if (f.startsWith('pod1\n')) rmSync(join(lab.dir, f), { recursive: true });
     });
