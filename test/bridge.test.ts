@@ -188,6 +188,40 @@ describe('a failed ADD leaves no pod state behind (the bridge, shared, stays)', 
   });
 });
 
+describe('shared objects are checked by kind first: a bridge that exists as another kind is refused, nothing changed', () => {
+  const shape = (on: string) => ({
+    links: lab.ipJson(on, ['-d', 'addr', 'show']).map(({ ifindex, stats, stats64, ...rest }: any) => rest),
+    routes: lab.ipJson(on, ['route', 'show', 'table', 'all']),
+    neighs: lab.ipJson(on, ['neigh', 'show']),
+  });
+  const cases: [string, (on: string) => string][] = [
+    ['lo (the node would claim the whole pod range)', () => 'lo'],
+    ['the node’s NIC', (on) => (lab.in(on, ['ip', 'link', 'add', 'nic0', 'type', 'veth', 'peer', 'name', 'nic0p']), lab.in(on, ['ip', 'addr', 'add', '10.250.0.4/24', 'dev', 'nic0']), 'nic0')],
+  ];
+  for (const [what, make] of cases) {
+    it(`isGateway with bridge = ${what}: code 7 naming it, no gateway address, no veth, nothing allocated`, async () => {
+      const on = lab.ns(`kind${++seq}`);
+      const name = make(on);
+      const before = shape(on);
+      const r = await add(pod(), conf({ bridge: name }), on);
+      expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(new RegExp(`bridge ${name} already exists but is not a bridge \\(it is a (NIC, lo or another kind of link|veth link)`)) });
+      expect(shape(on)).toEqual(before);
+      expect(held()).toEqual([]);
+    });
+  }
+  it('Azure’s layout: an uplink that is already a port of another bridge (a VM host’s br0) is refused, the node unchanged', async () => {
+    const { node: n } = lab.aksNode(`hostbr${++seq}`);
+    lab.in(n, ['ip', 'link', 'add', 'br0', 'type', 'bridge']);
+    lab.in(n, ['ip', 'link', 'set', 'eth0', 'master', 'br0']);
+    const before = shape(n);
+    const az = { cniVersion: '1.1.0', name: 'azure', type: 'vnet', mode: 'bridge', bridge: 'azure0', uplink: 'eth0',
+      ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.224.0.0/16', rangeStart: '10.224.0.10', rangeEnd: '10.224.0.60', gateway: '10.224.0.1' }]], dataDir: dataDir() } };
+    const r = await add(pod(), az, n);
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/uplink eth0 is a port of "br0"; moving it onto azure0 would take it from there/) });
+    expect(shape(n)).toEqual(before);
+  });
+});
+
 describe('every supported cniVersion gets a result of its shape', () => {
   for (const v of SUPPORTED_VERSIONS) {
     it(v, async () => {

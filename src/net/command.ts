@@ -12,7 +12,7 @@ import type { Alias, CidrText, IfName, IpText, Mac } from './values.js';
 
 export type Keyword =
   | 'link' | 'addr' | 'route' | 'neigh'
-  | 'add' | 'del' | 'set' | 'replace'
+  | 'add' | 'del' | 'set' | 'replace' | 'show'
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
   | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad'
   | 'bridge' | 'master' | 'nomaster' | 'bridge_slave' | 'hairpin' | 'on' | 'metric';

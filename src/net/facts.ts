@@ -3,7 +3,7 @@
 // anything else: names, addresses and routes are parsed into typed values or left out.
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
-import { ROUTES, defaultRouteInterface, ipJson, linkMtu, mainRoutes, type RouteRow } from './ip.js';
+import { ROUTES, defaultRouteInterface, ipJson, linkMtu, linkRow, mainRoutes, nodeHasLink, type RouteRow } from './ip.js';
 import { ifNameProblem, macOf, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 export interface UplinkRoute {
@@ -35,6 +35,7 @@ interface LinkRow {
   address?: string;
   mtu?: number;
   master?: string;
+  linkinfo?: { info_kind?: string };
   addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
 }
 
@@ -48,12 +49,17 @@ function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
 
 /** What bridge mode needs to know about this node. */
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
-  const [links = [], routes = []] = await ipJson(['addr show', ROUTES]);
+  const [links = [], routes = [], bridges = []] = await ipJson(['addr show', ROUTES, 'link show type bridge']);
   const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
+  if (find(bridge) && !(bridges as LinkRow[]).some((l) => l.ifname === bridge)) notABridge(bridge, undefined);
   const facts: NodeFacts = { bridgeExists: find(bridge) !== undefined, bridge: linkFacts(find(bridge)) };
   if (uplink === undefined) return facts;
   const up = linkFacts(find(uplink));
   if (!up) throw new CniError(Code.invalidConfig, `uplink ${uplink}: no such interface on the node`);
+  // Taking a port of another bridge (a VM host's br0) would cut off whatever that bridge serves.
+  if (up.master !== undefined && up.master !== bridge) {
+    throw new CniError(Code.invalidConfig, `uplink ${uplink} is a port of ${JSON.stringify(up.master)}; moving it onto ${bridge} would take it from there: refusing (nothing changed)`);
+  }
   // The kernel's own subnet routes follow the addresses; the rest (the default route above all)
   // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
   const on = up.master === bridge ? bridge : uplink;
@@ -64,6 +70,20 @@ export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined):
   facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
+}
+
+/** A shared object is checked by kind before any step: a link named like the bridge must be one. */
+function notABridge(name: IfName, kind: string | undefined): never {
+  const what = kind ? `a ${kind} link` : 'a NIC, lo or another kind of link';
+  throw new CniError(Code.invalidConfig, `bridge ${name} already exists but is not a bridge (it is ${what}): refusing to use it (nothing changed)`);
+}
+
+/** Whether the node has a link of this name, and if so that it is a bridge (one process, only then). */
+export async function bridgeOnNode(name: IfName): Promise<boolean> {
+  if (!nodeHasLink(name)) return false;
+  const row = (await linkRow(name)) as LinkRow | undefined;
+  if (row && row.linkinfo?.info_kind !== 'bridge') notABridge(name, row.linkinfo?.info_kind);
+  return row !== undefined;
 }
 
 /** The MTU of the node's default-route interface (one `ip` process), 1500 if it has none. */

@@ -174,6 +174,16 @@ export function mainRoutes(rows: readonly RouteRow[]): (Omit<RouteRow, 'dst' | '
   });
 }
 
+/** One link's row with its kind (`ip -json -details link show dev NAME`: linkinfo.info_kind), whatever characters its name holds; undefined if absent. */
+export async function linkRow(name: IfName): Promise<Record<string, unknown> | undefined> {
+  const { stdout } = await runIp(['-json', '-details', ...argvOf(['link', 'show', 'dev', name])], '');
+  try {
+    return (JSON.parse(stdout || '[]') as Record<string, unknown>[]).find((l) => l.ifname === name);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs read-only `ip -json` commands (our own constant text) in one process; one array each. */
 export async function ipJson(commands: readonly string[], pod?: PodNetns): Promise<unknown[][]> {
   const { code, stdout, stderr } = await runIp(['-json', '-force', '-batch', '-'], commands.join('\n') + '\n', pod);

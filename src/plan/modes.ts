@@ -2,7 +2,7 @@
 // and state ask it for a mode's plans and result; nothing else imports a mode by name.
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
-import { defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
+import { bridgeOnNode, defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
 import { neighbourAddrs, nodeHasLink } from '../net/ip.js';
 import { masqueradedPods } from '../net/nft.js';
 import type { Addr } from '../net/values.js';
@@ -48,7 +48,7 @@ const MODES = {
     // Azure's layout plans from the uplink's facts, its MTU included (one process); kubenet's
     // needs only to know whether the bridge is there, which /proc tells without a process.
     observe: async (b: BridgeConf, needMtu: boolean) =>
-      b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: nodeHasLink(b.name), mtu: needMtu ? await defaultMtu() : undefined },
+      b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: await bridgeOnNode(b.name), mtu: needMtu ? await defaultMtu() : undefined },
   },
 } satisfies Record<string, Mode>;
 
