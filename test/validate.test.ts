@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
 import { netConfSchema } from '../src/config/netconf.js';
+import { overlappingPair } from '../src/net/address.js';
 import { BIN, BIN_DIR, Lab } from './helpers/lab.js';
 
 const CORPUS = 'test/conflists';
@@ -332,4 +333,51 @@ describe('the CLI reads only regular files of sane size: validate, state --conf 
       }
     });
   }
+});
+
+describe('overlapping ipMasqExclude entries are refused where the config is read (an nftables interval set cannot hold both)', () => {
+  /** The reference answer: every pair compared (quadratic, for small lists only). */
+  function bruteForce(list: string[]): boolean {
+    const span = (t: string) => {
+      const [ip, len] = t.split('/') as [string, string];
+      const v6 = ip.includes(':');
+      const bits = v6 ? 128 : 32;
+      const value = v6 ? BigInt(`0x${ip.split(':').map((g) => g.padStart(4, '0')).join('')}`) : ip.split('.').reduce((a, o) => (a << 8n) | BigInt(o), 0n);
+      const host = (1n << BigInt(bits - Number(len))) - 1n;
+      return { v6, lo: value & ~host, hi: (value & ~host) | host };
+    };
+    const s = list.map(span);
+    return s.some((a, i) => s.some((b, j) => i < j && a.v6 === b.v6 && a.lo <= b.hi && b.lo <= a.hi));
+  }
+  it('agrees with every pair compared, over 2,000 random lists of both families', () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let k = 0; k < 2000; k++) {
+      const list = Array.from({ length: 1 + rnd(6) }, () =>
+        rnd(3) === 0 ? `fd00:0:0:${rnd(4).toString(16)}:0:0:0:0/${48 + rnd(17)}` : `10.${rnd(4)}.${rnd(4) * 64}.0/${14 + rnd(13)}`,
+      );
+      expect(overlappingPair(list) !== undefined, JSON.stringify(list)).toBe(bruteForce(list));
+    }
+  });
+  it('names the two entries, in the order of the list', () => {
+    expect(overlappingPair(['192.168.0.0/24', '10.0.0.0/8', '10.1.0.0/16'])).toEqual(['10.0.0.0/8', '10.1.0.0/16']);
+    expect(overlappingPair(['10.1.0.0/16', '192.168.0.0/24', '10.0.0.0/8'])).toEqual(['10.1.0.0/16', '10.0.0.0/8']);
+    expect(overlappingPair(['10.0.0.0/8', 'fd00::/8'])).toBeUndefined();
+  });
+  it('a list of 50,000 disjoint entries is checked in one pass (sorted), not pair by pair', () => {
+    const list = Array.from({ length: 50_000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    expect(overlappingPair(list)).toBeUndefined();
+    expect(overlappingPair([...list, '10.100.0.0/16'])).toEqual(['10.100.0.0/24', '10.100.0.0/16']);
+  });
+  it('ADD refuses it with code 7 before anything runs, as validate does', () => {
+    const lab = new Lab();
+    const node = lab.ns('ovl');
+    const r = spawnSync('/usr/bin/nsenter', [`--net=${node}`, BIN], {
+      encoding: 'utf8',
+      env: { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'eth0', CNI_NETNS: '/nonexistent', CNI_PATH: BIN_DIR },
+      input: JSON.stringify({ cniVersion: '1.0.0', name: 'k', type: 'vnet', ipMasq: true, ipMasqExclude: ['10.0.0.0/8', '10.244.0.0/16'], ipam: { type: 'vnet-ipam', subnet: '10.244.0.0/24' } }),
+    });
+    lab.cleanup();
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/ipMasqExclude: 10\.0\.0\.0\/8 and 10\.244\.0\.0\/16 overlap/) });
+  });
 });

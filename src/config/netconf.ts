@@ -6,6 +6,7 @@ import { isLogName, type LogLevel } from '../log.js';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
+import { overlappingPair } from '../net/address.js';
 import { ifNameProblem, toAddr, toCidr, type Addr, type IfName } from '../net/values.js';
 import type { BridgeConf } from '../plan/input.js';
 import type { ModeName } from '../plan/modes.js';
@@ -46,7 +47,12 @@ export const netConfSchema = z.object({
   mtu: z.optional(z.int().check(z.minimum(68), z.maximum(65535))),
   hairpinMode: z._default(z.boolean(), false),
   ipMasq: z._default(z.boolean(), false),
-  ipMasqExclude: z.optional(z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined, 'must be an IPv4 or IPv6 CIDR (address/prefix)')))),
+  // An nftables interval set cannot hold two overlapping entries: refused here, not at the datapath.
+  ipMasqExclude: z.optional(
+    z.array(z.string().check(z.refine((s) => toCidr(s) !== undefined, 'must be an IPv4 or IPv6 CIDR (address/prefix)'))).check(
+      z.refine((list) => overlappingPair(list) === undefined, { error: (iss) => overlapMessage(iss.input as string[]) }),
+    ),
+  ),
   ipsToRouteViaHost: z._default(z.array(address), []),
   // Only a file named *.log: the plugin creates its log (see src/log.ts), and a name like
   // /etc/ld.so.preload must never be one it writes.
@@ -54,6 +60,11 @@ export const netConfSchema = z.object({
   logLevel: z._default(z.enum(['debug', 'info', 'warn', 'error', 'off']), 'info'),
   ipam: z.optional(z.looseObject({ type: z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must name an IPAM plugin (a file name on CNI_PATH)')) })),
 });
+
+function overlapMessage(list: string[]): string {
+  const [a, b] = overlappingPair(list) ?? ['?', '?'];
+  return `${a} and ${b} overlap: list each excluded range once (keep the wider)`;
+}
 
 /**
  * The log's file and level from raw stdin, before anything else is parsed, so that an error in

@@ -98,6 +98,27 @@ export function networkOf(c: Cidr): bigint {
 }
 
 /**
+ * The first two of these CIDRs (given as text) that share an address, in input order, or
+ * undefined: sorted by family and start, each is compared with the widest end seen before it
+ * (n log n, for lists of any length).
+ */
+export function overlappingPair(texts: readonly string[]): [string, string] | undefined {
+  const spans = texts.flatMap((text, i) => {
+    const c = parseCidr(text);
+    if (!c) return [];
+    const lo = networkOf(c);
+    return [{ text, i, family: c.ip.family, lo, hi: lo | hostMask(c.ip.family, c.prefix) }];
+  });
+  spans.sort((a, b) => a.family - b.family || (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.i - b.i));
+  let widest: (typeof spans)[number] | undefined;
+  for (const s of spans) {
+    if (widest && widest.family === s.family && s.lo <= widest.hi) return widest.i < s.i ? [widest.text, s.text] : [s.text, widest.text];
+    if (!widest || widest.family !== s.family || s.hi > widest.hi) widest = s;
+  }
+  return undefined;
+}
+
+/**
  * Canonical text: dotted quad for IPv4; RFC 5952 for IPv6 (lowercase, no leading zeros, the first
  * longest run of two or more zero groups shortened to "::").
  */
