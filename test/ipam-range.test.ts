@@ -284,3 +284,13 @@ describe('iteration is round-robin after the last reserved address, skipping net
     expect(walk(set, 'fd00::ffff:ffff:ffff:ffff', 2)).toEqual(['fd00::2', 'fd00::3']);
   });
 });
+
+describe('requested addresses cost linear time, however many the runtime sends', () => {
+  it('200,000 distinct runtimeConfig.ips are read in one pass (the old pairwise check took minutes), duplicates dropped', () => {
+    const ips = Array.from({ length: 200_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+    const conf = { cniVersion: '1.0.0', name: 'many', ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.0.0.0/8' }]] }, runtimeConfig: { ips: [...ips, ...ips] } };
+    const cfg = parseIpamConfig(conf, new Map());
+    expect(cfg.requested).toHaveLength(200_000);
+    expect(cfg.requested[199_999]!.source).toBe('runtimeConfig.ips[199999]');
+  });
+});

@@ -156,10 +156,14 @@ export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<stri
   if (resolvConf !== undefined && !ABSOLUTE.test(resolvConf)) throw bad('ipam.resolvConf', `${JSON.stringify(resolvConf)} must be an absolute path`);
 
   const requested: RequestedIp[] = [];
+  const seen = new Set<string>(); // one lookup per entry: a list of any length costs linear time
   const add = (text: string, source: string, code: number = Code.invalidConfig) => {
     const ip = parseIpOrCidr(text.trim());
     if (!ip) throw new CniError(code, `${source}: invalid IP address ${JSON.stringify(text)}`);
-    if (!requested.some((r) => r.ip.family === ip.family && r.ip.value === ip.value)) requested.push({ ip, text, source });
+    const key = `${ip.family}/${ip.value}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    requested.push({ ip, text, source });
   };
   const envIp = cniArgs.get('IP');
   if (envIp !== undefined && envIp !== '') {
