@@ -363,6 +363,16 @@ describe('GC (1.1.0) removes what no valid attachment holds, in this network onl
     ok(await del(other, otherNet));
     expectClean();
   });
+  it('GC racing DELs of the same pods: both succeed, what one removed is done for the other', async () => {
+    for (let round = 0; round < 3; round++) {
+      const pods = Array.from({ length: 6 }, () => pod());
+      for (const p of pods) ok(await add(p, v11()));
+      const [g, ...dels] = await Promise.all([gc({ ...v11(), 'cni.dev/valid-attachments': [] }), ...pods.map((p) => del(p, v11()))]);
+      ok(g!);
+      for (const d of dels) ok(d);
+      expectClean();
+    }
+  });
   it('without cni.dev/valid-attachments it refuses (code 7) and deletes nothing', async () => {
     const p = pod();
     ok(await add(p, v11()));

@@ -8,6 +8,7 @@ import { Code } from '../cni/errors.js';
 import { parseResult } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
 import type { Addr } from '../net/values.js';
+import { ALREADY_GONE } from '../net/ip.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
@@ -26,7 +27,7 @@ export async function del(env: CniEnv, conf: NetConf): Promise<void> {
       const lookUp = mode.podIpsLookUp(conf.name, attachment, conf.bridgeConf);
       const podIps = lookUp ? await podAddrs(conf, lookUp) : [];
       const plan = mode.delPlan({ network: conf.name, attachment, bridge: conf.bridgeConf, podIps });
-      await execute(plan, undefined, { tolerate: /Cannot find device|does not exist|No such file or directory/ });
+      await execute(plan, undefined, { tolerate: ALREADY_GONE });
       stepDone('veth gone');
     })(),
     hasIpam(conf) ? callIpam(env, conf, 'DEL').then(() => stepDone('IPAM')) : undefined,

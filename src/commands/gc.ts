@@ -6,7 +6,7 @@ import { validAttachments } from '../config/attachments.js';
 import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
-import { ipJson, ipRunAll } from '../net/ip.js';
+import { ALREADY_GONE, ipJson, ipRunAll } from '../net/ip.js';
 import { delPod, masqueradedPods, nftRun } from '../net/nft.js';
 import { ifNameProblem, toAddr, type IfName } from '../net/values.js';
 import type { IpCmd } from '../net/command.js';
@@ -39,7 +39,8 @@ export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
   const cmds: IpCmd[] = [...stale.map((n): IpCmd => ['link', 'del', 'dev', n]), ...staleNeighs.map((a): IpCmd => ['neigh', 'del', a.ip, 'dev', br])];
   if (cmds.length) {
     log.info(`GC: deleting what attachments no longer valid left: ${[...stale, ...staleNeighs.map((a) => `neighbour ${a.ip} on ${br}`)].join(', ')}`);
-    const failures = await ipRunAll(cmds);
+    // A DEL racing this GC may have removed some already: that is what was wanted.
+    const failures = (await ipRunAll(cmds)).filter((f) => !ALREADY_GONE.test(f.message));
     for (const f of failures) errors.push(`${cmds[f.index]?.join(' ') ?? 'a command'}: ${f.message}`);
   }
   if (conf.ipMasq) {
@@ -49,7 +50,7 @@ export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
       for (const m of strays) {
         log.info(`GC: removing masquerade element ${m.ip.ip} (${m.tag || 'untagged'})`);
         const failure = await nftRun(delPod(conf.name, m.ip));
-        if (failure) errors.push(`removing masquerade element ${m.ip.ip}: ${failure}`);
+        if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing masquerade element ${m.ip.ip}: ${failure}`);
       }
     } catch (err) {
       errors.push((err as Error).message);

@@ -41,6 +41,9 @@ function runIp(args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd): Pr
   return run(ipArgv(args, pod), stdin, { fd3 });
 }
 
+/** What `ip` and `nft` say when what a removal wanted gone is gone already: for DEL and GC, done. */
+export const ALREADY_GONE = /Cannot find device|does not exist|No such file or directory|No such process/;
+
 export interface Failure {
   /** 0-based index of the command that failed. */
   index: number;
