@@ -2,7 +2,7 @@
 // argv only, never a shell.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { CniError, Code } from './cni/errors.js';
+import { CniError, Code, OUT_OF_RESOURCES } from './cni/errors.js';
 
 export interface Ran {
   code: number;
@@ -41,6 +41,8 @@ export const processCount = { n: 0 };
 export interface Started {
   /** Writes stdin, closes it, and waits for the program to end. Once. */
   finish(stdin: string): Promise<Ran>;
+  /** Why the program could not be started (known a tick after the start), or nothing. */
+  startError(): CniError | undefined;
 }
 
 /**
@@ -54,15 +56,14 @@ export function startProcess(argv: string[], opts: { env?: NodeJS.ProcessEnv; fd
   if (opts.fd3 !== undefined) stdio.push(opts.fd3);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let spawnError: Error | undefined;
+  let spawnError: CniError | undefined;
   const child = spawn(argv[0]!, argv.slice(1), { env: opts.env, stdio });
-  child.stdout!.on('data', (b: Buffer) => out.push(b));
-  child.stderr!.on('data', (b: Buffer) => err.push(b));
-  child.stdin!.on('error', () => {}); // a program may exit without reading its stdin
   const ended = new Promise<Ran>((resolve, reject) => {
-    child.on('error', (e) => {
-      spawnError = e;
-      reject(new CniError(Code.io, `cannot run ${argv[0]}: ${e.message}`));
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      // Out of descriptors or processes: the node may recover; anything else is a missing tool.
+      const code = e.code && OUT_OF_RESOURCES.has(e.code) ? Code.tryAgain : Code.io;
+      spawnError = new CniError(code, `cannot run ${argv[0]}: ${e.message}${code === Code.tryAgain ? ' (the node is out of resources; try again later)' : ''}`);
+      reject(spawnError);
     });
     child.on('close', (code, signal) =>
       resolve({
@@ -72,12 +73,17 @@ export function startProcess(argv: string[], opts: { env?: NodeJS.ProcessEnv; fd
       }),
     );
   });
+  // With EMFILE node makes no pipes at all: the 'error' above is then all there is.
+  child.stdout?.on('data', (b: Buffer) => out.push(b));
+  child.stderr?.on('data', (b: Buffer) => err.push(b));
+  child.stdin?.on('error', () => {}); // a program may exit without reading its stdin
   ended.catch(() => {}); // reported by finish(), if it is ever called
   return {
     finish(stdin: string) {
-      if (!spawnError) child.stdin!.end(stdin);
+      if (!spawnError) child.stdin?.end(stdin);
       return ended;
     },
+    startError: () => spawnError,
   };
 }
 

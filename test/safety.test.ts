@@ -522,3 +522,24 @@ describe('the store never follows a symlink under dataDir', () => {
     expect(victimFiles()).toEqual(['keep']);
   });
 });
+
+describe('out of resources is a CNI error with code 11, never a crash, and leaves nothing', () => {
+  // Below ~17 descriptors node itself aborts before any of the plugin runs (its own event loops).
+  for (const nofile of [18, 20, 22, 24, 26, 28, 30, 32]) {
+    it(`ADD with ${nofile} file descriptors: a result, or code 11 with nothing made or held`, async () => {
+      const p = pod();
+      const env = { PATH: process.env.PATH!, ...cniEnv('ADD', { id: p.id, netns: p.netns }), CNI_PATH: path, VNET_LOG_FILE: join(lab.dir, 'vnet.log') };
+      const r = spawnSync('nsenter', [`--net=${node}`, 'prlimit', `--nofile=${nofile}`, BIN], { input: JSON.stringify(conf()), encoding: 'utf8', env: env as NodeJS.ProcessEnv });
+      expect(r.signal).toBeNull();
+      const answer = JSON.parse(r.stdout);
+      if (r.status === 0) {
+        expect(answer.ips).toHaveLength(1);
+        ok(await del(p));
+      } else {
+        expect(answer).toMatchObject({ code: 11, msg: expect.stringMatching(/out of resources.*try again later|try again later/) });
+      }
+      expect(azvLinks()).toEqual([]);
+      expect(held()).toEqual([]);
+    });
+  }
+});

@@ -41,9 +41,16 @@ export class CniError extends Error {
 }
 
 /** Wraps anything thrown into a CniError; a non-CniError is a bug or an OS failure. */
+/** errno codes that mean the node is out of something (descriptors, processes, memory): try again later. */
+export const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'ENOSPC']);
+
 export function asCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
   const msg = err instanceof Error ? err.message : String(err);
+  const errno = (err as { code?: unknown } | undefined)?.code;
+  if (typeof errno === 'string' && OUT_OF_RESOURCES.has(errno)) {
+    return new CniError(Code.tryAgain, `the node is out of resources (${errno}): ${firstLine(msg)}; try again later`, '', { cause: err });
+  }
   return new CniError(Code.internal, firstLine(msg), '', { cause: err });
 }
 

@@ -8,7 +8,7 @@ import type { Result } from '../cni/result.js';
 import type { NetConf } from '../config/netconf.js';
 import { crashPoint } from '../crash.js';
 import { attachmentText } from '../ipam/allocator.js';
-import { endBatches, nodeHasLink, startBatches } from '../net/ip.js';
+import { checkBatchesStarted, endBatches, nodeHasLink, startBatches } from '../net/ip.js';
 import { openPodNetns } from '../net/netns.js';
 import { execute } from '../plan/execute.js';
 import { typedIpam, type AddInput } from '../plan/input.js';
@@ -50,6 +50,9 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     const typed = typedIpam(ipam, `result of IPAM plugin ${conf.ipam.type}:`, Code.decode);
     log.info(`Plugin ${conf.ipam.type} returned ${typed.ips.map((i) => i.cidr.text).join(', ') || 'no address'}`);
     if (observed.status === 'rejected') throw observed.reason;
+    // Both sides' processes must be running before the first change: a node batch run alone
+    // (the pod's could not start) would leave a veth that the rollback, out of processes too, could not remove.
+    checkBatchesStarted();
     const input: AddInput = {
       network: conf.name,
       bridge: conf.bridgeConf,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import type { CniEnv } from '../cni/env.js';
-import { CniError, Code } from '../cni/errors.js';
+import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
 import { validAttachments } from '../config/attachments.js';
@@ -210,6 +210,7 @@ function asIoError(err: unknown): unknown {
   if (err instanceof CniError) return err;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && typeof e.syscall === 'string') {
+    if (OUT_OF_RESOURCES.has(e.code)) return asCniError(err); // code 11: the node may recover
     return new CniError(Code.io, `vnet-ipam: ${e.message}`, '', { cause: err });
   }
   return err;

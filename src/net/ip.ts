@@ -23,6 +23,13 @@ export function startBatches(pod: PodNetns): void {
   spares.set('host', { started: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), fd3: pod.fd });
   spares.set('pod', { started: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }), fd3: pod.fd });
 }
+/** Throws why a batch started ahead could not start (out of descriptors, say): before any plan step. */
+export function checkBatchesStarted(): void {
+  for (const s of spares.values()) {
+    const err = s.started.startError();
+    if (err) throw err;
+  }
+}
 /** Ends the batches nobody used (an empty batch: ip exits at once). */
 export async function endBatches(): Promise<void> {
   const left = [...spares.values()];

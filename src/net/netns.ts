@@ -2,7 +2,7 @@
 // it, make sure it is a network namespace and not our own (the node's), and from then on the
 // children get the opened descriptor as their fd 3 (`/proc/self/fd/3`), never the path text.
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { CniError, Code } from '../cni/errors.js';
+import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../cni/errors.js';
 import { isErrno } from '../fsutil.js';
 
 export interface PodNetns {
@@ -22,6 +22,7 @@ export function openPodNetns(path: string): PodNetns {
     if (isErrno(err, 'ENOENT', 'ENOTDIR')) {
       throw new CniError(Code.unknownContainer, `container network namespace ${JSON.stringify(path)} does not exist`);
     }
+    if (OUT_OF_RESOURCES.has((err as NodeJS.ErrnoException).code ?? '')) throw asCniError(err);
     throw new CniError(Code.invalidEnv, `CNI_NETNS ${JSON.stringify(path)} cannot be opened: ${(err as Error).message}`);
   }
   // Namespaces live on nsfs, one file system: a namespace file (a runtime's bind mount, or
