@@ -43,7 +43,7 @@ function leftovers(): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => !statSync(join(dir, f)).isDirectory())
-    .filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip.'));
+    .filter((f) => f !== 'lock' && f !== '.boot' && !f.startsWith('last_reserved_ip.'));
 }
 const permanentNeighs = () => lab.ipJson(node, ['neigh', 'show', 'nud', 'permanent']);
 function masqueraded(): string[] {

@@ -303,3 +303,57 @@ describe('bridge mode, Azure’s layout, dual stack: the uplink’s IPv6 address
     expect(held('azb')).toEqual([]);
   });
 });
+
+describe('ownership before removal: shared-table entries are re-tagged when re-added and removed only by their owner (both families)', () => {
+  /** Elements of the node's masquerade sets: [address, tag]. */
+  const elements = (node: string): [string, string][] => {
+    try {
+      return JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet'])).nftables
+        .filter((x: any) => /^pods6?_/.test(x.set?.name ?? ''))
+        .flatMap((x: any) => (x.set.elem ?? []).map((e: any) => [e.elem?.val ?? e, e.elem?.comment ?? '']));
+    } catch {
+      return [];
+    }
+  };
+  const neighbours = (node: string, dev: string) => permanent(node, dev).map((n) => [n.dst, n.lladdr]);
+  // One address per family, so that the next pod gets the same ones (reuse, as on a busy node).
+  const ONE4 = { subnet: '10.244.0.0/24', rangeStart: '10.244.0.9', rangeEnd: '10.244.0.9', gateway: '10.244.0.1' };
+  const ONE6 = { subnet: 'fd00:244::/64', rangeStart: 'fd00:244::9', rangeEnd: 'fd00:244::9', gateway: 'fd00:244::1' };
+  const layouts: [string, (net: string) => object, string | undefined][] = [
+    ['transparent with ipMasq', (net) => conf(net, [[ONE4], [ONE6]], { ipMasq: true }), undefined],
+    ['bridge (kubenet) with ipMasq', (net) => ({ ...conf(net, [[ONE4], [ONE6]], { ipMasq: true }), mode: 'bridge', bridge: `${lab.prefix.slice(0, 6)}ob`, isGateway: true }), `${lab.prefix.slice(0, 6)}ob`],
+  ];
+  for (const [what, mk, br] of layouts) {
+    it(`${what}: a DEL retried after the addresses went to another pod, and a GC, leave that pod's entries`, async () => {
+      const node = lab.ns(`own${++seq}`);
+      const net = `own${seq}`;
+      const c = mk(net);
+      const a = pod();
+      const b = pod();
+      const ra = ok(await call('ADD', node, a, c));
+      ok(await call('DEL', node, a, { ...c, prevResult: ra }));
+      // Stray elements left for the same addresses under another tag (a DEL killed half-way, say):
+      // `add element` alone would keep that tag, and a later GC would remove b's masquerade.
+      const sets = JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet'])).nftables.flatMap((x: any) => (/^pods6?_/.test(x.set?.name ?? '') ? [x.set.name] : []));
+      for (const [set, ip] of [[sets.find((n: string) => n.startsWith('pods_')), addrOf(ra, 4)], [sets.find((n: string) => n.startsWith('pods6_')), addrOf(ra, 6)]]) {
+        lab.in(node, ['nft', 'add', 'element', 'inet', 'vnet', set, `{ ${ip} comment "azvstale00000" }`]);
+      }
+      const rb = ok(await call('ADD', node, b, c));
+      expect([addrOf(rb, 4), addrOf(rb, 6)]).toEqual([addrOf(ra, 4), addrOf(ra, 6)]);
+      const vethB = rb.interfaces.find((i: any) => i.name.startsWith('azv') && !i.sandbox).name;
+      const mine = () => elements(node).filter(([, tag]) => tag === vethB).map(([ip]) => ip).sort();
+      expect(mine()).toEqual([addrOf(rb, 4), addrOf(rb, 6)].sort());
+      const before = { elements: elements(node), neighbours: br ? neighbours(node, br) : [] };
+      // a's DEL again, as a runtime retries it, with a's prevResult naming the very same addresses
+      ok(await call('DEL', node, a, { ...c, prevResult: ra }));
+      expect(elements(node)).toEqual(before.elements);
+      if (br) expect(neighbours(node, br)).toEqual(before.neighbours);
+      // GC with b valid keeps b's elements (they carry b's tag, not a's)
+      ok(await lab.run({ node, env: cniEnv('GC'), stdin: { ...c, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: b.id, ifname: 'eth0' }] } }));
+      expect(mine()).toEqual([addrOf(rb, 4), addrOf(rb, 6)].sort());
+      ok(await call('DEL', node, b, c));
+      expect(elements(node)).toEqual([]);
+      if (br) expect(neighbours(node, br)).toEqual([]);
+    });
+  }
+});

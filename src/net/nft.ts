@@ -54,9 +54,19 @@ export function ensureMasquerade(network: string, exclude: readonly Cidr[], refr
   return out;
 }
 
-export const addPod = (network: string, ip: Addr, tag: IfName): NftLine[] => [
-  line(`add element ${NFT_TABLE} ${masqNames(network).pods[ip.family]} { ${ip.ip} comment "${tag}" }`),
-];
+/**
+ * A pod's element, tagged with its attachment's veth. `add element` of an address already in the
+ * set keeps the old tag (a former holder's, after the address was handed out again): it is
+ * ensured, deleted and added anew in one transaction, so the tag is always the current holder's.
+ */
+export function addPod(network: string, ip: Addr, tag: IfName): NftLine[] {
+  const set = masqNames(network).pods[ip.family];
+  return [
+    line(`add element ${NFT_TABLE} ${set} { ${ip.ip} }`),
+    line(`delete element ${NFT_TABLE} ${set} { ${ip.ip} }`),
+    line(`add element ${NFT_TABLE} ${set} { ${ip.ip} comment "${tag}" }`),
+  ];
+}
 /**
  * Removes a pod's element whether or not it (or its set) exists: a script is one transaction, and
  * one missing element would otherwise keep every other line of it from taking effect.
