@@ -330,12 +330,12 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(ping(n, '10.224.0.1')).toContain('1 received');
   });
 
-  it('a failure half-way through the move gives the NIC back its addresses and routes; nothing else is left', async () => {
+  it('a failure once the move ran gives the NIC back its addresses and routes; nothing else is left', async () => {
     const { node: n } = lab.aksNode('aznode2');
     const p = pod();
-    const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_FAIL_AT: '(2/2)' }, stdin: azure() });
+    const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_FAIL_AT: 'after the node commands: Moving uplink' }, stdin: azure() });
     expect(r.json?.code, r.stdout).toBe(102);
-    expect(r.json.msg).toMatch(/test fault .*\(2\/2\)/);
+    expect(r.json.msg).toMatch(/test fault .*after the node commands: Moving uplink/);
     expect(v4(link(n, 'eth0'))).toEqual(['10.224.0.4/16']);
     expect(link(n, 'eth0').master).toBeUndefined();
     expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: 'eth0' });
@@ -346,6 +346,40 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     ok(await add(p, azure(), n));
     expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
     ok(await del(p, azure(), n));
+  });
+
+  const shapeOf = (n: string) => ({
+    links: lab.ipJson(n, ['-d', 'addr', 'show']).map(({ ifindex, stats, stats64, ...rest }: any) => rest),
+    routes: lab.ipJson(n, ['route', 'show', 'table', 'all']),
+    routes6: lab.ipJson(n, ['-6', 'route', 'show', 'table', 'all']),
+  });
+  const uncarried: [string, string[], RegExp][] = [
+    ['a route in another table (policy routing)', ['route', 'add', '10.9.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'table', '100'], /is in table 100/],
+    ['an onlink default route (a /32 node address, as on some clouds)', ['route', 'replace', 'default', 'via', '10.224.0.1', 'dev', 'eth0', 'onlink'], /is onlink/],
+    ['a route with a preferred source', ['route', 'add', '10.8.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'src', '10.224.0.4'], /has a preferred source \(10\.224\.0\.4\)/],
+    ['a route with its own MTU', ['route', 'add', '10.7.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'mtu', '1400'], /carries metrics/],
+    ['a route made by a routing daemon (proto bird)', ['route', 'add', '10.6.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'proto', 'bird'], /was made by bird/],
+  ];
+  for (const [what, route, why] of uncarried) {
+    it(`an uplink carrying ${what}: refused with code 7 before the NIC is touched`, async () => {
+      const { node: n } = lab.aksNode(`unc${++seq}`);
+      lab.in(n, ['ip', ...route]);
+      const before = shapeOf(n);
+      const r = await add(pod(), azure(), n);
+      expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(why) });
+      expect(r.json.msg).toMatch(/would not carry exactly: refusing \(nothing changed\)/);
+      expect(shapeOf(n)).toEqual(before);
+    });
+  }
+
+  it('dual stack: the IPv6 default route moves onto the bridge with the uplink too', async () => {
+    const { node: n } = lab.aksNode(`az6${++seq}`, { dualStack: true });
+    const c = { ...azure(), ipam: { ...azure().ipam, ranges: [[azure().ipam.ranges[0]![0]], [{ subnet: 'fd00:224::/64', rangeStart: 'fd00:224::10', rangeEnd: 'fd00:224::60', gateway: 'fd00:224::1' }]] } };
+    const p = pod();
+    ok(await add(p, c, n));
+    expect(lab.ipJson(n, ['-6', 'route', 'show', 'default'])).toEqual([expect.objectContaining({ gateway: 'fd00:224::1', dev: AZ })]);
+    expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
+    ok(await del(p, c, n));
   });
 
   it('ten first ADDs at once on a fresh node: all succeed, the uplink moves once, the node keeps its connectivity', async () => {

@@ -129,3 +129,49 @@ for (const [mode, c] of MODES) {
     });
   });
 }
+
+describe('Azure’s layout: SIGKILL at each crash point of the first ADD (the uplink move), both families', () => {
+  const V4 = { subnet: '10.224.0.0/16', rangeStart: '10.224.0.10', rangeEnd: '10.224.0.60', gateway: '10.224.0.1' };
+  const V6 = { subnet: 'fd00:224::/64', rangeStart: 'fd00:224::10', rangeEnd: 'fd00:224::60', gateway: 'fd00:224::1' };
+  const az = (dir: string) => ({
+    cniVersion: '1.1.0', name: 'crashaz', type: 'vnet', mode: 'bridge', bridge: 'crashaz0', uplink: 'eth0', mtu: 1500,
+    ipam: { type: 'vnet-ipam', ranges: [[V4], [V6]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], dataDir: dir },
+  });
+  const globals = (n: string, dev: string) =>
+    (lab.ipJson(n, ['addr', 'show', 'dev', dev])[0]?.addr_info ?? []).filter((a: any) => a.scope === 'global').map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+  const reachable = (n: string) => {
+    expect(lab.ping(n, '10.224.0.1')).toContain('1 received');
+    expect(lab.ping(n, 'fd00:224::1')).toContain('1 received');
+  };
+  it('walks every point: the node keeps its addresses, default routes and reachability, whole on the NIC or whole on the bridge; DEL and the next ADD complete', async () => {
+    let points = 0;
+    for (let point = 1; point < 60; point++) {
+      const { node: n } = lab.aksNode(`az${point}`, { dualStack: true });
+      const dir = join(lab.dir, `ipam-az${point}`);
+      const p = pod();
+      const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_CRASH_AT: String(point) }, stdin: az(dir) });
+      if (r.code !== 0) expect(r.code, `crash point ${point}: ${r.stdout}`).toBe(-1);
+      // all of the node's addresses and both default routes on one device: the NIC, or the bridge
+      const on = lab.ipJson(n, ['link', 'show', 'dev', 'eth0'])[0].master === 'crashaz0' ? 'crashaz0' : 'eth0';
+      expect(globals(n, on)).toEqual(['10.224.0.4/16', 'fd00:224::4/64']);
+      expect(lab.ipJson(n, ['route', 'show', 'default']), `point ${point} on ${on}: ${JSON.stringify(lab.ipJson(n, ['route', 'show', 'table', 'all']))} ${r.stdout}`).toEqual([expect.objectContaining({ dev: on, gateway: '10.224.0.1' })]);
+      expect(lab.ipJson(n, ['-6', 'route', 'show', 'default'])).toEqual([expect.objectContaining({ dev: on, gateway: 'fd00:224::1' })]);
+      reachable(n);
+      // the runtime's DEL of the killed call, then a pod that works, then its DEL
+      const del1 = await lab.run({ node: n, env: cniEnv('DEL', { id: p.id, netns: p.netns }), stdin: az(dir) });
+      ok(del1);
+      const q = pod();
+      ok(await lab.run({ node: n, env: cniEnv('ADD', { id: q.id, netns: q.netns }), stdin: az(dir) }));
+      expect(lab.ping(q.netns, '10.224.0.1')).toContain('1 received');
+      reachable(n);
+      ok(await lab.run({ node: n, env: cniEnv('DEL', { id: q.id, netns: q.netns }), stdin: az(dir) }));
+      expect(lab.ipJson(n, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'))).toEqual([]);
+      if (r.code === 0) {
+        points = point - 1;
+        break;
+      }
+    }
+    expect(points).toBeGreaterThanOrEqual(5);
+    process.stderr.write(`crash test: Azure's layout, dual stack: the first ADD has ${points} crash points\n`);
+  }, 300_000);
+});

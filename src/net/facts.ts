@@ -10,7 +10,13 @@ export interface UplinkRoute {
   dst: Cidr;
   gw?: Addr;
   metric?: number;
+  /** Who made it (the kernel's own follow the addresses and are not moved). */
+  proto?: CarriedProto;
 }
+
+/** The route origins the move carries as they are; a route of another origin is refused. */
+export const CARRIED_PROTOS = ['boot', 'static', 'dhcp', 'ra'] as const;
+type CarriedProto = (typeof CARRIED_PROTOS)[number];
 
 export interface LinkFacts {
   name: IfName;
@@ -49,6 +55,7 @@ function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
 
 /** What bridge mode needs to know about this node. */
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
+  // ROUTES (`route show table all`) lists both families' routes, every table.
   const [links = [], routes = [], bridges = []] = await ipJson(['addr show', ROUTES, 'link show type bridge']);
   const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
   if (find(bridge) && !(bridges as LinkRow[]).some((l) => l.ifname === bridge)) notABridge(bridge, undefined);
@@ -63,13 +70,43 @@ export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined):
   // The kernel's own subnet routes follow the addresses; the rest (the default route above all)
   // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
   const on = up.master === bridge ? bridge : uplink;
-  const moved = mainRoutes(routes as RouteRow[])
+  const rows = routes as RouteRow[];
+  if (on === uplink) refuseUncarried(uplink, rows);
+  const moved = mainRoutes(rows)
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
-    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric }));
+    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol) }));
   // Likewise its addresses: once moved, the node's addresses are the bridge's.
   facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
+}
+
+/**
+ * The move carries a route on the uplink exactly when it is a main-table unicast route with a
+ * destination, maybe a gateway and a metric, made by the kernel (it follows the addresses) or by
+ * boot, static, DHCP or router advertisements. Anything else (another table, and the rules that
+ * use it; multipath; onlink; a preferred source; per-route MTU or other metrics; another origin)
+ * it would change or lose: refused before the NIC is touched, naming the route.
+ */
+function refuseUncarried(uplink: IfName, rows: readonly RouteRow[]): void {
+  for (const r of rows) {
+    const viaUplink = r.dev === uplink || (r.nexthops ?? []).some((h) => (h as { dev?: string }).dev === uplink);
+    if (!viaUplink || r.type === 'local' || r.type === 'broadcast' || r.type === 'multicast' || r.table === 'local') continue;
+    if (r.dst?.startsWith('fe80::') || r.dst === 'ff00::/8') continue; // link-local: every link has its own
+    if (r.protocol === 'kernel' && (r.table === undefined || r.table === 'main')) continue; // they follow the addresses
+    const why = r.table !== undefined && r.table !== 'main' ? `is in table ${r.table}`
+      : r.nexthops?.length ? 'is multipath'
+      : r.flags?.includes('onlink') ? 'is onlink'
+      : r.prefsrc !== undefined ? `has a preferred source (${r.prefsrc})`
+      : r.metrics?.length ? 'carries metrics (mtu, window, …)'
+      : r.type !== undefined && r.type !== 'unicast' ? `is of type ${r.type}`
+      : r.protocol !== undefined && r.protocol !== 'kernel' && !CARRIED_PROTOS.some((p) => p === r.protocol) ? `was made by ${r.protocol}`
+      : undefined;
+    if (why) {
+      const text = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${uplink}`;
+      throw new CniError(Code.invalidConfig, `uplink ${uplink}: the route ${JSON.stringify(text)} ${why}, which moving the uplink onto its bridge would not carry exactly: refusing (nothing changed)`);
+    }
+  }
 }
 
 /** A shared object is checked by kind before any step: a link named like the bridge must be one. */

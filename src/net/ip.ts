@@ -165,6 +165,10 @@ export interface RouteRow {
   table?: string;
   type?: string;
   pref?: string;
+  flags?: string[];
+  prefsrc?: string;
+  nexthops?: unknown[];
+  metrics?: unknown[];
 }
 
 /**

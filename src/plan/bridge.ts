@@ -107,11 +107,13 @@ export function bridgeAddPlan(input: AddInput): Plan {
 }
 
 /**
- * The uplink's move onto the bridge, in two processes (off the NIC, then onto the bridge), with a
- * restore of the NIC should either fail; or, when a former ADD did it, only what CHECK expects.
+ * The uplink's move onto the bridge, in ONE `ip` process (off the NIC, a port of the bridge, onto
+ * the bridge): a plugin killed at any moment leaves the NIC as it was or the move complete, since
+ * the process it started goes on and finishes the batch on its own. Should a command fail, the
+ * restore puts the NIC back as it was. When a former ADD did the move, only what CHECK expects.
  */
 function moveUplink(br: IfName, up: UplinkFacts): Step[] {
-  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => routeCmd(op, r.dst, r.gw, dev, r.metric);
+  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [...routeCmd(op, r.dst, r.gw, dev, r.metric), ...(op === 'add' && r.proto ? (['proto', r.proto] as const) : [])];
   const expect: Expect[] = [
     { kind: 'link', side: 'host', name: up.name, up: true, master: br },
     ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'host', dev: br, address: a })),
@@ -129,26 +131,19 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${routeText(r.dst, r.gw)}`)].join(', ');
   return [
     {
-      say: `Moving uplink ${up.name} onto ${br} (1/2): taking ${what || 'nothing'} off ${up.name} and making it a port of ${br}`,
+      say: `Moving uplink ${up.name} onto ${br}: taking ${what || 'nothing'} off ${up.name}, making it a port of ${br}, and putting the same on ${br}, in one ip process; the node keeps its connectivity`,
       side: 'host',
       lifecycle: 'shared',
       alone: true,
-      // First ADDs at once all see the NIC unmoved: whatever another one took off already is done.
-      tolerate: /No such process|Cannot assign requested address|address not found/i,
+      // First ADDs at once all see the NIC unmoved: whatever another one did already is done.
+      tolerate: /No such process|Cannot assign requested address|address not found|File exists|address already assigned/i,
       ip: [
         ...up.routes.map((r) => route('del', r, up.name)),
         ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', up.name]),
         ['link', 'set', 'dev', up.name, 'master', br, 'up'],
+        ...up.addrs.map((a) => addrAdd(a, br)),
+        ...up.routes.map((r) => route('add', r, br)),
       ],
-      restore,
-    },
-    {
-      say: `Moving uplink ${up.name} onto ${br} (2/2): putting ${what || 'nothing'} on ${br}; the node keeps its connectivity`,
-      side: 'host',
-      lifecycle: 'shared',
-      alone: true,
-      tolerate: /File exists|address already assigned/i,
-      ip: [...up.addrs.map((a) => addrAdd(a, br)), ...up.routes.map((r) => route('add', r, br))],
       restore,
       expect,
     },

@@ -5,7 +5,7 @@
 // nothing and undoes nothing, and shared steps are never undone.
 import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
-import type { IpCmd } from '../net/command.js';
+import { batchLine, type IpCmd } from '../net/command.js';
 import { ipRun, ipRunAll, writeSysctl } from '../net/ip.js';
 import { nftRun } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
@@ -39,16 +39,23 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
   const flush = async () => {
     while (pending?.cmds.length) {
       const p = pending;
-      current = p.owners[0];
-      crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${p.owners[0]!.say}`);
+      const first = (current = p.owners[0]!);
+      crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${first.say}`);
       const where = p.side === 'container' ? { pod } : { fd3: pod?.fd };
+      if (first.restore && first.alone && p.side === 'host' && p.cmds.every((c) => batchLine(c) !== undefined)) {
+        await runWhole(p, first, opts);
+        left.set(first, 0);
+        finish(first);
+        pending = undefined;
+        return;
+      }
       const failure = await ipRun(p.cmds, where);
       const ran = failure ? failure.index : p.cmds.length;
       for (const s of p.owners.slice(0, ran)) {
         left.set(s, left.get(s)! - 1);
         finish(s);
       }
-      crashPoint(`after the ${p.side === 'host' ? 'node' : 'pod'} commands`);
+      crashPoint(`after the ${p.side === 'host' ? 'node' : 'pod'} commands: ${p.owners[0]!.say}`);
       if (!failure) {
         pending = undefined;
         return;
@@ -104,6 +111,22 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
     if (current?.restore) await restore(current);
     await rollback(done);
     throw err;
+  }
+}
+
+/**
+ * A shared step with a restore (the uplink's move) runs in ONE process whatever fails (-force):
+ * a tolerated failure must not split it into two processes, between which a plugin killed would
+ * leave the NIC half moved; the process it started finishes the batch on its own.
+ */
+async function runWhole(p: Pending, step: Step, opts: ExecuteOptions): Promise<void> {
+  const failures = await ipRunAll(p.cmds);
+  crashPoint(`after the node commands: ${step.say}`);
+  for (const f of failures) {
+    if (!(step.tolerate ?? opts.tolerate)?.test(f.message)) {
+      throw new CniError(Code.datapath, `${step.say}: failed: ${f.message}`, `ip ${p.cmds[f.index]?.join(' ') ?? ''}`);
+    }
+    log.info(`  (already done: ${f.message})`);
   }
 }
 
