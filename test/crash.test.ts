@@ -17,7 +17,13 @@ const base = {
   type: 'vnet',
   mtu: 1500,
   ipsToRouteViaHost: ['169.254.20.10'],
-  ipam: { type: 'vnet-ipam', ranges: [[{ subnet: '10.230.0.0/24', gateway: '10.230.0.1' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: dataDir() },
+  // Both families: every walk proves IPv6's routes, neighbours and masquerade elements too.
+  ipam: {
+    type: 'vnet-ipam',
+    ranges: [[{ subnet: '10.230.0.0/24', gateway: '10.230.0.1' }], [{ subnet: 'fd00:230::/64', gateway: 'fd00:230::1' }]],
+    routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+    dataDir: dataDir(),
+  },
 };
 // Every mode, kubenet's bridge with masquerade included: each walk runs with one of them.
 const MODES: [string, object][] = [
@@ -36,7 +42,7 @@ afterEach(() => {
 });
 
 const azvLinks = () => lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname.startsWith('azv'));
-const hostRoutes = () => lab.ipJson(node, ['route', 'show']).filter((r) => r.dev?.startsWith('azv'));
+const hostRoutes = () => [...lab.ipJson(node, ['route', 'show']), ...lab.ipJson(node, ['-6', 'route', 'show'])].filter((r) => r.dev?.startsWith('azv'));
 /** Every file in the network's store but host-local's lock and cursor: addresses, index entries, temp files. */
 function leftovers(): string[] {
   const dir = join(dataDir(), NET);
@@ -45,11 +51,11 @@ function leftovers(): string[] {
     .filter((f) => !statSync(join(dir, f)).isDirectory())
     .filter((f) => f !== 'lock' && f !== '.boot' && !f.startsWith('last_reserved_ip.'));
 }
-const permanentNeighs = () => lab.ipJson(node, ['neigh', 'show', 'nud', 'permanent']);
+const permanentNeighs = () => [...lab.ipJson(node, ['neigh', 'show', 'nud', 'permanent']), ...lab.ipJson(node, ['-6', 'neigh', 'show', 'nud', 'permanent'])];
 function masqueraded(): string[] {
   try {
     const t = JSON.parse(lab.in(node, ['nft', '-j', 'list', 'table', 'inet', 'vnet']));
-    return t.nftables.flatMap((x: any) => (x.set?.name?.startsWith('pods_') ? (x.set.elem ?? []) : []));
+    return t.nftables.flatMap((x: any) => (/^pods6?_/.test(x.set?.name ?? '') ? (x.set.elem ?? []) : []));
   } catch {
     return []; // no table yet
   }
