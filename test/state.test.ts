@@ -3,7 +3,7 @@
 // status (0 no leak, 1 leaks, 2 usage). Each leak is made on purpose in namespaces of the lab; the
 // built binary runs `state` inside the node namespace.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, BIN_DIR, Lab, cniEnv, type Ran, transparentConf } from './helpers/lab.js';
@@ -155,6 +155,43 @@ describe('an allocation whose veth does not exist is a leaked address (exit 1)',
     expect(code).toBe(1);
     expect(json.allocations).toEqual([expect.objectContaining({ ip, veth: { name: veth, present: false, up: null, master: null, mac: null }, routes: [], neighbours: [] })]);
     expect(json.leaks).toEqual([{ kind: 'address', message: expect.stringContaining('leaked address'), ip, containerId: p.id, ifname: 'eth0', veth }]);
+  });
+});
+
+describe('vnet state --free-leaked frees what vnet state finds leaked, safe against ADDs under way, and says what it freed', () => {
+  it('an old leaked address (both families) is freed; a young one and a live pod are kept', async () => {
+    const { node } = lab.aksNode('freeleak', { dualStack: true });
+    const c = transparent('freeleak', [[V4], [V6]]);
+    const [gone, young, live] = [pod(), pod(), pod()];
+    const rg = ok(await call('ADD', node, gone, c));
+    const ry = ok(await call('ADD', node, young, c));
+    ok(await call('ADD', node, live, c));
+    // Two pods vanish without a DEL (a reboot of the runtime, a kill): their veths are gone, their addresses held.
+    for (const r of [rg, ry]) lab.in(node, ['ip', 'link', 'del', r.interfaces[0].name]);
+    // One of them long ago: its address files are old; the other is as young as an ADD under way.
+    const old = new Date(Date.now() - 10 * 60_000);
+    for (const ip of [addrOf(rg, 4), addrOf(rg, 6)]) utimesSync(join(dataDir('freeleak'), 'freeleak', ip), old, old);
+
+    const r = state(node, ['--conf', confFile(c), '--free-leaked']);
+    expect(r.stdout).toContain('Network "freeleak": 4 leaked addresses found (no veth on this node).');
+    expect(r.stdout).toContain(`freed ${addrOf(rg, 4)} (container ${gone.id} eth0)`);
+    expect(r.stdout).toContain(`freed ${addrOf(rg, 6)} (container ${gone.id} eth0)`);
+    expect(r.stdout).toMatch(new RegExp(`kept ${addrOf(ry, 4).replace(/\./g, '\\.')} \\(container ${young.id} eth0\\): allocated less than 60 s ago`));
+    expect(r.code).toBe(1); // the young one is still leaked
+    const after = stateJson(node, ['--conf', confFile(c)]).json;
+    expect(after.allocations.map((a: any) => a.containerId).sort()).toEqual([live.id, live.id, young.id, young.id].sort());
+    expect(after.allocations.map((a: any) => a.ip)).not.toContain(addrOf(rg, 4));
+    expect(after.allocations.map((a: any) => a.ip)).not.toContain(addrOf(rg, 6));
+  });
+  it('nothing leaked: says so, exit 0', async () => {
+    const { node } = lab.aksNode('noleak');
+    const c = transparent('noleak');
+    const p = pod();
+    ok(await call('ADD', node, p, c));
+    const r = state(node, ['--conf', confFile(c), '--free-leaked']);
+    expect(r.stdout).toBe('Network "noleak": 0 leaked addresses found (no veth on this node).\n');
+    expect(r.code).toBe(0);
+    ok(await call('DEL', node, p, c));
   });
 });
 

@@ -25,9 +25,11 @@ As a command:
   vnet version               plugin version and the CNI spec versions it speaks
   vnet explain --conf FILE --container-id ID --netns PATH [--ifname eth0] [--ip ADDR]…
                              print the commands ADD would run, as shell lines, running nothing
-  vnet state [--conf FILE | --data-dir DIR --network NAME] [--json]
+  vnet state [--conf FILE | --data-dir DIR --network NAME] [--json] [--free-leaked]
                              a network's allocations with their veths, routes, neighbour entries
-                             and masquerade elements, and the leaks (exit 1 when any)
+                             and masquerade elements, and the leaks (exit 1 when any);
+                             --free-leaked releases the addresses whose pod's veth is gone (each
+                             checked again under the store's lock, none younger than 60 s)
   vnet validate FILE…        check a .conflist (or one plugin's .conf) with the plugin's own
                              parsers: every problem, one a line (exit 1 when any)
   vnet install --layout transparent|bridge|kubenet|overlay

@@ -17,12 +17,12 @@ import { parseArgs } from 'node:util';
 import type { Attachment } from '../config/attachments.js';
 import { networkNameProblem, parseNetConf, type NetConf } from '../config/netconf.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig } from '../ipam/config.js';
-import { listAllocations } from '../ipam/plugin.js';
+import { freeLeaked, listAllocations } from '../ipam/plugin.js';
 import { subnetFor, type RangeSet } from '../ipam/range.js';
 import { Store } from '../ipam/store.js';
 import { escapeControls } from '../log.js';
 import { parseIp } from '../net/address.js';
-import { ROUTES, ipJson, mainRoutes, type RouteRow } from '../net/ip.js';
+import { ROUTES, ipJson, mainRoutes, nodeHasLink, type RouteRow } from '../net/ip.js';
 import { NFT_TABLE, masqNames, readMasqTable } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
@@ -81,7 +81,7 @@ export interface StateReport {
   notes: string[];
 }
 
-const USAGE = 'vnet state [--conf FILE | --data-dir DIR --network NAME] [--json]';
+const USAGE = 'vnet state [--conf FILE | --data-dir DIR --network NAME] [--json] [--free-leaked]';
 
 interface Options {
   network: string;
@@ -89,21 +89,41 @@ interface Options {
   conf?: NetConf;
   confFile?: string;
   json: boolean;
+  freeLeaked: boolean;
 }
 
 export async function state(args: string[]): Promise<{ out: string; code: number }> {
   const o = options(args);
   const report = await survey(o);
+  if (o.freeLeaked) return freeLeakedAddresses(o, report);
   const out = o.json ? jsonText(report) : render(report);
   return { out, code: report.leaks.length ? 1 : 0 };
 }
 
+/**
+ * --free-leaked: releases the addresses the survey found leaked (their pod's veth is gone), each
+ * checked again under the store's lock (see ipam/plugin.ts freeLeaked), and says what it freed.
+ * Exit 0 when nothing it found is left leaked, 1 otherwise.
+ */
+async function freeLeakedAddresses(o: Options, report: StateReport): Promise<{ out: string; code: number }> {
+  const leaked = report.leaks.flatMap((l) => (l.kind === 'address' ? [{ ip: l.ip, containerId: l.containerId, ifname: l.ifname }] : []));
+  const { freed, kept } = await freeLeaked(o.dataDir, o.network, leaked, (a) => !nodeHasLink(hostVethName(o.network, a)));
+  const lines = [
+    `Network "${safe(o.network)}": ${leaked.length} leaked address${leaked.length === 1 ? '' : 'es'} found (no veth on this node).`,
+    ...freed.map((f) => `freed ${safe(f)}`),
+    ...kept.map((k) => `kept ${safe(k)}`),
+  ];
+  const others = report.leaks.filter((l) => l.kind !== 'address');
+  if (others.length) lines.push(`Not freed by this command (a runtime's DEL or GC removes them): ${others.length} other leak${others.length === 1 ? '' : 's'}; see vnet state.`);
+  return { out: lines.join('\n') + '\n', code: kept.length || others.length ? 1 : 0 };
+}
+
 function options(args: string[]): Options {
-  let values: { conf?: string; 'data-dir'?: string; network?: string; json?: boolean };
+  let values: { conf?: string; 'data-dir'?: string; network?: string; json?: boolean; 'free-leaked'?: boolean };
   try {
     ({ values } = parseArgs({
       args,
-      options: { conf: { type: 'string' }, 'data-dir': { type: 'string' }, network: { type: 'string' }, json: { type: 'boolean' } },
+      options: { conf: { type: 'string' }, 'data-dir': { type: 'string' }, network: { type: 'string' }, json: { type: 'boolean' }, 'free-leaked': { type: 'boolean' } },
       strict: true,
       allowPositionals: false,
     }));
@@ -133,7 +153,7 @@ function options(args: string[]): Options {
   }
   const why = networkNameProblem(network);
   if (why) throw new UsageError(`invalid network name ${JSON.stringify(network)}: ${why}`);
-  return { network, dataDir, conf, confFile: values.conf, json: values.json ?? false };
+  return { network, dataDir, conf, confFile: values.conf, json: values.json ?? false, freeLeaked: values['free-leaked'] ?? false };
 }
 
 /** The subdirectories of a data directory: the networks vnet-ipam (or host-local) has held addresses of. */

@@ -62,6 +62,38 @@ export function listAllocations(dataDir: string, network: string): { ip: string;
     });
 }
 
+/** An allocation younger than this is never freed by hand: an ADD may still be wiring its pod. */
+export const LEAK_GRACE_MS = 60_000;
+
+/**
+ * `vnet state --free-leaked`: releases the attachments whose addresses `vnet state` found leaked
+ * (no veth), under the network's lock, each checked again there: still held by that attachment,
+ * its veth still absent (`vethGone`), and its address file older than LEAK_GRACE_MS, so an ADD
+ * that has allocated but not yet made its veth keeps what it holds. Returns what it freed and
+ * what it kept, with why.
+ */
+export async function freeLeaked(
+  dataDir: string,
+  network: string,
+  leaked: readonly (Attachment & { ip: string })[],
+  vethGone: (a: Attachment) => boolean,
+): Promise<{ freed: string[]; kept: string[] }> {
+  const store = Store.forNetwork(dataDir, network);
+  const out = { freed: [] as string[], kept: [] as string[] };
+  if (!leaked.length || !store.exists()) return out;
+  await withLock(store.dir, () => {
+    for (const l of leaked) {
+      const who = `${l.ip} (container ${l.containerId} ${l.ifname})`;
+      const owner = store.owner(l.ip);
+      if (!owner || owner.containerId !== l.containerId || owner.ifname !== l.ifname) out.kept.push(`${who}: no longer held by it`);
+      else if (!vethGone(l)) out.kept.push(`${who}: its veth is back`);
+      else if (Date.now() - store.allocatedAt(l.ip) < LEAK_GRACE_MS) out.kept.push(`${who}: allocated less than ${LEAK_GRACE_MS / 1000} s ago (an ADD may be wiring it)`);
+      else out.freed.push(...release(store, l).map((ip) => `${ip} (container ${l.containerId} ${l.ifname})`));
+    }
+  });
+  return out;
+}
+
 const attachmentOf = (env: CniEnv): Attachment => ({ containerId: env.containerId, ifname: env.ifname });
 
 // ---- ADD ----

@@ -276,6 +276,11 @@ export class Store {
     }
   }
 
+  /** When an address was handed out (its file's mtime, read without following a link), in ms. */
+  allocatedAt(ip: string): number {
+    return lstatSync(this.ipPath(ip)).mtimeMs;
+  }
+
   // ---- the boot the allocations belong to ----
 
   /** The boot id stamped in `.boot` (see allocator.ts's releasePreviousBoot), or undefined. */
