@@ -313,8 +313,8 @@ export function podLeftovers(c: Cluster, i: number): Record<string, string[]> {
   }
   const ipamDir = join(c.spec.dir, `node${i}`, 'ipam', c.conflist(i).name);
   const list = (d: string) => (existsSync(d) ? readdirSync(d) : []);
-  // Address files, index entries, temps and a lock left held: all go with the last pod.
-  const files = list(ipamDir).filter((f) => !['lock', '.tmp', '.by-container'].includes(f) && !f.startsWith('last_reserved_ip'));
+  // Address files, index entries, temps and a lock left held: all go with the last pod (the boot stamp stays).
+  const files = list(ipamDir).filter((f) => !['lock', '.tmp', '.by-container', '.boot'].includes(f) && !f.startsWith('last_reserved_ip'));
   const index = list(join(ipamDir, '.by-container'));
   const temps = list(join(ipamDir, '.tmp'));
   const results = join(c.spec.dir, `node${i}`, 'results');

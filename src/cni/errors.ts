@@ -42,7 +42,7 @@ export class CniError extends Error {
 
 /** Wraps anything thrown into a CniError; a non-CniError is a bug or an OS failure. */
 /** errno codes that mean the node is out of something (descriptors, processes, memory): try again later. */
-export const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'ENOSPC']);
+export const OUT_OF_RESOURCES = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM']);
 
 export function asCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
