@@ -4,7 +4,7 @@
 # would make apt remove another (Docker CE's containerd.io and runc conflict with Debian's
 # containerd and runc: on such a host it stops and says so, with nothing changed).
 #
-#   ./scripts/deps.sh [--for build|lab|bench|test] [--build]
+#   ./scripts/deps.sh [--for build|lab|bench|test|k8s] [--build]
 #   . scripts/deps.sh --for test --build    the same from another script (test.sh, lab.sh), whose
 #                                           PATH then keeps Node >= 20 first (always pass an
 #                                           argument: a bare `. scripts/deps.sh` would see the
@@ -17,6 +17,8 @@
 #                        with systemd, Debian's containerd starts its service), busybox-static,
 #                        qemu-user (the build and a test run the executable on the baseline CPU),
 #                        and the linter of the project's shell scripts
+#   k8s                  + iptables (kube-proxy's rules), openssl (the cluster's certificates), and
+#                        Debian's Go with reflect2 (scripts/k8s-build.sh): scripts/k8s-e2e.sh
 #   --build              then `npm run build` with Node >= 20
 #
 # Node: vitest 4 needs Node >= 20, and the build copies the very node binary it runs on into
@@ -41,7 +43,7 @@ for deps_arg in "$@"; do
   case "$deps_arg" in
     --build) deps_build=1 ;;
     --for) deps_next=for ;;
-    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "deps.sh: unknown argument $deps_arg" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +52,8 @@ case "$deps_for" in
   lab) deps_packages=(iproute2 util-linux iputils-ping nftables) ;;
   bench) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
   test) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user) ;;
-  *) echo "deps.sh: --for takes build, lab, bench or test (got ${deps_for:-nothing})" >&2; exit 2 ;;
+  k8s) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user iptables openssl golang-go golang-github-modern-go-reflect2-dev) ;;
+  *) echo "deps.sh: --for takes build, lab, bench, test or k8s (got ${deps_for:-nothing})" >&2; exit 2 ;;
 esac
 
 # The major version of the node at $1 (a path or a command name), or nothing.

@@ -62,7 +62,7 @@ describe('deps.sh installs only what the command at hand needs, and says what fi
   }, 300_000);
   it('an unknown --for is refused', () => {
     const r = deps(['--for', 'everything'], {});
-    expect(r.stderr).toMatch(/--for takes build, lab, bench or test \(got everything\)/);
+    expect(r.stderr).toMatch(/--for takes build, lab, bench, test or k8s \(got everything\)/);
     expect(r.status).toBe(2);
   });
 });

@@ -54,7 +54,9 @@ export function nodeConflist(p: NodeParams): Record<string, unknown> {
     type: 'vnet',
     mode: p.layout === 'bridge' || p.layout === 'kubenet' ? 'bridge' : 'transparent',
     ...(p.layout === 'kubenet' ? { bridge: p.bridge ?? 'cbr0', isGateway: true, hairpinMode: true } : {}),
-    ...(p.layout === 'bridge' ? { bridge: p.bridge ?? 'azure0', uplink: p.uplink ?? 'eth0' } : {}),
+    // Azure's bridge mode turns hairpin on for the pods' ports: a pod reaching itself through a
+    // Service (kube-proxy's DNAT on the bridge) goes back out the port it came in.
+    ...(p.layout === 'bridge' ? { bridge: p.bridge ?? 'azure0', uplink: p.uplink ?? 'eth0', hairpinMode: true } : {}),
     ...(p.layout === 'kubenet' || p.layout === 'overlay' ? { ipMasq: true, ipMasqExclude: p.noMasq } : {}),
     ...(p.mtu ? { mtu: p.mtu } : {}),
     ...(p.ipsToRouteViaHost.length ? { ipsToRouteViaHost: p.ipsToRouteViaHost } : {}),
