@@ -87,8 +87,8 @@ describe('hostile or malformed parameters are refused with exit 2, naming the pa
     ['--mtu with a fraction', [...KUBENET, '--mtu', '1500.5'], /--mtu "1500\.5"/],
     ['--mtu out of range', [...KUBENET, '--mtu', '70000'], /--mtu "70000"/],
     ['--mtu in hex', [...KUBENET, '--mtu', '0x5dc'], /--mtu "0x5dc"/],
-    ['a peer replacing this node’s own connected network', [...KUBENET, '--peer', '10.220.2.0/24=10.220.2.5'], /--peer 10\.220\.2\.0\/24: overlaps 10\.220\.2\.0\/24, a network this node is connected to \(dev eth0\)/],
-    ['a peer shadowing part of it', [...KUBENET, '--peer', '10.220.2.128/25=10.220.2.5'], /overlaps 10\.220\.2\.0\/24, a network this node is connected to/],
+    ['a peer replacing this node’s own connected network', [...KUBENET, '--peer', '10.220.2.0/24=10.220.2.5'], /--peer 10\.220\.2\.0\/24: holds 10\.220\.2\.0\/24, a network this node is connected to \(dev eth0\): the route would replace or cover it/],
+    ['a peer covering it (a wider prefix)', [...KUBENET, '--peer', '10.220.0.0/16=10.220.2.5'], /--peer 10\.220\.0\.0\/16: holds 10\.220\.2\.0\/24/],
     ['a peer via this node’s own address', [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.4'], /10\.220\.2\.4 is this node's own address/],
     ['a peer via an address on no connected network', [...KUBENET, '--peer', '10.244.1.0/24=10.99.0.5'], /10\.99\.0\.5 is on no network this node is connected to/],
   ];
@@ -120,6 +120,18 @@ describe('routes to the other nodes’ pod ranges are installed, as Azure’s ro
     const routes = lab.ipJson(node, ['route', 'show']).filter((r) => r.dst.startsWith('10.244.'));
     expect(routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual(['10.244.1.0/24 via 10.220.2.5', '10.244.2.0/24 via 10.220.2.6']);
     expect(JSON.parse(readFileSync(join(dir, 'n', '10-vnet.conflist'), 'utf8')).plugins[0].ipam.ranges).toEqual([[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]]);
+  });
+});
+
+describe('the transparent layout without Azure’s fabric: a peer slice inside the connected VNet subnet is a route of its own', () => {
+  it('--peer 10.220.2.64/27=10.220.2.5 on a node of 10.220.2.0/24 is installed, the subnet route kept', () => {
+    const out = join(dir, 'slice');
+    const r = install([...TRANSPARENT, '--peer', '10.220.2.64/27=10.220.2.5', '--bin-dir', join(out, 'bin'), '--conf-dir', out]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const routes = lab.ipJson(home, ['route', 'show']).map((x) => `${x.dst}${x.gateway ? ` via ${x.gateway}` : ''}`);
+    expect(routes).toEqual(expect.arrayContaining(['10.220.2.0/24', '10.220.2.64/27 via 10.220.2.5']));
+    lab.in(home, ['ip', 'route', 'del', '10.220.2.64/27']);
   });
 });
 

@@ -106,12 +106,16 @@ async function nodeNetworks(): Promise<{ addrs: string[]; connected: (Interval &
   return { addrs, connected, routes: main.map((r) => r.dst.text) };
 }
 
-/** A peer route must not replace a network this node is on, and must go via a neighbour on one. */
+/**
+ * A peer route must not replace or cover a network this node is on (the same prefix, or a wider
+ * one holding it), and must go via a neighbour on one. A narrower one inside it is what the
+ * transparent layout needs without Azure's fabric: another node's slice of the VNet subnet.
+ */
 function checkPeersAgainstNode(routes: { dst: Cidr; via: Addr }[], node: Awaited<ReturnType<typeof nodeNetworks>>): void {
   for (const r of routes) {
     const iv = intervalOf(r.dst.text);
-    const clash = node.connected.find((c) => overlaps(c, iv));
-    if (clash) throw new UsageError(`--peer ${r.dst.text}: overlaps ${clash.text}, a network this node is connected to${clash.dev ? ` (dev ${clash.dev})` : ''}: the route would replace or shadow it`);
+    const clash = node.connected.find((c) => c.family === iv.family && iv.lo <= c.lo && c.hi <= iv.hi);
+    if (clash) throw new UsageError(`--peer ${r.dst.text}: holds ${clash.text}, a network this node is connected to${clash.dev ? ` (dev ${clash.dev})` : ''}: the route would replace or cover it`);
     if (node.addrs.includes(r.via.ip)) throw new UsageError(`--peer ${r.dst.text}=${r.via.ip}: ${r.via.ip} is this node's own address, not another node's`);
     const via = intervalOf(`${r.via.ip}/${r.via.family === 4 ? 32 : 128}`);
     if (!node.connected.some((c) => overlaps(c, via))) throw new UsageError(`--peer ${r.dst.text}=${r.via.ip}: ${r.via.ip} is on no network this node is connected to`);
