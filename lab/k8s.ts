@@ -553,8 +553,13 @@ async function checks(k: K8s) {
   await waitFor('the Service endpoints', 60_000, () => (k.getJson(['endpoints', APP]).subsets?.[0]?.addresses?.length ?? 0) === 2 * n);
   const names = new Set(pods.map((p) => p.metadata.name));
   const client = perNode[0]![0]!;
-  // The endpoints are there before kube-proxy has written them into every node's rules: one answer first.
-  await waitFor('the ClusterIP to answer once', 20_000, () => ask(netns.get(client.metadata.name)!, clusterIp, 80)).catch(() => undefined);
+  // The endpoints are there before kube-proxy has written all of them into every node's rules (a
+  // first sync may hold only some): wait until a backend on another node has answered once.
+  const remoteNames = new Set(pods.filter((p) => nodeOf(p) !== nodeOf(client)).map((p) => p.metadata.name));
+  await waitFor('kube-proxy to program every endpoint of the ClusterIP', 30_000, () => {
+    const got = ask(netns.get(client.metadata.name)!, clusterIp, 80);
+    return n === 1 ? got !== undefined : got !== undefined && remoteNames.has(got);
+  }).catch(() => undefined);
   const seen = new Set<string>();
   let answered = 0;
   const tries = 12 * n;
@@ -575,6 +580,7 @@ async function checks(k: K8s) {
   result(hairpin === self.metadata.name, `hairpin: backend ${self.metadata.name} to its own Service ${hp} (got ${hairpin ?? 'nothing'})`);
   for (const [from, fromNs] of [['outside', nsPath(k.lab.outside)], [`node0`, nsPath(k.lab.node(0))]] as const) {
     const target = nodeIp(n - 1, 4);
+    await waitFor(`the NodePort to answer ${from} once`, 20_000, () => ask(fromNs, target, nodePort)).catch(() => undefined);
     const answers = Array.from({ length: 4 }, () => ask(fromNs, target, nodePort));
     const good = answers.filter((a) => a && names.has(a)).length;
     result(good === answers.length, `NodePort ${target}:${nodePort} from ${from} (${good}/${answers.length})`);
