@@ -20,7 +20,8 @@ lab.in(home, ['ip', 'link', 'set', 'peer0', 'up']);
 
 function install(args: string[], ns = home, env: Record<string, string> = {}) {
   const argv = ['nsenter', `--net=${ns}`, BIN, 'install', ...args];
-  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+  // The log goes to this file's directory, never to the machine's /var/log/vnet.log.
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH!, VNET_LOG_FILE: join(dir, 'vnet.log'), ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 const validate = (file: string) => spawnSync(BIN, ['validate', file], { encoding: 'utf8' });

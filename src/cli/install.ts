@@ -253,7 +253,9 @@ export async function install(args: string[]): Promise<string> {
     ? podCidrs.map(intervalOf)
     : ranges.map((r) => ({ family: parseIp(r.rangeStart)!.family, lo: parseIp(r.rangeStart)!.value, hi: parseIp(r.rangeEnd)!.value, text: `${r.rangeStart}-${r.rangeEnd}` }));
   const routes = peerRoutes(values.peer ?? [], mine);
-  if (routes.length) checkPeersAgainstNode(routes, await nodeNetworks());
+  // Read once: the peer checks and, after a failure, which routes this run added.
+  const node = routes.length ? await nodeNetworks() : undefined;
+  if (node) checkPeersAgainstNode(routes, node);
   const conflist = JSON.stringify(list, null, 2) + '\n';
   const confFile = join(values['conf-dir'], '10-vnet.conflist');
   const out: string[] = [];
@@ -264,7 +266,7 @@ export async function install(args: string[]): Promise<string> {
   // Everything checked, then written in the order that leaves nothing half done: the routes
   // (undone if one fails), the executable (run here first), and the conflist last, since a
   // runtime starts using the plugin the moment it sees that.
-  const existed = routes.length ? (await nodeNetworks()).routes : [];
+  const existed = node?.routes ?? [];
   // The routes this run added (not replaced), removed again if anything after them fails.
   const undo = async (upTo: number) => {
     const added = routes.slice(0, upTo).filter((r) => !existed.includes(r.dst.text));
