@@ -28,13 +28,14 @@
 //   its own, imagePullPolicy Never; busybox's nc serves its hostname (the pod's name) on 8080, and
 //   clients are busybox nc run in a pod's netns (/proc/<container pid>/ns/net).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, podLeftovers, SDN_MAC, VNET_GW, type Layout } from './cluster.js';
+import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, OUTSIDE, podLeftovers, SDN_MAC, VNET_GW, type Layout } from './cluster.js';
 import { inNs, nsPath, sh, trySh } from './sys.js';
+import { askWhoami, whoami } from './matrix.js';
 import { Containerd, PAUSE_IMAGE, buildPauseImage, criSetup } from '../test/helpers/containerd.js';
 import { pidsInCgroups } from '../test/helpers/lab.js';
 
@@ -227,7 +228,7 @@ class K8s {
     const f = join(this.dir, 'logs', `${name}.log`);
     return existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').slice(-n).join('\n') : '(no log)';
   }
-  private checkAlive() {
+  checkAlive() {
     for (const p of this.procs) if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}):\n${this.logTail(p.name)}`);
   }
 
@@ -343,25 +344,34 @@ class K8s {
 
   /** Node i: containerd, then in its mount namespace the bind mounts, the kubelet and kube-proxy. */
   private async node(i: number, proto: string, image: string) {
-    const name = this.nodeName(i);
     const nd = this.nodeDir(i);
-    const d = new Containerd({
-      name, dir: join(nd, 'cri'), netns: this.lab.node(i), cniConfDir: dirname(this.lab.conflistFile(i)),
+    this.nodesCri[i] = new Containerd({
+      name: this.nodeName(i), dir: join(nd, 'cri'), netns: this.lab.node(i), cniConfDir: dirname(this.lab.conflistFile(i)),
       cniBinDirs: [join(nd, 'bin'), '/usr/lib/cni'], protoFile: proto,
     });
-    this.nodesCri[i] = d;
+    await this.boot(i, image);
+  }
+
+  /**
+   * Boots node i's software: containerd (importing the image on the first boot), its mount
+   * namespace's bind mounts, the node's cgroup root, the kubelet and kube-proxy. Each boot gets a
+   * boot id of its own (a file over /proc/sys/kernel/random/boot_id in that mount namespace): the
+   * kubelet reports it, and vnet's IPAM store reclaims a previous boot's addresses by it.
+   */
+  private async boot(i: number, image?: string) {
+    const nd = this.nodeDir(i);
+    const d = this.nodesCri[i]!;
     await d.start();
     this.record(d.holderPid);
     this.record(d.pid);
-    await d.importImage(image);
-    const holder = d.holderPid!;
-    const inMnt = (argv: string[]) => sh(['nsenter', `--mount=/proc/${holder}/ns/mnt`, '--', ...argv]);
+    if (image) await d.importImage(image);
+    const inMnt = (argv: string[]) => sh(['nsenter', `--mount=/proc/${d.holderPid}/ns/mnt`, '--', ...argv]);
     const varLog = join(nd, 'var-log');
     mkdirSync(varLog, { recursive: true });
     inMnt(['mount', '--bind', varLog, '/var/log']);
-    const sysctls = join(nd, 'sysctl');
-    for (const [k, v] of Object.entries(KUBELET_SYSCTLS)) {
-      const f = join(sysctls, k);
+    const faked: Record<string, string> = { ...KUBELET_SYSCTLS, 'kernel/random/boot_id': randomUUID() };
+    for (const [k, v] of Object.entries(faked)) {
+      const f = join(nd, 'sysctl', k);
       mkdirSync(dirname(f), { recursive: true });
       writeFileSync(f, `${v}\n`);
       inMnt(['mount', '--bind', f, `/proc/sys/${k}`]);
@@ -370,16 +380,30 @@ class K8s {
     for (const h of readdirSync(CGROUP_ROOT)) {
       const root = join(CGROUP_ROOT, h);
       if (!statSync(root).isDirectory() || readlinkSafe(root)) continue;
-      const c = join(root, name);
+      const c = join(root, this.nodeName(i));
       if (!existsSync(c)) mkdirSync(c);
       if (existsSync(join(c, 'cpuset.cpus')) && !readFileSync(join(c, 'cpuset.cpus'), 'utf8').trim()) {
         for (const k of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(c, k), readFileSync(join(root, k), 'utf8'));
       }
     }
-    const enter = ['nsenter', `--mount=/proc/${holder}/ns/mnt`, `--net=${nsPath(this.lab.node(i))}`, '--'];
-    const kd = join(nd, 'kubelet');
-    this.start(`kubelet-node${i}`, [...enter, join(this.bin, 'kubelet'), `--kubeconfig=${this.kubeconfig}`, '--register-node=true',
-      '--container-runtime=remote', `--container-runtime-endpoint=unix://${d.socket}`, `--containerd=${d.socket}`,
+    this.startKubelet(i);
+    this.start(`kube-proxy-node${i}`, [...this.enter(i), join(this.bin, 'kube-proxy'), `--kubeconfig=${this.kubeconfig}`, `--hostname-override=${this.nodeName(i)}`,
+      '--proxy-mode=iptables', '--oom-score-adj=0', ...(this.perNodeCidr ? [`--cluster-cidr=${CLUSTER_CIDR}`] : []),
+      // conntrack's sysctls are the machine's: kube-proxy leaves them alone with these.
+      '--conntrack-max-per-core=0', '--conntrack-min=0', '--conntrack-tcp-timeout-established=0', '--conntrack-tcp-timeout-close-wait=0',
+      '--metrics-bind-address=127.0.0.1:10249']);
+  }
+
+  /** nsenter into node i's mount namespace (its containerd's) and network namespace. */
+  private enter(i: number) {
+    return ['nsenter', `--mount=/proc/${this.nodesCri[i]!.holderPid}/ns/mnt`, `--net=${nsPath(this.lab.node(i))}`, '--'];
+  }
+
+  private startKubelet(i: number) {
+    const name = this.nodeName(i);
+    const kd = join(this.nodeDir(i), 'kubelet');
+    this.start(`kubelet-node${i}`, [...this.enter(i), join(this.bin, 'kubelet'), `--kubeconfig=${this.kubeconfig}`, '--register-node=true',
+      '--container-runtime=remote', `--container-runtime-endpoint=unix://${this.nodesCri[i]!.socket}`, `--containerd=${this.nodesCri[i]!.socket}`,
       '--cgroup-driver=cgroupfs', `--cgroup-root=/${name}`, '--cgroups-per-qos=true', '--enforce-node-allocatable=',
       '--oom-score-adj=0', `--root-dir=${kd}`, `--cert-dir=${join(kd, 'pki')}`, `--volume-plugin-dir=${join(kd, 'volume-plugins')}`,
       `--pod-infra-container-image=${PAUSE_IMAGE}`, '--fail-swap-on=false', `--hostname-override=${name}`, `--node-ip=${nodeIp(i, 4)}`,
@@ -387,11 +411,40 @@ class K8s {
       // This machine's disk is shared and may be fuller than the defaults allow: no evictions, no image GC.
       '--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%', '--image-gc-high-threshold=100', '--image-gc-low-threshold=99',
       '--v=2']);
-    this.start(`kube-proxy-node${i}`, [...enter, join(this.bin, 'kube-proxy'), `--kubeconfig=${this.kubeconfig}`, `--hostname-override=${name}`,
-      '--proxy-mode=iptables', '--oom-score-adj=0', ...(this.perNodeCidr ? [`--cluster-cidr=${CLUSTER_CIDR}`] : []),
-      // conntrack's sysctls are the machine's: kube-proxy leaves them alone with these.
-      '--conntrack-max-per-core=0', '--conntrack-min=0', '--conntrack-tcp-timeout-established=0', '--conntrack-tcp-timeout-close-wait=0',
-      '--metrics-bind-address=127.0.0.1:10249']);
+  }
+
+  /** SIGKILL to the named long-running processes, forgotten once they have exited. */
+  private async killProcs(pred: (name: string) => boolean) {
+    const ps = this.procs.filter((p) => pred(p.name));
+    await Promise.all(ps.map(async (p) => {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        const exited = new Promise((r) => p.child.once('exit', r));
+        p.child.kill('SIGKILL');
+        await exited;
+      }
+      this.procs.splice(this.procs.indexOf(p), 1);
+    }));
+  }
+
+  /** The kubelet and containerd of node i killed and started again; the shims and pods keep running. */
+  async restartKubeletAndContainerd(i: number) {
+    await this.killProcs((n) => n === `kubelet-node${i}`);
+    await this.nodesCri[i]!.kill();
+    await this.nodesCri[i]!.start();
+    this.record(this.nodesCri[i]!.pid);
+    this.startKubelet(i);
+  }
+
+  /**
+   * Node i rebooted: everything on it killed at once (kubelet, kube-proxy, containerd, shims,
+   * pods, and with its mount namespace the pods' network namespaces, so their veths go too), /run
+   * emptied, then booted again with a new boot id. The node's own network (its namespace, address,
+   * routes, what vnet set up node-wide) stays, as the lab's VNet keeps it.
+   */
+  async reboot(i: number) {
+    await this.killProcs((n) => n === `kubelet-node${i}` || n === `kube-proxy-node${i}`);
+    await this.nodesCri[i]!.powerCycle();
+    await this.boot(i);
   }
 
   /** kubenet/overlay: each node's spec.podCIDR into its conflist (`vnet install`) and the VNet's routes. */
@@ -490,9 +543,9 @@ function ask(netns: string, ip: string, port: number | string): string | undefin
   return r.ok ? r.out.trim() : undefined;
 }
 
-async function checks(k: K8s) {
+/** Every node with its pod range wired and Ready, the machine's sysctls untouched. */
+async function ready(k: K8s): Promise<boolean> {
   const n = k.o.nodes;
-  // 1. nodes Ready, pod CIDRs
   await k.wirePodCidrs();
   if (k.perNodeCidr) result(k.podCidrs.length === n && new Set(k.podCidrs).size === n, `every node got a spec.podCIDR (${k.podCidrs.join(', ')})`);
   const tReady = performance.now();
@@ -504,10 +557,16 @@ async function checks(k: K8s) {
     result(true, `${n} nodes Ready (${secs()}s since start${k.perNodeCidr ? `, ${((performance.now() - tReady) / 1000).toFixed(1)}s after the pod CIDRs` : ''})`);
   } catch (err) {
     result(false, `nodes Ready: ${(err as Error).message}\n${k.kubectl(['get', 'nodes', '-o', 'wide'])}`);
-    return;
+    return false;
   }
   const sysNow = machineSysctls();
   result(Object.entries(sysNow).every(([key]) => sysNow[key] === BEFORE[key]), `the machine's sysctls unchanged while kubelets run (${Object.entries(sysNow).map(([a, b]) => `${a}=${b}`).join(' ')})`);
+  return true;
+}
+
+async function checks(k: K8s) {
+  const n = k.o.nodes;
+  if (!(await ready(k))) return;
 
   // 2. a Deployment, 2 pods per node
   await waitFor('the default service account', 60_000, () => attempt(['nsenter', `--net=${nsPath(k.cp)}`, join(k.bin, 'kubectl'), '--kubeconfig', k.kubeconfig, 'get', 'sa', 'default']).ok);
@@ -530,21 +589,8 @@ async function checks(k: K8s) {
   result(!outOfRange.length, `every pod IP inside its node's range (${pods.map((p) => `${p.metadata.name.slice(-5)}@node${nodeOf(p)}=${p.status.podIP}`).join(' ')})`);
 
   // 3. pod -> pod
-  const netns = new Map<string, string>(pods.map((p) => [p.metadata.name, `/proc/${k.containerPid(p)}/ns/net`]));
-  const pairs: Record<'same' | 'across', [number, number]> = { same: [0, 0], across: [0, 0] };
-  const bad: string[] = [];
-  for (const a of pods) {
-    for (const b of pods) {
-      if (a === b) continue;
-      const kind = nodeOf(a) === nodeOf(b) ? 'same' : 'across';
-      const got = ask(netns.get(a.metadata.name)!, b.status.podIP, 8080);
-      pairs[kind][1]++;
-      if (got === b.metadata.name) pairs[kind][0]++;
-      else bad.push(`${a.metadata.name}->${b.status.podIP}: ${got}`);
-    }
-  }
-  result(pairs.same[1] > 0 && pairs.same[0] === pairs.same[1], `pod -> pod on the same node (${pairs.same[0]}/${pairs.same[1]})`);
-  if (n > 1) result(pairs.across[0] === pairs.across[1], `pod -> pod across nodes (${pairs.across[0]}/${pairs.across[1]})${bad.length ? `: ${bad.slice(0, 4).join('; ')}` : ''}`);
+  let netns = podNetns(k, pods);
+  podToPod(k, pods, netns, '');
 
   // 4. Services
   const svc = k.getJson(['service', APP]);
@@ -585,12 +631,112 @@ async function checks(k: K8s) {
     const good = answers.filter((a) => a && names.has(a)).length;
     result(good === answers.length, `NodePort ${target}:${nodePort} from ${from} (${good}/${answers.length})`);
   }
-
-  // 5. scale to 0
   k.kubectl(['delete', 'service', 'hairpin']);
+
+  // 5. pods -> the outside world, with the source address the layout implies
+  const server = whoami(k.lab.outside, OUTSIDE[4]);
+  try {
+    await server.ready;
+    for (const ps of perNode) {
+      const p = ps[0]!;
+      const want = k.perNodeCidr ? nodeIp(nodeOf(p), 4) : p.status.podIP;
+      const got = askWhoami(netns.get(p.metadata.name)!, OUTSIDE[4]);
+      result(got === want, `${p.metadata.name} on node${nodeOf(p)} -> outside ${OUTSIDE[4]}: seen from ${got || 'nothing'} (${k.perNodeCidr ? 'masqueraded to its node' : 'its own address'}: ${want})`);
+    }
+  } finally {
+    server.stop();
+  }
+
+  // 6. node0's kubelet and containerd restarted: its pods keep running, reachable, untouched
+  const callsBefore = countCalls(k).total;
+  const tRestart = performance.now();
+  // The new kubelet has synced once it has posted the node's status (a heartbeat after its start;
+  // the API's times are whole seconds).
+  const restarted = Date.now() - 1000;
+  await k.restartKubeletAndContainerd(0);
+  const again: any[] = await waitFor('node0 Ready again, every pod Running with its address', 120_000, () => {
+    const node0 = (k.getJson(['nodes']).items as any[]).find((x) => x.metadata.name === k.nodeName(0));
+    const ps = k.getJson(['pods', '-l', `app=${APP}`]).items as any[];
+    const readyNow = node0?.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True' && Date.parse(c.lastHeartbeatTime) >= restarted);
+    return readyNow && ps.every((p) => p.status.phase === 'Running' && p.status.containerStatuses?.[0]?.ready) && ps;
+  }).catch((): any[] => []);
+  const same = again.length === pods.length && pods.every((p) => again.some((q) => q.metadata.uid === p.metadata.uid && q.status.podIP === p.status.podIP && q.status.containerStatuses[0].containerID === p.status.containerStatuses[0].containerID));
+  result(same, `node0's kubelet and containerd restarted (${((performance.now() - tRestart) / 1000).toFixed(1)}s): the same ${pods.length} pods Running, same addresses and containers`);
+  netns = podNetns(k, pods);
+  podToPod(k, pods, netns, ' after the restart');
+  const callsAfter = countCalls(k).total;
+  result(callsAfter.add === callsBefore.add && callsAfter.delNetns + callsAfter.delNoNetns === callsBefore.delNetns + callsBefore.delNoNetns, `the restart sent the plugin nothing (${callsAfter.add - callsBefore.add} ADD, ${callsAfter.delNetns + callsAfter.delNoNetns - callsBefore.delNetns - callsBefore.delNoNetns} DEL)`);
+
+  // 7. 30 pods per node
+  const many = 30 * n;
+  k.kubectl(['scale', 'deployment', APP, `--replicas=${many}`]);
+  const tMany = performance.now();
+  let full: any[];
+  try {
+    full = await waitFor(`${many} pods Running`, 600_000, () => {
+      k.checkAlive();
+      const ps = k.getJson(['pods', '-l', `app=${APP}`]).items as any[];
+      return ps.length === many && ps.every((p) => p.status.phase === 'Running' && p.status.podIP && p.status.containerStatuses?.[0]?.ready) && ps;
+    });
+  } catch (err) {
+    result(false, `scale to ${many}: ${(err as Error).message}\n${k.kubectl(['get', 'events', '--sort-by=.lastTimestamp']).split('\n').slice(-10).join('\n')}`);
+    return;
+  }
+  const ips = full.map((p) => p.status.podIP as string);
+  result(
+    Array.from({ length: n }, (_, i) => full.filter((p) => nodeOf(p) === i).length).every((c) => c === 30) && new Set(ips).size === many && full.every((p) => k.nodeRange(nodeOf(p))(p.status.podIP)),
+    `scaled to ${many} in ${((performance.now() - tMany) / 1000).toFixed(1)}s: 30 per node, ${new Set(ips).size} distinct addresses, each in its node's range`,
+  );
+  for (let i = 0; i < n; i++) {
+    const held = allocations(k, i);
+    const want = full.filter((p) => nodeOf(p) === i).map((p) => p.status.podIP as string).sort();
+    result(held.join() === want.join(), `node${i}: vnet-ipam holds exactly its ${want.length} pods' addresses (${held.length} held)`);
+  }
+
+  // 8. the last node rebooted with its 30 pods: every old address reclaimed, the pods back
+  const r = n - 1;
+  const doomed = full.filter((p) => nodeOf(p) === r);
+  const doomedSandboxes = liveSandboxes(k, r);
+  const tReboot = performance.now();
+  await k.reboot(r);
+  let back: any[] = [];
+  try {
+    back = await waitFor(`node${r}'s ${doomed.length} pods Running again in new containers`, 600_000, () => {
+      k.checkAlive();
+      const ps = (k.getJson(['pods', '-l', `app=${APP}`]).items as any[]).filter((p) => doomed.some((d) => d.metadata.uid === p.metadata.uid));
+      const fresh = ps.filter((p) => p.status.phase === 'Running' && p.status.containerStatuses?.[0]?.ready && p.status.podIP && p.status.containerStatuses[0].containerID !== doomed.find((d) => d.metadata.uid === p.metadata.uid).status.containerStatuses[0].containerID);
+      return fresh.length === doomed.length && fresh;
+    });
+  } catch (err) {
+    result(false, `after node${r}'s reboot: ${(err as Error).message}\n${k.logTail(`kubelet-node${r}`, 10)}`);
+    return;
+  }
+  const backIps = back.map((p) => p.status.podIP as string).sort();
+  const held = allocations(k, r);
+  result(held.join() === backIps.join() && back.every((p) => k.nodeRange(r)(p.status.podIP)), `node${r} rebooted: its ${back.length} pods back in ${((performance.now() - tReboot) / 1000).toFixed(1)}s, vnet-ipam holds exactly their ${backIps.length} new addresses (${held.length} held, none from before the boot)`);
+  // Two ways back: the kubelet's StopPodSandbox for each dead sandbox (a DEL), and vnet-ipam's
+  // first ADD after the boot, which sees a new boot id (src/ipam/allocator.ts) and releases what
+  // is left of the previous boot. Which comes first is the kubelet's order.
+  const released = [...readFileSync(join(k.nodeDir(r), 'vnet.log'), 'utf8').matchAll(/released (\d+) of the previous boot/g)].map((m) => Number(m[1]));
+  result(released.length === 1 && released[0]! <= doomed.length, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of ${doomed.length})`);
+  const lo = podLeftovers(k.lab, r);
+  result(lo.links!.length === back.length, `node${r}: one azv veth per pod (${lo.links!.length} for ${back.length})`);
+  const st = vnetState(k, r);
+  result(st.ok && !st.leaks, `node${r}: vnet state finds no leak after the reboot${st.ok ? '' : `: ${st.detail}`}`);
+  const others = full.filter((p) => nodeOf(p) !== r);
+  if (others.length) {
+    const all = [...others, ...back];
+    netns = podNetns(k, all);
+    const peer = others[0]!;
+    let ok = 0;
+    for (const p of back) if (ask(netns.get(peer.metadata.name)!, p.status.podIP, 8080) === p.metadata.name && ask(netns.get(p.metadata.name)!, peer.status.podIP, 8080) === peer.metadata.name) ok++;
+    result(ok === back.length, `${peer.metadata.name} on node${nodeOf(peer)} <-> each pod of the rebooted node (${ok}/${back.length} both ways)`);
+  }
+
+  // 9. scale to 0
   k.kubectl(['scale', 'deployment', APP, '--replicas=0']);
   const tScale = performance.now();
-  await waitFor('every pod gone', 120_000, () => (k.getJson(['pods', '-l', `app=${APP}`]).items as any[]).length === 0);
+  await waitFor('every pod gone', 300_000, () => (k.getJson(['pods', '-l', `app=${APP}`]).items as any[]).length === 0);
   const scaleSecs = ((performance.now() - tScale) / 1000).toFixed(1);
   // StopPodSandbox (DEL) precedes the pod object's removal only loosely: give the kubelets a moment.
   let left: string[] = [];
@@ -601,25 +747,85 @@ async function checks(k: K8s) {
       // `.boot` is the store's boot-id stamp (src/ipam/store.ts), not an allocation: it stays.
       lo.allocations = lo.allocations!.filter((f) => f !== '.boot');
       for (const [kind, xs] of Object.entries(lo)) if (xs.length) left.push(`node${i} ${kind}: ${xs.join(', ')}`);
-      const st = attempt(['nsenter', `--net=${nsPath(k.lab.node(i))}`, join(k.nodeDir(i), 'bin', 'vnet'), 'state', '--conf', k.lab.conflistFile(i), '--json'], 10_000);
-      const rep = JSON.parse(st.out || '{}');
-      if (!st.ok || rep.allocations?.length || rep.leaks?.length) left.push(`node${i} vnet state: ${rep.allocations?.length ?? '?'} allocations, ${rep.leaks?.length ?? '?'} leaks`);
+      const st = vnetState(k, i);
+      if (!st.ok || st.allocations || st.leaks) left.push(`node${i} vnet state: ${st.detail}`);
     }
     return left.length === 0;
   }).catch(() => undefined);
-  result(left.length === 0, `scaled to 0 in ${scaleSecs}s: no vnet allocation, azv veth, route, neighbour or masquerade entry left${left.length ? `: ${left.join('; ')}` : ''}`);
+  result(left.length === 0, `scaled ${many} to 0 in ${scaleSecs}s: no vnet allocation, azv veth, route, neighbour or masquerade entry left${left.length ? `: ${left.join('; ')}` : ''}`);
 
-  // 6. what the runtime sent the plugin. kubelet removes a dead pod's sandbox in its GC (every minute):
-  //    that is the second DEL, without CNI_NETNS.
-  await waitFor("kubelet's sandbox GC (the DELs without netns)", 90_000, () => {
+  // 10. what the runtime sent the plugin. kubelet removes a dead pod's sandbox in its GC (every
+  //     minute): those are the DELs without CNI_NETNS.
+  await waitFor("kubelet's sandbox GC (the DELs without netns)", 75_000, () => {
     const c = countCalls(k);
     return c.total.add > 0 && c.total.delNoNetns >= c.total.add;
   }).catch(() => undefined);
   const c = countCalls(k);
-  console.log(`CNI calls to vnet (from each node's vnet.log), per pod: ADD / DEL with CNI_NETNS / DEL without`);
-  for (const [pod, x] of Object.entries(c.perPod)) console.log(`  ${pod}: ${x.add} / ${x.delNetns} / ${x.delNoNetns}${x.other ? `, other ${x.other}` : ''}`);
-  console.log(`  total: ${c.total.add} ADD, ${c.total.delNetns} DEL with netns, ${c.total.delNoNetns} DEL without`);
-  result(c.total.add === 2 * n && c.total.delNetns >= c.total.add, `every pod got one ADD and at least one DEL with its netns (${c.total.add} ADD, ${c.total.delNetns}+${c.total.delNoNetns} DEL)`);
+  console.log('CNI calls to vnet (from each node\'s vnet.log), per pod: ADD / DEL with CNI_NETNS / DEL without');
+  const shape = new Map<string, number>();
+  for (const x of Object.values(c.perPod)) {
+    const key = `${x.add} / ${x.delNetns} / ${x.delNoNetns}${x.other ? `, other ${x.other}` : ''}`;
+    shape.set(key, (shape.get(key) ?? 0) + 1);
+  }
+  for (const [key, count] of [...shape].sort((a, b) => b[1] - a[1])) console.log(`  ${count} pods: ${key}`);
+  console.log(`  total: ${c.total.add} ADD, ${c.total.delNetns} DEL with netns, ${c.total.delNoNetns} DEL without, ${c.failed.length} failed`);
+  const rebooted = new Set(doomed.map((p) => `node${r} ${p.metadata.name}`));
+  const wrongAdds = Object.entries(c.perPod).filter(([pod, x]) => x.add !== (rebooted.has(pod) ? 2 : 1));
+  result(!wrongAdds.length, `one ADD per pod, two for each pod of the rebooted node (its new sandbox)${wrongAdds.length ? `: ${wrongAdds.slice(0, 4).map(([p, x]) => `${p} ${x.add}`).join(', ')}` : ''}`);
+  const twice = Object.entries(c.perSandbox).filter(([, x]) => x.add > 1);
+  const undeleted = Object.entries(c.perSandbox).filter(([, x]) => x.add && !(x.delNetns + x.delNoNetns));
+  result(!twice.length && !undeleted.length, `every sandbox got one ADD and at least one DEL (${Object.keys(c.perSandbox).length} sandboxes)${twice.length || undeleted.length ? `: ADD twice ${twice.map(([id]) => id.slice(0, 12)).join(' ')}, never DELed ${undeleted.map(([id]) => id.slice(0, 12)).join(' ')}` : ''}`);
+  const killed = doomedSandboxes.map((id) => c.perSandbox[id]!).filter(Boolean);
+  result(killed.length === doomedSandboxes.length && killed.every((x) => x.delNetns + x.delNoNetns > 0), `the ${doomedSandboxes.length} sandboxes the reboot killed were each DELed afterwards (${killed.filter((x) => x.delNetns).length} with a CNI_NETNS that no longer exists)`);
+  result(!c.failed.length, `the plugin answered every call with success (${c.failed.length} errors${c.failed.length ? `: ${c.failed.slice(0, 3).join(' | ')}` : ''})`);
+}
+
+/** Each pod's network namespace, by name: /proc/<its container's pid>/ns/net. */
+function podNetns(k: K8s, pods: readonly any[]) {
+  return new Map<string, string>(pods.map((p) => [p.metadata.name, `/proc/${k.containerPid(p)}/ns/net`]));
+}
+
+/** Every pod asks every other pod for its name on 8080: same node and across nodes, counted apart. */
+function podToPod(k: K8s, pods: readonly any[], netns: Map<string, string>, when: string) {
+  const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
+  const pairs: Record<'same' | 'across', [number, number]> = { same: [0, 0], across: [0, 0] };
+  const bad: string[] = [];
+  for (const a of pods) {
+    for (const b of pods) {
+      if (a === b) continue;
+      const kind = nodeOf(a) === nodeOf(b) ? 'same' : 'across';
+      const got = ask(netns.get(a.metadata.name)!, b.status.podIP, 8080);
+      pairs[kind][1]++;
+      if (got === b.metadata.name) pairs[kind][0]++;
+      else bad.push(`${a.metadata.name}->${b.status.podIP}: ${got}`);
+    }
+  }
+  result(pairs.same[1] > 0 && pairs.same[0] === pairs.same[1], `pod -> pod on the same node${when} (${pairs.same[0]}/${pairs.same[1]})`);
+  if (k.o.nodes > 1) result(pairs.across[0] === pairs.across[1], `pod -> pod across nodes${when} (${pairs.across[0]}/${pairs.across[1]})${bad.length ? `: ${bad.slice(0, 4).join('; ')}` : ''}`);
+}
+
+/** The addresses vnet-ipam holds on node i (its address files), sorted. */
+function allocations(k: K8s, i: number): string[] {
+  return podLeftovers(k.lab, i).allocations!.filter((f) => f !== '.boot').sort();
+}
+
+/** `vnet state --json` on node i: how many allocations it sees and how many leaks it finds. */
+function vnetState(k: K8s, i: number): { ok: boolean; allocations: number; leaks: number; detail: string } {
+  const st = attempt(['nsenter', `--net=${nsPath(k.lab.node(i))}`, join(k.nodeDir(i), 'bin', 'vnet'), 'state', '--conf', k.lab.conflistFile(i), '--json'], 10_000);
+  let rep: any = {};
+  try {
+    rep = JSON.parse(st.out);
+  } catch {
+    return { ok: false, allocations: -1, leaks: -1, detail: st.out.trim().slice(0, 300) };
+  }
+  const allocs = rep.allocations?.length ?? -1;
+  const leaks = rep.leaks?.length ?? -1;
+  return { ok: st.ok && allocs >= 0 && leaks >= 0, allocations: allocs, leaks, detail: `${allocs} allocations, ${leaks} leaks${leaks > 0 ? `: ${JSON.stringify(rep.leaks).slice(0, 300)}` : ''}` };
+}
+
+/** Node i's sandboxes that got an ADD and no DEL so far (from its vnet.log). */
+function liveSandboxes(k: K8s, i: number): string[] {
+  return Object.entries(countCalls(k, [i]).perSandbox).filter(([, x]) => x.add && !(x.delNetns + x.delNoNetns)).map(([id]) => id);
 }
 
 interface Calls {
@@ -628,36 +834,45 @@ interface Calls {
   delNoNetns: number;
   other: number;
 }
-function countCalls(k: K8s): { perPod: Record<string, Calls>; total: Calls } {
+/** The CNI calls each node's vnet.log shows, per pod, per sandbox and in all, and every failed one. */
+function countCalls(k: K8s, nodes = Array.from({ length: k.o.nodes }, (_, i) => i)) {
   const perPod: Record<string, Calls> = {};
+  const perSandbox: Record<string, Calls> = {};
   const total: Calls = { add: 0, delNetns: 0, delNoNetns: 0, other: 0 };
-  for (let i = 0; i < k.o.nodes; i++) {
+  const failed: string[] = [];
+  const zero = () => ({ add: 0, delNetns: 0, delNoNetns: 0, other: 0 });
+  for (const i of nodes) {
     const f = join(k.nodeDir(i), 'vnet.log');
     if (!existsSync(f)) continue;
-    for (const m of readFileSync(f, 'utf8').matchAll(/Processing (\w+) command with args \{ContainerID:(\S+) Netns:(\S*) IfName:\S+ Args:(\S*) Path:/g)) {
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/Processing (\w+) command with args \{ContainerID:(\S+) Netns:(\S*) IfName:\S+ Args:(\S*) Path:/g)) {
       const pod = /K8S_POD_NAME=([^;]+)/.exec(m[4]!)?.[1] ?? `container ${m[2]!.slice(0, 12)}`;
-      const x = (perPod[`node${i} ${pod}`] ??= { add: 0, delNetns: 0, delNoNetns: 0, other: 0 });
       const kind: keyof Calls = m[1] === 'ADD' ? 'add' : m[1] === 'DEL' ? (m[3] ? 'delNetns' : 'delNoNetns') : 'other';
-      x[kind]++;
+      (perPod[`node${i} ${pod}`] ??= zero())[kind]++;
+      (perSandbox[m[2]!] ??= zero())[kind]++;
       total[kind]++;
     }
+    for (const m of text.matchAll(/^.*\b(ADD|DEL|CHECK) failed: code .*$/gm)) failed.push(`node${i}: ${m[0].slice(0, 200)}`);
   }
-  return { perPod, total };
+  return { perPod, perSandbox, total, failed };
 }
 
 // ---------------------------------------------------------------------------------------------
 
 const BEFORE = machineSysctls();
+/** The cluster `scripts/lab.sh up --k8s` keeps: its prefix, the Kubernetes binaries, the kubeconfig (for lab.sh kubectl and down). */
+const LAB_K8S = '/run/vnet-lab-k8s';
 
 async function main() {
   const { values, positionals } = parseArgs({
-    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, prefix: { type: 'string' }, bin: { type: 'string' } },
+    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, 'cluster-only': { type: 'boolean', default: false }, prefix: { type: 'string' }, bin: { type: 'string' } },
     allowPositionals: true,
   });
   const prefix = values.prefix ?? `vk${randomBytes(3).toString('hex')}`;
   if (!/^vk[0-9a-f]{6}$/.test(prefix)) throw new Error(`bad prefix ${prefix}`);
   if (positionals[0] === 'down') {
     process.exitCode = (await sweep(prefix)) ? 0 : 1;
+    if (existsSync(LAB_K8S) && readFileSync(LAB_K8S, 'utf8').startsWith(`${prefix} `)) rmSync(LAB_K8S);
     return;
   }
   const layout = values.layout as Layout;
@@ -665,16 +880,25 @@ async function main() {
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new Error(`--nodes: 1 to ${MAX_NODES}`);
   if (!values.bin) throw new Error('--bin DIR (the k8s binaries) is required');
-  const k = new K8s({ layout, nodes, keep: values.keep!, prefix }, values.bin);
+  // --cluster-only (scripts/lab.sh up --k8s): the cluster up and Ready, no checks, kept.
+  const only = values['cluster-only']!;
+  const keep = values.keep! || only;
+  const k = new K8s({ layout, nodes, keep, prefix }, values.bin);
   say(`k8s e2e: layout ${layout}, ${nodes} nodes, prefix ${prefix}`);
   try {
     await k.up();
-    await checks(k);
+    if (only) {
+      if (await ready(k)) writeFileSync(LAB_K8S, `${prefix} ${k.bin} ${k.kubeconfig}\n`);
+    } else {
+      await checks(k);
+    }
   } catch (err) {
     result(false, `run: ${(err as Error).stack ?? err}`);
     for (const p of ['kube-apiserver', 'kubelet-node0']) console.log(`--- ${p} log tail:\n${k.logTail(p, 10)}`);
   } finally {
-    if (values.keep) {
+    if (only) {
+      say(`the cluster is up: scripts/lab.sh kubectl get nodes -o wide (or any kubectl command); scripts/lab.sh down removes it`);
+    } else if (keep) {
       say(`--keep: the cluster stays; kubectl: nsenter --net=${nsPath(k.cp)} ${join(k.bin, 'kubectl')} --kubeconfig ${k.kubeconfig} …; remove it with scripts/k8s-e2e.sh --down ${prefix}`);
     } else {
       const td = performance.now();
@@ -686,7 +910,7 @@ async function main() {
   console.log(failures ? `FAILED (${failures} failed)` : 'PASSED');
   process.exitCode = failures ? 1 : 0;
   // With --keep the daemons are still this process's children (and CRI clients are open): do not wait for them.
-  if (values.keep) process.exit();
+  if (keep) process.exit();
 }
 
 main().catch((err) => {

@@ -18,13 +18,14 @@ export interface Probe {
 const ping = (ns: string, to: string) => trySh(['nsenter', `--net=${nsPath(ns)}`, 'ping', '-c', '1', '-W', '2', to]).ok;
 
 /** A TCP listener in `ns` at addr:7000 answering each connection with the source address it sees. */
-function whoami(ns: string, addr: string) {
+export function whoami(ns: string, addr: string) {
   const p = spawn('nsenter', [`--net=${nsPath(ns)}`, process.execPath, '-e',
     `require('net').createServer((s) => s.end(s.remoteAddress)).listen(7000, '${addr}', () => console.log('ready'))`]);
   return { ready: new Promise((r) => p.stdout!.once('data', r)), stop: () => p.kill() };
 }
-const ask = (ns: string, addr: string) =>
-  trySh(['nsenter', `--net=${nsPath(ns)}`, process.execPath, '-e',
+/** What whoami at addr says, asked from the network namespace at `netnsPath`: the source address it saw. */
+export const askWhoami = (netnsPath: string, addr: string) =>
+  trySh(['nsenter', `--net=${netnsPath}`, process.execPath, '-e',
     `const s = require('net').connect(7000, '${addr}'); s.on('data', (d) => process.stdout.write(d)); s.setTimeout(3000, () => process.exit(2));`]).out.trim();
 
 export async function matrix(c: Cluster): Promise<Probe[]> {
@@ -47,7 +48,7 @@ export async function matrix(c: Cluster): Promise<Probe[]> {
           add('node → remote pod', `node${i}`, remote.name, f, ping(c.node(i), c.podAddr(remote, f)));
         }
         const want = c.expectedOutsideSource(a, f);
-        const seen = ask(a.netns, OUTSIDE[f]);
+        const seen = askWhoami(nsPath(a.netns), OUTSIDE[f]);
         add('pod → outside (source seen)', a.name, 'outside', f, seen === want, `seen ${seen || 'nothing'}, expected ${want}`);
       }
     }

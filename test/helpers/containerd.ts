@@ -73,6 +73,7 @@ import {
   readlinkSync,
   readSync,
   rmdirSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -434,6 +435,36 @@ export class Containerd {
         }
       });
     }
+    await this.killAll();
+    await attempt(() => this.cri.close());
+  }
+
+  /**
+   * A power cut and a boot: everything this containerd's world runs is SIGKILLed at once
+   * (containerd, the shims, the sandboxes, the mount namespace holder, so the pods' pinned
+   * network namespaces go too), its cgroups removed, and /run and the state dir emptied as a boot
+   * empties tmpfs. The root (images, CRI's metadata of every sandbox) stays, as /var/lib does.
+   * start() brings containerd up again in a new mount namespace.
+   */
+  async powerCycle(): Promise<void> {
+    await this.killAll();
+    this.holder = undefined;
+    this.seen.clear();
+    for (const d of [this.runDir, this.state]) {
+      rmSync(d, { recursive: true, force: true });
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** SIGKILL to containerd, the shims, the sandboxes' processes and the holder, by pid; our cgroups removed, deepest first. */
+  private async killAll(): Promise<void> {
+    const attempt = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch {
+        // keep going
+      }
+    };
     await attempt(() => this.kill());
     const victims = new Set<number>([...this.shims(), ...this.sandboxPids(), ...this.seen]);
     if (this.holder?.pid) victims.add(this.holder.pid);
@@ -443,7 +474,6 @@ export class Containerd {
       for (const d of this.cgroupDirs()) await attempt(() => rmCgroup(d));
       if (this.cgroupDirs().length) await sleep(50);
     }
-    await attempt(() => this.cri.close());
   }
 }
 
