@@ -299,7 +299,7 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
   const v4 = (l: any) => l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`);
   const defaultRoute = (on: string) => lab.ipJson(on, ['route', 'show', 'default'])[0];
 
-  it('after the first ADD the node’s address and default route are on the bridge, whose MAC is the NIC’s; pods reach the gateway, each other and the node', async () => {
+  it('after the first ADD the node’s address and default route are on the bridge, whose MAC is the NIC’s, the NIC a port with hairpin on; pods reach the gateway, each other and the node', async () => {
     const { node: n } = lab.aksNode('aznode');
     const eth0Mac = link(n, 'eth0').address;
     const a = pod();
@@ -309,6 +309,7 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(v4(link(n, 'eth0'))).toEqual([]);
     expect(link(n, 'eth0').master).toBe(AZ);
     expect(link(n, AZ).address).toBe(eth0Mac);
+    expect(lab.in(n, ['bridge', '-d', 'link', 'show', 'dev', 'eth0'])).toMatch(/\bhairpin on\b/);
     expect(defaultRoute(n)).toMatchObject({ gateway: '10.224.0.1', dev: AZ });
     expect(ping(n, '10.224.0.1')).toContain('1 received');
     const rb = ok(await add(b, azure(), n)); // finds the move done

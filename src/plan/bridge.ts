@@ -131,7 +131,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${routeText(r.dst, r.gw)}`)].join(', ');
   return [
     {
-      say: `Moving uplink ${up.name} onto ${br}: taking ${what || 'nothing'} off ${up.name}, making it a port of ${br}, and putting the same on ${br}, in one ip process; the node keeps its connectivity`,
+      say: `Moving uplink ${up.name} onto ${br}: taking ${what || 'nothing'} off ${up.name}, making it a port of ${br} with hairpin on, and putting the same on ${br}, in one ip process; the node keeps its connectivity`,
       side: 'host',
       lifecycle: 'shared',
       alone: true,
@@ -141,6 +141,9 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
         ...up.routes.map((r) => route('del', r, up.name)),
         ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', up.name]),
         ['link', 'set', 'dev', up.name, 'master', br, 'up'],
+        // As Azure (network_linux.go, "External interface hairpin on"): a frame from the VNet that
+        // kube-proxy DNATs, under br_netfilter, to a pod on another node goes back out the uplink.
+        ['link', 'set', 'dev', up.name, 'type', 'bridge_slave', 'hairpin', 'on'],
         ...up.addrs.map((a) => addrAdd(a, br)),
         ...up.routes.map((r) => route('add', r, br)),
       ],
