@@ -4,6 +4,8 @@
 #
 #   scripts/lab.sh up transparent|bridge|kubenet|overlay [--nodes N] [--pods M] [--dual-stack]
 #   scripts/lab.sh status | matrix | exec POD CMD… | down
+#   scripts/lab.sh up --k8s LAYOUT [--nodes N]   a real Kubernetes cluster instead (scripts/k8s-e2e.sh)
+#   scripts/lab.sh kubectl ARGS…                  kubectl against it, from its control plane's namespace
 #   scripts/lab.sh soak LAYOUT [--cycles N] [--parallel P] [--dual-stack]
 #   scripts/lab.sh demo [--dual-stack]
 #   scripts/lab.sh readme      every command output in README.md, regenerated from labs
@@ -14,9 +16,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  ''|-h|--help|help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit ;;
+  ''|-h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "lab.sh: run as root: it creates network namespaces" >&2; exit 1; }
+
+# The Kubernetes cluster: lab/k8s.ts keeps "PREFIX K8S_BIN KUBECONFIG" in this file while it is up.
+k8s=/run/vnet-lab-k8s
+if [ "$1" = up ] && [ "${2:-}" = --k8s ]; then
+  [ ! -e "$k8s" ] || { echo "lab.sh: a Kubernetes cluster is up already: scripts/lab.sh down first" >&2; exit 1; }
+  [ -n "${3:-}" ] || { echo "usage: scripts/lab.sh up --k8s kubenet|overlay|transparent|bridge [--nodes N]" >&2; exit 2; }
+  exec ./scripts/k8s-e2e.sh --cluster-only --layout "$3" "${@:4}"
+fi
+if [ "$1" = kubectl ]; then
+  [ -f "$k8s" ] || { echo "lab.sh: no Kubernetes cluster is up: scripts/lab.sh up --k8s LAYOUT first" >&2; exit 1; }
+  read -r prefix bin kubeconfig < "$k8s"
+  exec nsenter --net="/var/run/netns/$prefix-cp" -- "$bin/kubectl" --kubeconfig "$kubeconfig" "${@:2}"
+fi
+if [ "$1" = down ] && [ -f "$k8s" ]; then
+  read -r prefix _ < "$k8s"
+  ./scripts/k8s-e2e.sh --down "$prefix"
+  [ -d /run/vnet-lab ] || exit 0
+fi
 case "$1" in
   up|soak|demo|readme)
     . ./scripts/deps.sh --for lab --build # and leaves Node >= 20 first on PATH
