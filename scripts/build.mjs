@@ -258,6 +258,12 @@ async function seaStage(mode, work) {
   // inside the project lets npx find the local postject; one per build keeps builds apart.
   process.env.TMPDIR = work;
   const out = path.join(work, 'vnet');
+  // pkg's CLI cannot take our node or SEA config (its --sea downloads node from nodejs.org), so
+  // its sea() is called by its module path: package.json pins the exact version this was read
+  // against, and a different one installed stops the build here, not somewhere inside pkg.
+  const pinned = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).devDependencies['@yao-pkg/pkg'];
+  const installed = require('@yao-pkg/pkg/package.json').version;
+  if (installed !== pinned) throw new BuildError(`@yao-pkg/pkg ${installed} is installed, the build was written for ${pinned} (package.json pins it): npm ci`);
   const { log } = require('@yao-pkg/pkg/lib-es5/log.js');
   log.info = () => {}; // pkg's "> Creating sea-config.json file..." chatter; warnings still show
   const sea = require('@yao-pkg/pkg/lib-es5/sea.js').default;
