@@ -7,6 +7,7 @@ import v8 from 'node:v8';
 import { parseEnv, checkArgs, checkIfname, type CniEnv } from './cni/env.js';
 import { asCniError, Code } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
+import { unimplementedFields } from './config/unimplemented.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { logSettings, parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
 import { configureLog, log, stepDone, timing } from './log.js';
@@ -74,8 +75,11 @@ async function mainVerb(env: CniEnv, conf: NetConf): Promise<Result | undefined>
     return r;
   };
   switch (env.command) {
-    case 'ADD':
+    case 'ADD': {
+      const ignored = unimplementedFields(conf.json);
+      if (ignored.length) log.warn(`config fields other plugins know and vnet does not implement: ${ignored.join('; ')}`);
       return done(await add(env, conf));
+    }
     case 'DEL':
       return done(void (await del(env, conf)));
     case 'CHECK':

@@ -381,3 +381,32 @@ describe('overlapping ipMasqExclude entries are refused where the config is read
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: expect.stringMatching(/ipMasqExclude: 10\.0\.0\.0\/8 and 10\.244\.0\.0\/16 overlap/) });
   });
 });
+
+describe('fields other plugins know and vnet does not implement: validate warns, the file stays valid', () => {
+  it("AKS's kubenet conflist with vnet's bridge mode: ok, and addIf and promiscMode named with their reasons", () => {
+    const file = join(tmp, 'kubenet-unimpl.conflist');
+    writeFileSync(file, JSON.stringify({
+      cniVersion: '0.3.1', name: 'kubenet',
+      plugins: [
+        { type: 'vnet', mode: 'bridge', bridge: 'cbr0', mtu: 1500, addIf: 'eth0', isGateway: true, ipMasq: false, promiscMode: true, hairpinMode: false, fooBar: '\u001b[31m',
+          ipam: { type: 'vnet-ipam', subnet: '10.244.1.0/24', routes: [{ dst: '0.0.0.0/0' }] } },
+        { type: 'portmap', capabilities: { portMappings: true }, externalSetMarkChain: 'KUBE-MARK-MASQ' },
+      ],
+    }));
+    const r = vnet(['validate', file]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`${file}: ok (2 plugins, vnet at plugins[0])\n`);
+    expect(lines(r.stderr)).toEqual([
+      expect.stringMatching(new RegExp(`^${file}: warning: plugins\\[0\\]\\.addIf: not implemented by vnet, ignored: kubenet's conflist template`)),
+      expect.stringMatching(new RegExp(`^${file}: warning: plugins\\[0\\]\\.promiscMode: not implemented by vnet, ignored: the reference bridge's`)),
+    ]);
+  });
+  it('an invalid file gets its problems and the warnings, and exits 1', () => {
+    const file = join(tmp, 'unimpl-bad.conf');
+    writeFileSync(file, JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'vnet', mode: 'nope', vlan: 7, ipam: { type: 'vnet-ipam', subnet: '10.9.0.0/24' } }));
+    const r = vnet(['validate', file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/mode: must be one of/);
+    expect(r.stderr).toMatch(/warning: vlan: not implemented by vnet, ignored: the reference bridge's VLAN tag/);
+  });
+});

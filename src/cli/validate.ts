@@ -14,12 +14,14 @@
 //     overlap and route through the same functions it calls (ipam/range.ts, net/values.ts).
 // Lines go out as `FILE: field.path: problem`; every value is shown as JSON, control characters
 // escaped. Exit 0 when every file is valid, 1 when one is not or cannot be read, 2 on bad usage.
+// A field vnet does not implement is a warning (`FILE: warning: …`), which leaves the file valid.
 import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { describeIssues, showValue } from '../config/issue.js';
 import { commonSchema, netConfSchema, networkNameProblem, parseNetConf } from '../config/netconf.js';
+import { unimplementedFields } from '../config/unimplemented.js';
 import { ipamConfSchema, parseIpamConfig, parseIpamLocation } from '../ipam/config.js';
 import { checkNoOverlap, resolveRange, resolveRangeSet, type Range, type RawRange } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
@@ -40,14 +42,17 @@ export function validate(args: string[]): ValidateRun {
   if (!files.length) throw new UsageError(`name the file to check: ${VALIDATE_USAGE}`);
   const out: string[] = [];
   const err: string[] = [];
+  let invalid = false;
   for (const file of files) {
     const r = checkFile(file);
+    if (r.problems.length) invalid = true;
     const name = escapeControls(file);
     if (r.problems.length) err.push(...r.problems.map((p) => `${name}: ${escapeControls(p)}`));
     else out.push(`${name}: ok (${r.summary})`);
+    err.push(...r.warnings.map((w) => `${name}: warning: ${escapeControls(w)}`));
   }
   const text = (lines: string[]) => lines.map((l) => l + '\n').join('');
-  return { status: err.length ? 1 : 0, stdout: text(out), stderr: text(err) };
+  return { status: invalid ? 1 : 0, stdout: text(out), stderr: text(err) };
 }
 
 export interface FileCheck {
@@ -55,6 +60,8 @@ export interface FileCheck {
   problems: string[];
   /** When there is none: `2 plugins, vnet at plugins[0]`. */
   summary: string;
+  /** Fields of vnet's plugin that other plugins know and vnet ignores (config/unimplemented.ts). */
+  warnings: string[];
 }
 
 /** Reads and checks one file; a .conflist is a list, anything else one plugin's config. */
@@ -64,7 +71,7 @@ export function checkFile(file: string): FileCheck {
     text = readConfText(file);
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    return { problems: [`cannot read: ${why}${READ_ERRORS[why] ? ` (${READ_ERRORS[why]})` : ''}`], summary: '' };
+    return { problems: [`cannot read: ${why}${READ_ERRORS[why] ? ` (${READ_ERRORS[why]})` : ''}`], summary: '', warnings: [] };
   }
   return checkText(text, file.endsWith('.conflist'));
 }
@@ -81,10 +88,10 @@ export function checkText(text: string, list: boolean): FileCheck {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    return { problems: [jsonProblem(e as Error, text)], summary: '' };
+    return { problems: [jsonProblem(e as Error, text)], summary: '', warnings: [] };
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    return { problems: [`must hold a JSON object (got ${showValue(json)})`], summary: '' };
+    return { problems: [`must hold a JSON object (got ${showValue(json)})`], summary: '', warnings: [] };
   }
   const obj = json as Record<string, unknown>;
   const problems = list ? describeIssues(listSchema, obj) : describeIssues(confFileSchema, obj).map((p) => confHint(p, obj));
@@ -97,6 +104,7 @@ export function checkText(text: string, list: boolean): FileCheck {
 
   const entries: [string, unknown][] = list ? (Array.isArray(obj.plugins) ? obj.plugins.map((p, i) => [`plugins[${i}]`, p]) : []) : [['', obj]];
   const ours: string[] = [];
+  const warnings: string[] = [];
   for (const [at, entry] of entries) {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) continue;
     const plugin = entry as Record<string, unknown>;
@@ -104,6 +112,7 @@ export function checkText(text: string, list: boolean): FileCheck {
     const found: string[] = [];
     if (plugin.type === 'vnet') {
       found.push(...mainProblems(plugin, name, cniVersion));
+      warnings.push(...unimplementedFields(plugin).map((w) => under(at, w)));
       ours.push(at ? `vnet at ${at}` : 'vnet');
     }
     // vnet-ipam reads the section when vnet (or any plugin) names it, or when it is run itself.
@@ -125,7 +134,7 @@ export function checkText(text: string, list: boolean): FileCheck {
     );
   }
   const n = entries.length;
-  return { problems: inFileOrder(dedupe(problems), obj), summary: `${n} plugin${n === 1 ? '' : 's'}, ${ours.join(', ')}` };
+  return { problems: inFileOrder(dedupe(problems), obj), summary: `${n} plugin${n === 1 ? '' : 's'}, ${ours.join(', ')}`, warnings };
 }
 
 // ---- the list ----
