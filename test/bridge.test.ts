@@ -1,12 +1,13 @@
 // Bridge mode, kubenet's layout (seed 000): a `cbr0` bridge holding the pod range's gateway, a
 // veth port per pod, a permanent neighbour entry per pod on the bridge. In namespaces, with the
 // built binary, the plugin running inside the node namespace as a runtime runs it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, Lab, ask, cniEnv, sh, whoami, type Ran } from './helpers/lab.js';
 import { SUPPORTED_VERSIONS } from '../src/cni/version.js';
+import { l2Names } from '../src/net/nft.js';
 
 const lab = new Lab();
 let node = '';
@@ -329,6 +330,70 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(v4(link(n, AZ))).toEqual(['10.224.0.4/16']);
     expect(ports(n, AZ)).toEqual(['eth0']);
     expect(ping(n, '10.224.0.1')).toContain('1 received');
+  });
+
+  /** The network's address-to-MAC map elements on node n, as `nft -j` lists them: "ip mac tag". */
+  const mapped = (n: string) => {
+    const t = lab.in(n, ['nft', '-j', 'list', 'table', 'bridge', 'vnet']);
+    return (JSON.parse(t).nftables as any[]).filter((x) => x.map?.name?.startsWith('podmac')).flatMap((x) => (x.map.elem ?? []).map((e: any) => `${e[0].elem?.val ?? e[0]} ${e[1]} ${e[0].elem?.comment ?? ''}`));
+  };
+  /** Azure's fabric, at the VNet end of the node's NIC: it takes no frame whose source MAC is not the NIC's. */
+  const fabric = (gw: string, nicMac: string) =>
+    lab.in(gw, ['nft', '-f', '-'], `table netdev fabric {\n  chain in {\n    type filter hook ingress device "vnet0" priority 0; policy accept;\n    ether saddr != ${nicMac} counter drop\n  }\n}\n`);
+
+  it('Azure’s L2 rules: behind a fabric that takes only the NIC’s MAC, a pod reaches the gateway; without the rules it does not', async () => {
+    const { node: n, gw } = lab.aksNode('azl2');
+    const nicMac = link(n, 'eth0').address;
+    fabric(gw, nicMac);
+    const a = pod();
+    const ra = ok(await add(a, azure(), n));
+    expect(ping(a.netns, '10.224.0.1')).toContain('1 received');
+    const rules = lab.in(n, ['nft', 'list', 'table', 'bridge', 'vnet']);
+    expect(rules).toContain(`oifname "eth0" ether saddr set ${nicMac}`);
+    expect(rules).toContain(`oifname "eth0" arp htype 1 arp hlen 6 arp saddr ether set ${nicMac}`);
+    expect(rules).toContain('iifname "eth0" arp operation reply ether daddr set ff:ff:ff:ff:ff:ff');
+    expect(rules).toContain('iifname "eth0" oifname "eth0" ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop');
+    expect(rules).toContain('iifname "eth0" oifname "eth0" ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop');
+    const ipA = ra.ips[0].address.split('/')[0];
+    const macA = ra.interfaces.find((i: any) => i.sandbox).mac;
+    expect(mapped(n)).toEqual([expect.stringMatching(new RegExp(`^${ipA} ${macA} azv[0-9a-f]{11}$`))]);
+    // The rules gone (as if vnet had none): the fabric drops the pod's frames.
+    lab.in(n, ['nft', 'delete', 'table', 'bridge', 'vnet']);
+    lab.in(gw, ['ip', 'neigh', 'flush', 'dev', 'vnet0']);
+    lab.in(a.netns, ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    expect(() => ping(a.netns, '10.224.0.1')).toThrow();
+    const c = await call('CHECK', a, { ...azure(), prevResult: ra }, n);
+    expect(c.json.msg).toMatch(new RegExp(`CHECK failed: MAC DNAT rule ${ipA.replace(/\./g, '\\.')} -> ${macA} is missing from nftables map bridge vnet podmac_`));
+    // The next ADD ensures them again.
+    const b = pod();
+    ok(await add(b, azure(), n));
+    expect(ping(b.netns, '10.224.0.1')).toContain('1 received');
+    ok(await del(a, azure(), n));
+    ok(await del(b, azure(), n));
+    expect(mapped(n)).toEqual([]);
+    expect(lab.in(n, ['nft', 'list', 'table', 'bridge', 'vnet'])).toContain('ether saddr set'); // the node's rules stay
+  });
+
+  it('Azure’s L2 rules: DEL removes the pod’s MAC DNAT rule, GC the rules of attachments no longer valid', async () => {
+    const { node: n } = lab.aksNode('azl2gc');
+    const keep = pod();
+    const gone = pod();
+    const rk = ok(await add(keep, azure(), n));
+    const rg = ok(await add(gone, azure(), n));
+    const ipOf = (r: any) => r.ips[0].address.split('/')[0];
+    expect(mapped(n).map((x) => x.split(' ')[0]).sort()).toEqual([ipOf(rk), ipOf(rg)].sort());
+    lab.in(n, ['ip', 'link', 'del', 'dev', lab.ipJson(n, ['link', 'show']).find((l) => l.ifname.startsWith('azv') && l.ifalias?.includes(gone.id)).ifname]);
+    // A rule no allocation explains: `vnet state` names it a leak, GC removes it with the rest.
+    lab.in(n, ['nft', 'add', 'element', 'bridge', 'vnet', l2Names('azure').map[4], '{ 10.224.0.99 : 02:00:00:00:00:99 }']);
+    const confFile = join(lab.dir, 'azl2gc.conf');
+    writeFileSync(confFile, JSON.stringify(azure()));
+    const st = JSON.parse(spawnSync('nsenter', [`--net=${n}`, BIN, 'state', '--conf', confFile, '--json'], { encoding: 'utf8' }).stdout);
+    expect(st.leaks).toContainEqual(expect.objectContaining({ kind: 'mac-dnat', ip: '10.224.0.99', mac: '02:00:00:00:00:99', message: expect.stringMatching(/matches no allocation: leaked MAC DNAT rule$/) }));
+    expect(st.leaks.filter((l: any) => l.kind === 'mac-dnat')).toHaveLength(1);
+    ok(await call('GC', {}, { ...azure(), 'cni.dev/valid-attachments': [{ containerID: keep.id, ifname: 'eth0' }] }, n));
+    expect(mapped(n).map((x) => x.split(' ')[0])).toEqual([ipOf(rk)]);
+    ok(await del(keep, azure(), n));
+    expect(mapped(n)).toEqual([]);
   });
 
   it('a failure once the move ran gives the NIC back its addresses and routes; nothing else is left', async () => {

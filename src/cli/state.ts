@@ -8,6 +8,8 @@
 //   link        an `azv` veth whose alias names this network but whose attachment holds no address
 //   masquerade  an element of the network's pod sets whose address or tag matches no allocation
 //   neighbour   a permanent entry on the bridge whose MAC is no live attachment's pod MAC
+//   mac-dnat    bridge mode: a MAC DNAT rule (`nft -j list table bridge vnet`) whose address no
+//               allocation holds, or whose MAC is not its holder's pod MAC
 // Exit status (cli/index.ts): 0 no leak, 1 leaks (or a failure), 2 a usage error.
 // Everything shown was read from files and the kernel: the human output escapes control
 // characters, the JSON output escapes them as JSON does (and DEL and C1 controls too).
@@ -23,7 +25,7 @@ import { Store } from '../ipam/store.js';
 import { escapeControls } from '../log.js';
 import { parseIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, nodeHasLink, type RouteRow } from '../net/ip.js';
-import { NFT_TABLE, masqNames, readMasqTable } from '../net/nft.js';
+import { L2_TABLE, NFT_TABLE, mappedPods, masqNames, readMasqTable } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { readNetConf, UsageError } from './conf.js';
@@ -64,7 +66,8 @@ export type Leak =
   | { kind: 'address'; message: string; ip: string; containerId: string; ifname: string; veth: string }
   | { kind: 'link'; message: string; veth: string; containerId: string; ifname: string; alias: string }
   | { kind: 'masquerade'; message: string; ip: string; tag: string; set: string }
-  | { kind: 'neighbour'; message: string; ip: string; lladdr: string; dev: string };
+  | { kind: 'neighbour'; message: string; ip: string; lladdr: string; dev: string }
+  | { kind: 'mac-dnat'; message: string; ip: string; mac: string; tag: string };
 export interface StateReport {
   network: string;
   dataDir: string;
@@ -76,6 +79,8 @@ export interface StateReport {
   allocations: StateAllocation[];
   bridges: { name: string; present: boolean; up: boolean | null; mac: string | null; addresses: string[]; ports: string[] }[];
   masquerade: { checked: boolean; table: boolean | null; sets: string[]; elements: { ip: string; tag: string; set: string }[] };
+  /** Bridge mode: the MAC DNAT rules of Azure's layout (table bridge vnet), address to pod MAC. */
+  macDnat: { ip: string; mac: string; tag: string }[];
   leaks: Leak[];
   /** Sentences on what was not found or not looked at. */
   notes: string[];
@@ -322,6 +327,18 @@ async function survey(o: Options): Promise<StateReport> {
       });
     }
   }
+  // Azure's layout: a MAC DNAT rule is an attachment's when an allocation holds its address and the
+  // attachment's pod MAC is its value.
+  const macDnat = mode === 'bridge' ? await readMacDnat(network, notes) : [];
+  for (const e of macDnat) {
+    const a = holder.get(e.ip);
+    if (a && containerMac(network, a) === e.mac) continue;
+    leaks.push({
+      kind: 'mac-dnat',
+      message: `MAC DNAT rule ${e.ip} -> ${e.mac} (${e.tag ? `tagged ${e.tag}` : 'untagged'}) in ${L2_TABLE} ${a ? `points to another MAC than the pod of container ${a.containerId} ${a.ifname}` : 'matches no allocation'}: leaked MAC DNAT rule`,
+      ...e,
+    });
+  }
   // Said first, plainly, when the network has left nothing anywhere (a typo, or a fresh node).
   if (!networkDirExists && !ours.length && !masqSets.length) {
     notes.unshift(`Network "${network}" does not exist on this node: no address directory, no veth${masq.checked ? ', no masquerade set' : ''}.`);
@@ -337,9 +354,20 @@ async function survey(o: Options): Promise<StateReport> {
     allocations,
     bridges,
     masquerade: { checked: masq.checked, table: masq.table, sets: masqSets, elements: masq.elements },
+    macDnat,
     leaks,
     notes,
   };
+}
+
+/** The network's MAC DNAT rules (nft.ts's read); fails soft, with a note: `state` shows the rest. */
+async function readMacDnat(network: string, notes: string[]): Promise<{ ip: string; mac: string; tag: string }[]> {
+  try {
+    return (await mappedPods(network)).map((m) => ({ ip: m.ip.ip, mac: m.mac, tag: m.tag }));
+  } catch (err) {
+    notes.push(`The MAC DNAT rules were not read: ${(err as Error).message}`);
+    return [];
+  }
 }
 
 /** The attachment an alias names (`vnet:<network>:<containerID>:<ifname>`; the ifname may hold ':'). */

@@ -7,7 +7,7 @@ import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
 import { ALREADY_GONE, ipJson, ipRunAll } from '../net/ip.js';
-import { delPod, masqueradedPods, nftRun } from '../net/nft.js';
+import { delPod, delPodMac, mappedPods, masqueradedPods, nftRun } from '../net/nft.js';
 import { ifNameProblem, toAddr, type IfName } from '../net/values.js';
 import type { IpCmd } from '../net/command.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
@@ -51,6 +51,19 @@ export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
         log.info(`GC: removing masquerade element ${m.ip.ip} (${m.tag || 'untagged'})`);
         const failure = await nftRun(delPod(conf.name, m.ip));
         if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing masquerade element ${m.ip.ip}: ${failure}`);
+      }
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  if (conf.bridgeConf.uplink) {
+    // The MAC DNAT rules of Azure's layout are tagged the same way.
+    try {
+      const strays = (await mappedPods(conf.name)).filter((m) => !valid.has(m.tag));
+      for (const m of strays) {
+        log.info(`GC: removing MAC DNAT rule ${m.ip.ip} -> ${m.mac} (${m.tag || 'untagged'})`);
+        const failure = await nftRun(delPodMac(conf.name, m.ip, m.mac));
+        if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing MAC DNAT rule ${m.ip.ip}: ${failure}`);
       }
     } catch (err) {
       errors.push((err as Error).message);

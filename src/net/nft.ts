@@ -12,7 +12,7 @@ import { CniError, Code, firstLine } from '../cni/errors.js';
 import { sha1Hex } from '../hash.js';
 import { runProcess, tool } from '../proc.js';
 import type { Family } from './address.js';
-import { toAddr, type Addr, type Cidr, type IfName } from './values.js';
+import { toAddr, toMac, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 declare const brand: unique symbol;
 /** One line of an nft script, made only by this file. */
@@ -79,6 +79,114 @@ export function delPod(network: string, ip: Addr): NftLine[] {
     line(`add element ${NFT_TABLE} ${set} { ${ip.ip} }`),
     line(`delete element ${NFT_TABLE} ${set} { ${ip.ip} }`),
   ];
+}
+
+// ---- Azure's L2 rules (bridge mode with an uplink), in a table of their own: `bridge vnet` ----
+//
+// Azure's fabric takes frames from a VM only with its NIC's MAC, and sends it frames for a pod's
+// address to that MAC. Azure's bridge mode therefore rewrites MACs with ebtables
+// (network/bridge_networkclient_linux.go AddL2Rules, bridge_endpointclient_linux.go
+// AddEndpointRules); vnet writes the same rules in nftables' bridge family, one transaction per
+// call like the masquerade, with a map instead of a rule per pod. Per network:
+//     prerouting: iifname UPLINK arp operation reply ether daddr set ff:ff:ff:ff:ff:ff
+//                 iifname UPLINK ether daddr set ip daddr map @podmac_N     (and ip6, @podmac6_N)
+//     postrouting: oifname UPLINK arp saddr ether set NIC_MAC; oifname UPLINK ether saddr set NIC_MAC
+//     forward:    iifname UPLINK oifname UPLINK ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop
+//                 iifname UPLINK oifname UPLINK ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop
+// The forward chain is vnet's own. The uplink has hairpin on (as Azure sets it) so that a frame
+// kube-proxy DNATs on the bridge to another node goes back out; its next hop is a NIC or the
+// gateway. A broadcast, a multicast or a frame for a vnet pod's MAC (all 02:…, plan/names.ts)
+// that came in on the uplink and would go back out is a flood's copy: sent back, it would loop
+// between nodes on any network that floods (Azure's fabric does not; a switch does). (Conntrack's
+// "was DNATed" cannot be matched in the bridge family here: no nf_conntrack_bridge.)
+
+export const L2_TABLE = 'bridge vnet';
+
+export function l2Names(network: string) {
+  const h = sha1Hex(network).slice(0, 10);
+  return { pre: `l2pre_${h}`, post: `l2post_${h}`, fwd: `l2fwd_${h}`, map: { 4: `podmac_${h}`, 6: `podmac6_${h}` } } as const;
+}
+
+/** The table, the maps and the three chains of a network: created or rebuilt, never duplicated. */
+export function ensureL2(network: string, uplink: IfName, nicMac: Mac): NftLine[] {
+  const n = l2Names(network);
+  const up = `"${uplink}"`;
+  const out = [line(`add table ${L2_TABLE}`)];
+  for (const f of [4, 6] as const) out.push(line(`add map ${L2_TABLE} ${n.map[f]} { type ${TYPE[f]} : ether_addr; }`));
+  const chain = (name: string, hook: string, priority: string, rules: string[]) => [
+    line(`add chain ${L2_TABLE} ${name} { type filter hook ${hook} priority ${priority}; policy accept; }`),
+    line(`flush chain ${L2_TABLE} ${name}`),
+    ...rules.map((r) => line(`add rule ${L2_TABLE} ${name} ${r}`)),
+  ];
+  out.push(
+    ...chain(n.pre, 'prerouting', 'dstnat', [
+      `iifname ${up} arp operation reply ether daddr set ff:ff:ff:ff:ff:ff`,
+      `iifname ${up} ether type ip ether daddr set ip daddr map @${n.map[4]}`,
+      `iifname ${up} ether type ip6 ether daddr set ip6 daddr map @${n.map[6]}`,
+    ]),
+    ...chain(n.post, 'postrouting', 'srcnat', [
+      `oifname ${up} arp htype 1 arp hlen 6 arp saddr ether set ${nicMac}`,
+      `oifname ${up} ether saddr set ${nicMac}`,
+    ]),
+    ...chain(n.fwd, 'forward', 'filter', [
+      `iifname ${up} oifname ${up} ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop`,
+      `iifname ${up} oifname ${up} ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop`,
+    ]),
+  );
+  return out;
+}
+
+// A map refuses `add element` of a key it holds with another value, so, unlike a set element, a
+// mapping is not replaced in one transaction: ADD first clears the address (clearPodMac, whose
+// "No such file or directory" means there was nothing to clear), then adds; DEL and GC remove a
+// mapping by its address and the MAC they know it has.
+
+/** A pod's address mapped to its MAC, tagged with its veth. */
+export function addPodMac(network: string, ip: Addr, mac: Mac, tag: IfName): NftLine[] {
+  return [line(`add element ${L2_TABLE} ${l2Names(network).map[ip.family]} { ${ip.ip} comment "${tag}" : ${mac} }`)];
+}
+
+/** Deletes the address's mapping, whatever its MAC; fails with "No such file or directory" if there is none. */
+export function clearPodMac(network: string, ip: Addr): NftLine[] {
+  return [line(`delete element ${L2_TABLE} ${l2Names(network).map[ip.family]} { ${ip.ip} }`)];
+}
+
+/** Removes the mapping of `ip` to `mac` whether or not it (or its map) exists. */
+export function delPodMac(network: string, ip: Addr, mac: Mac): NftLine[] {
+  const map = l2Names(network).map[ip.family];
+  return [
+    line(`add table ${L2_TABLE}`),
+    line(`add map ${L2_TABLE} ${map} { type ${TYPE[ip.family]} : ether_addr; }`),
+    line(`add element ${L2_TABLE} ${map} { ${ip.ip} : ${mac} }`),
+    line(`delete element ${L2_TABLE} ${map} { ${ip.ip} }`),
+  ];
+}
+
+/** The network's address-to-MAC maps, both families, with their tags (none if the table does not exist). One process. */
+export async function mappedPods(network: string): Promise<{ ip: Addr; mac: Mac; tag: string }[]> {
+  const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...L2_TABLE.split(' ')], '');
+  if (code !== 0) {
+    if (/No such file or directory/.test(stderr)) return [];
+    throw new CniError(Code.io, `reading the nftables table ${L2_TABLE} failed: ${firstLine(stderr)}`);
+  }
+  const { map } = l2Names(network);
+  let json: { nftables?: { map?: { name?: unknown; elem?: unknown[] } }[] };
+  try {
+    json = JSON.parse(stdout) as typeof json;
+  } catch {
+    throw new CniError(Code.io, `reading the nftables table ${L2_TABLE} failed: nft printed no JSON`);
+  }
+  const maps = (json.nftables ?? []).flatMap((x) => (x.map && (x.map.name === map[4] || x.map.name === map[6]) ? [x.map] : []));
+  // An element is [key, value]; a tagged key is { elem: { val, comment } }.
+  return maps.flatMap((m) =>
+    (m.elem ?? []).flatMap((e) => {
+      if (!Array.isArray(e) || e.length !== 2) return [];
+      const k: { val?: unknown; comment?: unknown } = (e[0] as { elem?: { val?: unknown; comment?: unknown } }).elem ?? { val: e[0] };
+      const ip = typeof k.val === 'string' ? toAddr(k.val) : undefined;
+      const mac = typeof e[1] === 'string' ? toMac(e[1]) : undefined;
+      return ip && mac ? [{ ip, mac, tag: typeof k.comment === 'string' ? k.comment : '' }] : [];
+    }),
+  );
 }
 
 /** Runs a script as one transaction; the failure's message, or undefined. */

@@ -116,6 +116,9 @@ export function macOf(field: string, s: string, code: number): Mac {
   return m as Mac;
 }
 
+/** A MAC address as the kernel or nft prints it (lower-cased), or undefined. */
+export const toMac = (s: string): Mac | undefined => (MAC.test(s.toLowerCase()) ? (s.toLowerCase() as Mac) : undefined);
+
 /** Our own constants, checked once when the module loads. */
 export const mac = (s: string): Mac => macOf('constant', s, Code.internal);
 export const addr = (s: string): Addr => addrOf('constant', s, Code.internal);

@@ -19,6 +19,7 @@ import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from '.
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
 import { masqDelSteps, masqSteps } from './masq.js';
+import { L2_TABLE, addPodMac, clearPodMac, delPodMac, ensureL2, l2Names } from '../net/nft.js';
 import type { Family } from '../net/address.js';
 
 /** The pod's addresses, each with the gateway bridge mode routes it through. */
@@ -53,7 +54,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: [{ kind: 'link', side: 'host', name: br, up: true }],
     },
   ];
-  if (up) steps.push(...moveUplink(br, up));
+  if (up) steps.push(...moveUplink(br, up), l2Step(network, up));
   if (input.bridge.isGateway) {
     const gwCidrs = ips.map((i) => toCidr(`${i.gateway.ip}/${i.cidr.prefix}`)!);
     steps.push({
@@ -90,6 +91,27 @@ export function bridgeAddPlan(input: AddInput): Plan {
       undo: cidrs.map((c): IpCmd => ['neigh', 'del', c.ip, 'dev', br]),
       expect: cidrs.map((c) => ({ kind: 'neigh', side: 'host', dev: br, ip: c.ip, mac })),
     },
+    ...(up
+      ? [
+          // A former holder of the address whose DEL never came may have left its mapping (see net/nft.ts).
+          ...cidrs.map((c) => ({
+            say: `Clearing any MAC DNAT rule left for ${c.ip} by a former holder of the address`,
+            side: 'host' as const,
+            lifecycle: 'attachment' as const,
+            nft: clearPodMac(network, c),
+            alone: true,
+            tolerate: /No such file or directory/,
+          })),
+          {
+            say: `Adding MAC DNAT rule${cidrs.length > 1 ? 's' : ''} for ${cidrs.map((c) => c.ip).join(', ')}: frames arriving on ${up.name} for ${cidrs.length > 1 ? 'them' : 'it'} take the pod's MAC ${mac} (elements of ${families.map((f) => l2Names(network).map[f]).join(', ')} in nftables table ${L2_TABLE}, tagged ${veth})`,
+            side: 'host' as const,
+            lifecycle: 'attachment' as const,
+            nft: cidrs.flatMap((c) => addPodMac(network, c, mac, veth)),
+            nftUndo: cidrs.flatMap((c) => delPodMac(network, c, mac)),
+            expect: cidrs.map((c) => ({ kind: 'l2' as const, side: 'host' as const, network, ip: c.ip, mac })),
+          },
+        ]
+      : []),
     podAddressStep(ifname, cidrs, mac, mtu, `: the pod is on ${br}'s subnet${cidrs.length > 1 ? 's' : ''}`),
     {
       say: `Adding routes ${routes.map((r) => routeText(r.dst, r.gw)).join(', ')}`,
@@ -104,6 +126,19 @@ export function bridgeAddPlan(input: AddInput): Plan {
   // in conf/) turns around on the bridge, which is forwarding.
   if (input.bridge.isGateway || up) steps.push(forwardingStep(families, up ? ": published ports (portmap's DNAT) turn around on the bridge" : ': the node routes for its pods'));
   return { netnsPath: input.netnsPath, steps };
+}
+
+/**
+ * Azure's L2 rules for the uplink (see net/nft.ts): ensured by every ADD, as Azure adds them when
+ * it connects the NIC, and never removed by DEL (the node's traffic depends on them).
+ */
+function l2Step(network: string, up: UplinkFacts): Step {
+  return {
+    say: `Ensuring Azure's L2 rules on uplink ${up.name} (nftables table ${L2_TABLE}): frames leaving ${up.name} take its MAC ${up.mac} (Azure's fabric accepts no other), ARP replies arriving on it go to every port, frames arriving for a pod take the pod's MAC, and no broadcast, multicast or frame for a pod's MAC goes back out ${up.name} (hairpin is for what kube-proxy DNATs)`,
+    side: 'host',
+    lifecycle: 'shared',
+    nft: ensureL2(network, up.name, up.mac),
+  };
 }
 
 /**
@@ -213,6 +248,16 @@ export function bridgeDelPlan(d: DelInput): Plan {
     netnsPath: '',
     steps: [
       ...masqDelSteps(d.network, d.bridge, d.podIps),
+      ...(d.bridge.uplink && d.podIps.length
+        ? [
+            {
+              say: `Deleting the MAC DNAT rule${d.podIps.length > 1 ? 's' : ''} for ${d.podIps.map((a) => a.ip).join(', ')} (nftables table ${L2_TABLE})`,
+              side: 'host' as const,
+              lifecycle: 'attachment' as const,
+              nft: d.podIps.flatMap((a) => delPodMac(d.network, a, containerMac(d.network, d.attachment))),
+            },
+          ]
+        : []),
       ...(d.podIps.length
         ? [
             {

@@ -4,7 +4,7 @@
 import { CniError, Code } from '../cni/errors.js';
 import { canonicalIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, readSysctl, type RouteRow } from '../net/ip.js';
-import { NFT_TABLE, masqNames, masqueradedPods } from '../net/nft.js';
+import { L2_TABLE, NFT_TABLE, l2Names, mappedPods, masqNames, masqueradedPods } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
 import type { Expect, Plan, Side } from './plan.js';
 import { stepDone } from '../log.js';
@@ -37,12 +37,14 @@ async function readState(pod?: PodNetns): Promise<State> {
 export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
   const expects = plan.steps.flatMap((s) => s.expect ?? []);
   // The node, the pod and nftables are read side by side: one process each, at once.
-  const needs = (side: Side) => expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq');
+  const needs = (side: Side) => expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq' && e.kind !== 'l2');
   const masq = expects.find((e) => e.kind === 'masq');
-  const [host, container, masqueraded] = await Promise.all([
+  const l2 = expects.find((e) => e.kind === 'l2');
+  const [host, container, masqueraded, mapped] = await Promise.all([
     needs('host') ? readState() : undefined,
     needs('container') ? readState(pod) : undefined,
     masq?.kind === 'masq' ? masqueradedPods(masq.network) : [],
+    l2?.kind === 'l2' ? mappedPods(l2.network) : [],
   ]);
   stepDone('read node and pod');
   const state: Partial<Record<Side, State>> = { host, container };
@@ -54,7 +56,11 @@ export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
           ? masqueraded.some((m) => m.ip.ip === e.ip)
             ? undefined
             : `masquerade element ${e.ip} is missing from nftables set ${NFT_TABLE} ${masqNames(e.network).pods}`
-          : checkOne(e, state[e.side]!);
+          : e.kind === 'l2'
+            ? mapped.some((m) => m.ip.ip === e.ip && m.mac === e.mac)
+              ? undefined
+              : `MAC DNAT rule ${e.ip} -> ${e.mac} is missing from nftables map ${L2_TABLE} ${l2Names(e.network).map[e.ip.includes(':') ? 6 : 4]}`
+            : checkOne(e, state[e.side]!);
     if (problem) {
       const where = e.side === 'host' ? 'on the node' : `in ${plan.netnsPath}`;
       throw new CniError(Code.checkFailed, `CHECK failed: ${problem} ${where}`);

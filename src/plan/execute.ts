@@ -82,9 +82,10 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
       }
       if (step.nft) {
         await flush();
-        // Consecutive nft steps run as one transaction (one process): all of them or none.
+        // Consecutive nft steps run as one transaction (one process): all of them or none; a
+        // step marked `alone` is a transaction of its own (its failure may be tolerated).
         const group = [step];
-        for (let j = i + 1; plan.steps[j]?.nft && !plan.steps[j]!.ip && !plan.steps[j]!.sysctl; j++) group.push(plan.steps[j]!);
+        for (let j = i + 1; !step.alone && plan.steps[j]?.nft && !plan.steps[j]!.ip && !plan.steps[j]!.sysctl && !plan.steps[j]!.alone; j++) group.push(plan.steps[j]!);
         if (!nftDone.has(step)) {
           current = step;
           crashPoint(`before the nftables script: ${step.say}`);

@@ -23,7 +23,8 @@ export type Expect =
   | { kind: 'route'; side: Side; dst: Cidr; dev: IfName; gw?: IpText; scope?: 'link' }
   | { kind: 'neigh'; side: Side; dev: IfName; ip: IpText; mac: Mac }
   | { kind: 'sysctl'; side: 'host'; key: SysctlKey; value: string }
-  | { kind: 'masq'; side: 'host'; network: string; ip: IpText };
+  | { kind: 'masq'; side: 'host'; network: string; ip: IpText }
+  | { kind: 'l2'; side: 'host'; network: string; ip: IpText; mac: Mac };
 
 export interface Step {
   /** One sentence for the log and for `vnet explain`. */
