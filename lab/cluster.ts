@@ -210,7 +210,7 @@ export class Cluster {
       mkdirSync(join(this.spec.dir, `node${i}`), { recursive: true });
       // The node-side installer, as on a real node: the binary into its bin dir, its conflist.
       inNs(n, [join(this.spec.binDir, 'vnet'), ...installArgs(this.spec, i)]);
-      inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(n)]);
+      inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', ...(l2 ? ['address', nicMac(i)] : []), 'netns', nsPath(n)]);
       this.noDad(v, port);
       this.noDad(n, 'eth0');
       inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 4)}/24`, 'dev', 'eth0']);
@@ -218,6 +218,9 @@ export class Cluster {
       inNs(n, ['ip', 'link', 'set', 'eth0', 'up']);
       if (l2) {
         inNs(v, ['ip', 'link', 'set', port, 'master', 'vnetbr', 'up']);
+        // As Azure's fabric: from a VM it takes only frames with the NIC's MAC (vnet's bridge mode
+        // rewrites its pods' to it: src/net/nft.ts). Without that rewrite the matrix fails here.
+        inNs(v, ['nft', '-f', '-'], `table netdev fabric {\n  chain ${port} {\n    type filter hook ingress device "${port}" priority 0; policy accept;\n    ether saddr != ${nicMac(i)} counter drop\n  }\n}\n`);
       } else {
         // A routed VNet, as Azure's SDN: the gateway address on every node's port, proxy ARP for
         // everything, a route to each node and to what it holds.
@@ -297,6 +300,9 @@ export class Cluster {
   }
 }
 
+/** Node i's NIC MAC in the bridge layout: Azure's own OUI (00:0d:3a), as an Azure VM's NIC has. */
+export const nicMac = (i: number) => `00:0d:3a:00:02:${(i + 4).toString(16).padStart(2, '0')}`;
+
 /** Reads what the plugin left for pods on node i, per kind: all must be empty when no pod is left. */
 export function podLeftovers(c: Cluster, i: number): Record<string, string[]> {
   const n = c.node(i);
@@ -311,6 +317,12 @@ export function podLeftovers(c: Cluster, i: number): Record<string, string[]> {
   if (t.ok) {
     masq = JSON.parse(t.out).nftables.filter((x: any) => x.set?.name?.startsWith('pods')).flatMap((x: any) => (x.set.elem ?? []).map((e: any) => JSON.stringify(e)));
   }
+  // Azure's layout: the MAC DNAT rules (src/net/nft.ts), one map element per pod address.
+  let l2: string[] = [];
+  const b = trySh(['nsenter', `--net=${nsPath(n)}`, 'nft', '-j', 'list', 'table', 'bridge', 'vnet']);
+  if (b.ok) {
+    l2 = JSON.parse(b.out).nftables.filter((x: any) => x.map?.name?.startsWith('podmac')).flatMap((x: any) => (x.map.elem ?? []).map((e: any) => JSON.stringify(e)));
+  }
   const ipamDir = join(c.spec.dir, `node${i}`, 'ipam', c.conflist(i).name);
   const list = (d: string) => (existsSync(d) ? readdirSync(d) : []);
   // Address files, index entries, temps and a lock left held: all go with the last pod (the boot stamp stays).
@@ -319,7 +331,7 @@ export function podLeftovers(c: Cluster, i: number): Record<string, string[]> {
   const temps = list(join(ipamDir, '.tmp'));
   const results = join(c.spec.dir, `node${i}`, 'results');
   const cached = existsSync(results) ? readdirSync(results) : [];
-  return { links: azv, routes, neighbours: neighs, masquerade: masq, allocations: files, index, temps, cached };
+  return { links: azv, routes, neighbours: neighs, masquerade: masq, macDnat: l2, allocations: files, index, temps, cached };
 }
 
 /**

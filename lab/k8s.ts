@@ -627,7 +627,7 @@ async function checks(k: K8s) {
   for (const [from, fromNs] of [['outside', nsPath(k.lab.outside)], [`node0`, nsPath(k.lab.node(0))]] as const) {
     const target = nodeIp(n - 1, 4);
     await waitFor(`the NodePort to answer ${from} once`, 20_000, () => ask(fromNs, target, nodePort)).catch(() => undefined);
-    const answers = Array.from({ length: 4 }, () => ask(fromNs, target, nodePort));
+    const answers = Array.from({ length: 12 }, () => ask(fromNs, target, nodePort));
     const good = answers.filter((a) => a && names.has(a)).length;
     result(good === answers.length, `NodePort ${target}:${nodePort} from ${from} (${good}/${answers.length})`);
   }

@@ -99,6 +99,7 @@ export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>
       cmd(node, ['ip', 'route']),
       cmd(node, ['ip', '-br', 'link']),
       cmd(c.pods[0]!.netns, ['ip', 'route']),
+      cmd(node, ['nft', 'list', 'table', 'bridge', 'vnet']),
     ].join('\n');
   });
   const probes: { layout: Layout; probes: Probe[] }[] = [];

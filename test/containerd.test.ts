@@ -352,7 +352,7 @@ describe('StopPodSandbox (CNI DEL) and RemovePodSandbox leave nothing: no azv ve
       for (let i = 0; i < NODES; i++) {
         const d = e.nodes[i]!;
         expect(await d.cri.listPodSandbox()).toEqual([]);
-        expect(podLeftovers(e.c, i)).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], allocations: [], index: [], temps: [], cached: [] });
+        expect(podLeftovers(e.c, i)).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], macDnat: [], allocations: [], index: [], temps: [], cached: [] });
         expect(cniCache(e, i)).toEqual([]);
         expect(netnsFiles(e, i)).toEqual([]);
         expect(d.sandboxPids()).toEqual([]);

@@ -42,7 +42,7 @@ for (const layout of LAYOUTS) {
       for (const p of c.pods) await c.checkPod(p);
       for (const p of [...c.pods]) await c.delPod(p);
       for (let i = 0; i < c.spec.nodes; i++) {
-        expect(podLeftovers(c, i)).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], allocations: [], index: [], temps: [], cached: [] });
+        expect(podLeftovers(c, i)).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], macDnat: [], allocations: [], index: [], temps: [], cached: [] });
         expect(nodeShape(c, i)).toEqual(before[i]);
       }
     });
@@ -130,7 +130,7 @@ describe('the soak (short form): ADD/DEL cycles, many at once, over two nodes, l
       console.log(`${SOAK_HEADER}\n${soakSummary(r)}`);
       expect(r.errors).toEqual([]);
       expect(r.cycles).toBe(60);
-      for (const l of r.leftovers) expect(l).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], allocations: [], index: [], temps: [], cached: [] });
+      for (const l of r.leftovers) expect(l).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], macDnat: [], allocations: [], index: [], temps: [], cached: [] });
       expect(r.state).toEqual([{ code: 0, leaks: [] }, { code: 0, leaks: [] }]);
     });
   }
