@@ -31,6 +31,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { BlockList } from 'node:net';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, OUTSIDE, podLeftovers, SDN_MAC, VNET_GW, type Layout } from './cluster.js';
@@ -45,6 +46,10 @@ const ROOT = resolve(dirname(process.argv[1] ?? '.'), '..');
 const CP_IP = '10.220.2.250';
 const CLUSTER_CIDR = '10.244.0.0/16';
 const SERVICE_CIDR = '10.96.0.0/16';
+// Dual stack (Kubernetes 1.20: alpha, behind the IPv6DualStack feature gate on every component).
+const CLUSTER_CIDR6 = 'fd00:244::/56';
+const SERVICE_CIDR6 = 'fd00:96::/112';
+const DUAL = '--feature-gates=IPv6DualStack=true';
 const CGROUP_ROOT = '/sys/fs/cgroup';
 /** What kubelet 1.20's setupKernelTunables wants; each is bind-mounted over, in the node's mount namespace only. */
 const KUBELET_SYSCTLS: Record<string, string> = {
@@ -85,6 +90,9 @@ async function waitFor<T>(what: string, timeoutMs: number, f: () => T | undefine
   }
 }
 
+/** Every address of a pod, IPv4 first (status.podIPs; podIP alone on a cluster that has no podIPs). */
+const podIpsOf = (p: any): string[] => (p.status.podIPs?.length ? p.status.podIPs.map((x: any) => x.ip) : [p.status.podIP]);
+const family = (ip: string) => (ip.includes(':') ? 'ipv6' : 'ipv4');
 const ipInt = (ip: string) => ip.split('.').reduce((a, x) => a * 256 + Number(x), 0);
 function inCidr(ip: string, cidr: string) {
   const [net, len] = cidr.split('/');
@@ -177,6 +185,7 @@ export async function sweep(prefix: string): Promise<boolean> {
 
 interface Opts {
   layout: Layout;
+  dualStack: boolean;
   nodes: number;
   keep: boolean;
   prefix: string;
@@ -191,8 +200,8 @@ class K8s {
   private readonly procs: { name: string; child: ChildProcess }[] = [];
   private readonly pids: number[] = [];
   readonly kubeconfig: string;
-  /** Node i's spec.podCIDR (kubenet, overlay). */
-  podCidrs: string[] = [];
+  /** Node i's spec.podCIDRs (kubenet, overlay): IPv4, then IPv6 when dual stack. */
+  podCidrs: string[][] = [];
 
   constructor(readonly o: Opts, bin: string) {
     this.dir = dirOf(o.prefix);
@@ -202,6 +211,15 @@ class K8s {
   }
 
   nodeName = (i: number) => `${this.o.prefix}-node${i}`;
+  get dual() {
+    return this.o.dualStack ? [DUAL] : [];
+  }
+  get services() {
+    return this.o.dualStack ? `${SERVICE_CIDR},${SERVICE_CIDR6}` : SERVICE_CIDR;
+  }
+  get clusterCidrs() {
+    return this.o.dualStack ? `${CLUSTER_CIDR},${CLUSTER_CIDR6}` : CLUSTER_CIDR;
+  }
   nodeDir = (i: number) => join(this.dir, `node${i}`);
   get perNodeCidr() {
     return this.o.layout === 'kubenet' || this.o.layout === 'overlay';
@@ -246,7 +264,7 @@ class K8s {
   async up() {
     mkdirSync(this.dir, { recursive: true });
     this.lab = Cluster.create({
-      layout: this.o.layout, nodes: this.o.nodes, pods: 0, dualStack: false, prefix: this.o.prefix,
+      layout: this.o.layout, nodes: this.o.nodes, pods: 0, dualStack: this.o.dualStack, prefix: this.o.prefix,
       dir: this.dir, binDir: join(ROOT, 'dist', 'bin'), refDir: '/usr/lib/cni',
     });
     // The conflist comes when the controller-manager has said which pod CIDR (see the header).
@@ -322,7 +340,7 @@ class K8s {
     this.start('kube-apiserver', [...inCp, b('kube-apiserver'), '--etcd-servers=http://127.0.0.1:2379',
       `--advertise-address=${CP_IP}`, '--secure-port=6443', '--insecure-port=0', `--cert-dir=${join(this.dir, 'apiserver')}`,
       `--tls-cert-file=${pki('apiserver.crt')}`, `--tls-private-key-file=${pki('apiserver.key')}`, `--client-ca-file=${pki('ca.crt')}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`, '--authorization-mode=Node,RBAC', '--allow-privileged=true',
+      `--service-cluster-ip-range=${this.services}`, ...this.dual, '--authorization-mode=Node,RBAC', '--allow-privileged=true',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local', `--service-account-key-file=${pki('sa.pub')}`,
       `--service-account-signing-key-file=${pki('sa.key')}`,
       // No DNS for node names; kubelets' serving certs are self-signed (no --kubelet-certificate-authority).
@@ -334,7 +352,8 @@ class K8s {
     this.start('kube-controller-manager', [...inCp, b('kube-controller-manager'), `--kubeconfig=${this.kubeconfig}`,
       `--authentication-kubeconfig=${this.kubeconfig}`, `--authorization-kubeconfig=${this.kubeconfig}`,
       '--leader-elect=false', '--bind-address=127.0.0.1', `--cert-dir=${join(this.dir, 'cm')}`,
-      '--allocate-node-cidrs=true', `--cluster-cidr=${CLUSTER_CIDR}`, '--node-cidr-mask-size=24', `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      '--allocate-node-cidrs=true', `--cluster-cidr=${this.clusterCidrs}`, ...(this.o.dualStack ? ['--node-cidr-mask-size-ipv4=24', '--node-cidr-mask-size-ipv6=64', DUAL] : ['--node-cidr-mask-size=24']),
+      `--service-cluster-ip-range=${this.services}`,
       `--service-account-private-key-file=${pki('sa.key')}`, `--root-ca-file=${pki('ca.crt')}`,
       `--cluster-signing-cert-file=${pki('ca.crt')}`, `--cluster-signing-key-file=${pki('ca.key')}`, '--use-service-account-credentials=false']);
     this.start('kube-scheduler', [...inCp, b('kube-scheduler'), `--kubeconfig=${this.kubeconfig}`,
@@ -388,7 +407,7 @@ class K8s {
     }
     this.startKubelet(i);
     this.start(`kube-proxy-node${i}`, [...this.enter(i), join(this.bin, 'kube-proxy'), `--kubeconfig=${this.kubeconfig}`, `--hostname-override=${this.nodeName(i)}`,
-      '--proxy-mode=iptables', '--oom-score-adj=0', ...(this.perNodeCidr ? [`--cluster-cidr=${CLUSTER_CIDR}`] : []),
+      '--proxy-mode=iptables', '--oom-score-adj=0', ...(this.perNodeCidr ? [`--cluster-cidr=${this.clusterCidrs}`] : []), ...this.dual,
       // conntrack's sysctls are the machine's: kube-proxy leaves them alone with these.
       '--conntrack-max-per-core=0', '--conntrack-min=0', '--conntrack-tcp-timeout-established=0', '--conntrack-tcp-timeout-close-wait=0',
       '--metrics-bind-address=127.0.0.1:10249']);
@@ -407,7 +426,7 @@ class K8s {
       '--cgroup-driver=cgroupfs', `--cgroup-root=/${name}`, '--cgroups-per-qos=true', '--enforce-node-allocatable=',
       '--oom-score-adj=0', `--root-dir=${kd}`, `--cert-dir=${join(kd, 'pki')}`, `--volume-plugin-dir=${join(kd, 'volume-plugins')}`,
       `--pod-infra-container-image=${PAUSE_IMAGE}`, '--fail-swap-on=false', `--hostname-override=${name}`, `--node-ip=${nodeIp(i, 4)}`,
-      '--read-only-port=0', '--anonymous-auth=true', '--authorization-mode=AlwaysAllow',
+      '--read-only-port=0', '--anonymous-auth=true', '--authorization-mode=AlwaysAllow', ...this.dual,
       // This machine's disk is shared and may be fuller than the defaults allow: no evictions, no image GC.
       '--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%', '--image-gc-high-threshold=100', '--image-gc-low-threshold=99',
       '--v=2']);
@@ -447,34 +466,45 @@ class K8s {
     await this.boot(i);
   }
 
-  /** kubenet/overlay: each node's spec.podCIDR into its conflist (`vnet install`) and the VNet's routes. */
+  /** kubenet/overlay: each node's spec.podCIDRs into its conflist (`vnet install`) and the VNet's routes. */
   async wirePodCidrs() {
     if (!this.perNodeCidr) return;
-    this.podCidrs = await waitFor('every node registered with a spec.podCIDR', 120_000, () => {
+    const want = this.o.dualStack ? 2 : 1;
+    this.podCidrs = await waitFor(`every node registered with ${want} spec.podCIDRs`, 120_000, () => {
       this.checkAlive();
       const r = attempt(['nsenter', `--net=${nsPath(this.cp)}`, join(this.bin, 'kubectl'), '--kubeconfig', this.kubeconfig, 'get', 'nodes', '-o', 'json'], 10_000);
       if (!r.ok) return false;
-      const byName = new Map<string, string>((JSON.parse(r.out).items as any[]).map((n) => [n.metadata.name, n.spec.podCIDR]));
-      const cidrs = Array.from({ length: this.o.nodes }, (_, i) => byName.get(this.nodeName(i)));
-      return cidrs.every(Boolean) && (cidrs as string[]);
+      const byName = new Map<string, string[]>((JSON.parse(r.out).items as any[]).map((n) => [n.metadata.name, n.spec.podCIDRs ?? (n.spec.podCIDR ? [n.spec.podCIDR] : [])]));
+      const cidrs = Array.from({ length: this.o.nodes }, (_, i) => byName.get(this.nodeName(i)) ?? []);
+      return cidrs.every((c) => c.length === want) && cidrs;
     });
-    const assigned = new Set(this.podCidrs);
+    const assigned = new Set(this.podCidrs.flat());
     for (let i = 0; i < this.o.nodes; i++) {
       const args = installArgs(this.lab.spec, i);
-      args[args.indexOf('--pod-cidr') + 1] = this.podCidrs[i]!;
+      const at = args.flatMap((a, j) => (a === '--pod-cidr' ? [j + 1] : []));
+      at.forEach((j, f) => (args[j] = this.podCidrs[i]![f]!));
       inNs(this.lab.node(i), [join(this.lab.spec.binDir, 'vnet'), ...args]);
-      // The lab routed its own guess (10.244.i.0/24) to node i: the controller-manager's choice wins.
-      for (const dst of nodeAddressing(this.o.layout, i, false).vnetRoutes) if (!assigned.has(dst)) trySh(['nsenter', `--net=${nsPath(this.lab.vnet)}`, 'ip', 'route', 'del', dst]);
-      inNs(this.lab.vnet, ['ip', 'route', 'replace', this.podCidrs[i]!, 'via', nodeIp(i, 4), 'dev', `n${i}`]);
+      // The lab routed its own guess (10.244.i.0/24, fd00:244:i::/64) to node i: the controller-manager's choice wins.
+      for (const dst of nodeAddressing(this.o.layout, i, this.o.dualStack).vnetRoutes) {
+        if (!assigned.has(dst)) trySh(['nsenter', `--net=${nsPath(this.lab.vnet)}`, 'ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'del', dst]);
+      }
+      for (const c of this.podCidrs[i]!) {
+        const v6 = c.includes(':');
+        inNs(this.lab.vnet, ['ip', ...(v6 ? ['-6'] : []), 'route', 'replace', c, 'via', nodeIp(i, v6 ? 6 : 4), 'dev', `n${i}`]);
+      }
     }
-    say(`pod CIDRs from the controller-manager: ${this.podCidrs.map((c, i) => `node${i} ${c}`).join(', ')}`);
+    say(`pod CIDRs from the controller-manager: ${this.podCidrs.map((c, i) => `node${i} ${c.join(' ')}`).join(', ')}`);
   }
 
-  /** The range node i's pods must be in. */
+  /** The ranges node i's pods must be in, both families when dual stack. */
   nodeRange(i: number): (ip: string) => boolean {
-    if (this.perNodeCidr) return (ip) => inCidr(ip, this.podCidrs[i]!);
-    const r = nodeAddressing(this.o.layout, i, false).ranges[0]![0] as { rangeStart: string; rangeEnd: string };
-    return (ip) => ipInt(ip) >= ipInt(r.rangeStart) && ipInt(ip) <= ipInt(r.rangeEnd);
+    const list = new BlockList();
+    if (this.perNodeCidr) {
+      for (const c of this.podCidrs[i]!) list.addSubnet(c.split('/')[0]!, Number(c.split('/')[1]), family(c));
+    } else {
+      for (const [r] of nodeAddressing(this.o.layout, i, this.o.dualStack).ranges as { rangeStart: string; rangeEnd: string }[][]) list.addRange(r!.rangeStart, r!.rangeEnd, family(r!.rangeStart));
+    }
+    return (ip) => list.check(ip, family(ip));
   }
 
   /** The pid of a pod's (first) container, from its node's containerd: the pod's netns is /proc/<pid>/ns/net. */
@@ -547,7 +577,7 @@ function ask(netns: string, ip: string, port: number | string): string | undefin
 async function ready(k: K8s): Promise<boolean> {
   const n = k.o.nodes;
   await k.wirePodCidrs();
-  if (k.perNodeCidr) result(k.podCidrs.length === n && new Set(k.podCidrs).size === n, `every node got a spec.podCIDR (${k.podCidrs.join(', ')})`);
+  if (k.perNodeCidr) result(k.podCidrs.length === n && new Set(k.podCidrs.flat()).size === n * k.podCidrs[0]!.length, `every node got its spec.podCIDRs (${k.podCidrs.map((c) => c.join(' ')).join(', ')})`);
   const tReady = performance.now();
   try {
     await waitFor('every node Ready', 180_000, () => {
@@ -585,8 +615,9 @@ async function checks(k: K8s) {
   const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
   const perNode = Array.from({ length: n }, (_, i) => pods.filter((p) => nodeOf(p) === i));
   result(perNode.every((ps) => ps.length === 2), `Deployment of ${2 * n} Running in ${((performance.now() - tDeploy) / 1000).toFixed(1)}s, 2 per node`);
-  const outOfRange = pods.filter((p) => !k.nodeRange(nodeOf(p))(p.status.podIP));
-  result(!outOfRange.length, `every pod IP inside its node's range (${pods.map((p) => `${p.metadata.name.slice(-5)}@node${nodeOf(p)}=${p.status.podIP}`).join(' ')})`);
+  const families = k.o.dualStack ? 2 : 1;
+  const outOfRange = pods.filter((p) => podIpsOf(p).length !== families || !podIpsOf(p).every(k.nodeRange(nodeOf(p))));
+  result(!outOfRange.length, `every pod's ${families === 2 ? 'IPv4 and IPv6 addresses' : 'IP'} inside its node's range (${pods.map((p) => `${p.metadata.name.slice(-5)}@node${nodeOf(p)}=${podIpsOf(p).join(',')}`).join(' ')})`);
 
   // 3. pod -> pod
   let netns = podNetns(k, pods);
@@ -647,6 +678,8 @@ async function checks(k: K8s) {
     server.stop();
   }
 
+  if (k.o.dualStack) await dualStack(k, pods, netns);
+
   // 6. node0's kubelet and containerd restarted: its pods keep running, reachable, untouched
   const callsBefore = countCalls(k).total;
   const tRestart = performance.now();
@@ -682,14 +715,14 @@ async function checks(k: K8s) {
     result(false, `scale to ${many}: ${(err as Error).message}\n${k.kubectl(['get', 'events', '--sort-by=.lastTimestamp']).split('\n').slice(-10).join('\n')}`);
     return;
   }
-  const ips = full.map((p) => p.status.podIP as string);
+  const ips = full.flatMap(podIpsOf);
   result(
-    Array.from({ length: n }, (_, i) => full.filter((p) => nodeOf(p) === i).length).every((c) => c === 30) && new Set(ips).size === many && full.every((p) => k.nodeRange(nodeOf(p))(p.status.podIP)),
+    Array.from({ length: n }, (_, i) => full.filter((p) => nodeOf(p) === i).length).every((c) => c === 30) && new Set(ips).size === many * families && full.every((p) => podIpsOf(p).every(k.nodeRange(nodeOf(p)))),
     `scaled to ${many} in ${((performance.now() - tMany) / 1000).toFixed(1)}s: 30 per node, ${new Set(ips).size} distinct addresses, each in its node's range`,
   );
   for (let i = 0; i < n; i++) {
     const held = allocations(k, i);
-    const want = full.filter((p) => nodeOf(p) === i).map((p) => p.status.podIP as string).sort();
+    const want = full.filter((p) => nodeOf(p) === i).flatMap(podIpsOf).sort();
     result(held.join() === want.join(), `node${i}: vnet-ipam holds exactly its ${want.length} pods' addresses (${held.length} held)`);
   }
 
@@ -711,14 +744,14 @@ async function checks(k: K8s) {
     result(false, `after node${r}'s reboot: ${(err as Error).message}\n${k.logTail(`kubelet-node${r}`, 10)}`);
     return;
   }
-  const backIps = back.map((p) => p.status.podIP as string).sort();
+  const backIps = back.flatMap(podIpsOf).sort();
   const held = allocations(k, r);
-  result(held.join() === backIps.join() && back.every((p) => k.nodeRange(r)(p.status.podIP)), `node${r} rebooted: its ${back.length} pods back in ${((performance.now() - tReboot) / 1000).toFixed(1)}s, vnet-ipam holds exactly their ${backIps.length} new addresses (${held.length} held, none from before the boot)`);
+  result(held.join() === backIps.join() && back.every((p) => podIpsOf(p).every(k.nodeRange(r))), `node${r} rebooted: its ${back.length} pods back in ${((performance.now() - tReboot) / 1000).toFixed(1)}s, vnet-ipam holds exactly their ${backIps.length} new addresses (${held.length} held, none from before the boot)`);
   // Two ways back: the kubelet's StopPodSandbox for each dead sandbox (a DEL), and vnet-ipam's
   // first ADD after the boot, which sees a new boot id (src/ipam/allocator.ts) and releases what
   // is left of the previous boot. Which comes first is the kubelet's order.
   const released = [...readFileSync(join(k.nodeDir(r), 'vnet.log'), 'utf8').matchAll(/released (\d+) of the previous boot/g)].map((m) => Number(m[1]));
-  result(released.length === 1 && released[0]! <= doomed.length, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of ${doomed.length})`);
+  result(released.length === 1 && released[0]! <= doomed.length * families, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of ${doomed.length})`);
   const lo = podLeftovers(k.lab, r);
   result(lo.links!.length === back.length, `node${r}: one azv veth per pod (${lo.links!.length} for ${back.length})`);
   const st = vnetState(k, r);
@@ -778,6 +811,62 @@ async function checks(k: K8s) {
   const killed = doomedSandboxes.map((id) => c.perSandbox[id]!).filter(Boolean);
   result(killed.length === doomedSandboxes.length && killed.every((x) => x.delNetns + x.delNoNetns > 0), `the ${doomedSandboxes.length} sandboxes the reboot killed were each DELed afterwards (${killed.filter((x) => x.delNetns).length} with a CNI_NETNS that no longer exists)`);
   result(!c.failed.length, `the plugin answered every call with success (${c.failed.length} errors${c.failed.length ? `: ${c.failed.slice(0, 3).join(' | ')}` : ''})`);
+}
+
+/** Dual stack: pod to pod over IPv6, a dual-stack Service's IPv6 ClusterIP, and each node's pods' IPv6 source outside. */
+async function dualStack(k: K8s, pods: readonly any[], netns: Map<string, string>) {
+  const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
+  const v6 = (p: any) => podIpsOf(p).find((ip) => ip.includes(':'))!;
+  let good = 0;
+  let tries = 0;
+  const bad: string[] = [];
+  for (const a of pods) {
+    for (const b of pods) {
+      if (a === b) continue;
+      tries++;
+      const got = ask(netns.get(a.metadata.name)!, v6(b), 8080);
+      if (got === b.metadata.name) good++;
+      else bad.push(`${a.metadata.name}->${v6(b)}: ${got}`);
+    }
+  }
+  result(good === tries, `IPv6 pod -> pod, same node and across (${good}/${tries})${bad.length ? `: ${bad.slice(0, 3).join('; ')}` : ''}`);
+  k.kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1', kind: 'Service', metadata: { name: 'web-dual' },
+    spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], selector: { app: APP }, ports: [{ port: 80, targetPort: 8080 }] },
+  }));
+  const ips: string[] = k.getJson(['service', 'web-dual']).spec.clusterIPs ?? [];
+  const ip6 = ips.find((x) => x.includes(':'));
+  const client = pods[0]!;
+  let answered = 0;
+  const seen = new Set<string>();
+  const misses: string[] = [];
+  if (ip6) {
+    // As for IPv4: the endpoints exist before kube-proxy has programmed every one of them.
+    await waitFor('kube-proxy to program every endpoint of the IPv6 ClusterIP', 30_000, () => {
+      const got = ask(netns.get(client.metadata.name)!, ip6, 80);
+      if (got) seen.add(got);
+      return seen.size === pods.length;
+    }).catch(() => undefined);
+    for (let j = 0; j < 12; j++) {
+      const got = ask(netns.get(client.metadata.name)!, ip6, 80);
+      if (pods.some((p) => p.metadata.name === got)) answered++;
+      else misses.push(String(got));
+    }
+  }
+  result(!!ip6 && answered === 12, `dual-stack Service: ClusterIPs ${ips.join(', ') || 'none'}; the IPv6 one answered a pod on node${nodeOf(client)} ${answered}/12, by ${seen.size} of ${pods.length} backends while waiting${misses.length ? ` (misses: ${misses.join(', ')})` : ''}`);
+  k.kubectl(['delete', 'service', 'web-dual']);
+  const server = whoami(k.lab.outside, OUTSIDE[6]);
+  try {
+    await server.ready;
+    for (let i = 0; i < k.o.nodes; i++) {
+      const p = pods.find((x) => nodeOf(x) === i)!;
+      const want = k.perNodeCidr ? nodeIp(i, 6) : v6(p);
+      const got = askWhoami(netns.get(p.metadata.name)!, OUTSIDE[6]);
+      result(got === want, `${p.metadata.name} on node${i} -> outside ${OUTSIDE[6]}: seen from ${got || 'nothing'} (${k.perNodeCidr ? 'masqueraded to its node' : 'its own address'}: ${want})`);
+    }
+  } finally {
+    server.stop();
+  }
 }
 
 /** Each pod's network namespace, by name: /proc/<its container's pid>/ns/net. */
@@ -865,7 +954,7 @@ const LAB_K8S = '/run/vnet-lab-k8s';
 
 async function main() {
   const { values, positionals } = parseArgs({
-    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, 'cluster-only': { type: 'boolean', default: false }, prefix: { type: 'string' }, bin: { type: 'string' } },
+    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, 'cluster-only': { type: 'boolean', default: false }, 'dual-stack': { type: 'boolean', default: false }, prefix: { type: 'string' }, bin: { type: 'string' } },
     allowPositionals: true,
   });
   const prefix = values.prefix ?? `vk${randomBytes(3).toString('hex')}`;
@@ -883,8 +972,8 @@ async function main() {
   // --cluster-only (scripts/lab.sh up --k8s): the cluster up and Ready, no checks, kept.
   const only = values['cluster-only']!;
   const keep = values.keep! || only;
-  const k = new K8s({ layout, nodes, keep, prefix }, values.bin);
-  say(`k8s e2e: layout ${layout}, ${nodes} nodes, prefix ${prefix}`);
+  const k = new K8s({ layout, nodes, keep, prefix, dualStack: values['dual-stack']! }, values.bin);
+  say(`k8s e2e: layout ${layout}${values['dual-stack'] ? ', dual stack' : ''}, ${nodes} nodes, prefix ${prefix}`);
   try {
     await k.up();
     if (only) {

@@ -2,7 +2,7 @@
 # A real Kubernetes v1.20.2 cluster in network namespaces on this machine, its nodes wired by vnet,
 # driven end to end and torn down (lab/k8s.ts says how). Run as root:
 #
-#   scripts/k8s-e2e.sh [--layout kubenet|overlay|transparent|bridge] [--nodes 2] [--keep]
+#   scripts/k8s-e2e.sh [--layout kubenet|overlay|transparent|bridge] [--nodes 2] [--dual-stack] [--keep]
 #   scripts/k8s-e2e.sh --cluster-only …  the cluster up and Ready, no checks, kept (scripts/lab.sh up --k8s)
 #   scripts/k8s-e2e.sh --down PREFIX      remove what a --keep run (or a killed one) left
 #

@@ -4,7 +4,7 @@
 #
 #   scripts/lab.sh up transparent|bridge|kubenet|overlay [--nodes N] [--pods M] [--dual-stack]
 #   scripts/lab.sh status | matrix | exec POD CMD… | down
-#   scripts/lab.sh up --k8s LAYOUT [--nodes N]   a real Kubernetes cluster instead (scripts/k8s-e2e.sh)
+#   scripts/lab.sh up --k8s LAYOUT [--nodes N] [--dual-stack]   a real Kubernetes cluster (scripts/k8s-e2e.sh)
 #   scripts/lab.sh kubectl ARGS…                  kubectl against it, from its control plane's namespace
 #   scripts/lab.sh soak LAYOUT [--cycles N] [--parallel P] [--dual-stack]
 #   scripts/lab.sh demo [--dual-stack]
@@ -24,7 +24,7 @@ esac
 k8s=/run/vnet-lab-k8s
 if [ "$1" = up ] && [ "${2:-}" = --k8s ]; then
   [ ! -e "$k8s" ] || { echo "lab.sh: a Kubernetes cluster is up already: scripts/lab.sh down first" >&2; exit 1; }
-  [ -n "${3:-}" ] || { echo "usage: scripts/lab.sh up --k8s kubenet|overlay|transparent|bridge [--nodes N]" >&2; exit 2; }
+  [ -n "${3:-}" ] || { echo "usage: scripts/lab.sh up --k8s kubenet|overlay|transparent|bridge [--nodes N] [--dual-stack]" >&2; exit 2; }
   exec ./scripts/k8s-e2e.sh --cluster-only --layout "$3" "${@:4}"
 fi
 if [ "$1" = kubectl ]; then
