@@ -164,18 +164,9 @@ export function delPodMac(network: string, ip: Addr, mac: Mac): NftLine[] {
 
 /** The network's address-to-MAC maps, both families, with their tags (none if the table does not exist). One process. */
 export async function mappedPods(network: string): Promise<{ ip: Addr; mac: Mac; tag: string }[]> {
-  const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...L2_TABLE.split(' ')], '');
-  if (code !== 0) {
-    if (/No such file or directory/.test(stderr)) return [];
-    throw new CniError(Code.io, `reading the nftables table ${L2_TABLE} failed: ${firstLine(stderr)}`);
-  }
+  const json = await listTable(L2_TABLE);
+  if (!json) return [];
   const { map } = l2Names(network);
-  let json: { nftables?: { map?: { name?: unknown; elem?: unknown[] } }[] };
-  try {
-    json = JSON.parse(stdout) as typeof json;
-  } catch {
-    throw new CniError(Code.io, `reading the nftables table ${L2_TABLE} failed: nft printed no JSON`);
-  }
   const maps = (json.nftables ?? []).flatMap((x) => (x.map && (x.map.name === map[4] || x.map.name === map[6]) ? [x.map] : []));
   // An element is [key, value]; a tagged key is { elem: { val, comment } }.
   return maps.flatMap((m) =>
@@ -187,6 +178,25 @@ export async function mappedPods(network: string): Promise<{ ip: Addr; mac: Mac;
       return ip && mac ? [{ ip, mac, tag: typeof k.comment === 'string' ? k.comment : '' }] : [];
     }),
   );
+}
+
+/** What `nft -j list table` prints, as far as vnet reads it. */
+interface Listing {
+  nftables?: { set?: { name?: unknown; elem?: unknown[] }; map?: { name?: unknown; elem?: unknown[] } }[];
+}
+
+/** One of our tables as JSON, or undefined when it does not exist. One process. */
+async function listTable(table: string): Promise<Listing | undefined> {
+  const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...table.split(' ')], '');
+  if (code !== 0) {
+    if (/No such file or directory/.test(stderr)) return undefined;
+    throw new CniError(Code.io, `reading the nftables table ${table} failed: ${firstLine(stderr)}`);
+  }
+  try {
+    return JSON.parse(stdout) as Listing;
+  } catch {
+    throw new CniError(Code.io, `reading the nftables table ${table} failed: nft printed no JSON`);
+  }
 }
 
 /** Runs a script as one transaction; the failure's message, or undefined. */
@@ -204,18 +214,9 @@ export interface MasqTable {
 
 /** The network's pod sets, both families, from one `nft -j list table inet vnet`. */
 export async function readMasqTable(network: string): Promise<MasqTable> {
-  const { code, stdout, stderr } = await runProcess([tool('nft'), '-j', 'list', 'table', ...NFT_TABLE.split(' ')], '');
-  if (code !== 0) {
-    if (/No such file or directory/.test(stderr)) return { table: false, sets: [] };
-    throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: ${firstLine(stderr)}`);
-  }
+  const json = await listTable(NFT_TABLE);
+  if (!json) return { table: false, sets: [] };
   const { pods } = masqNames(network);
-  let json: { nftables?: { set?: { name?: unknown; elem?: unknown[] } }[] };
-  try {
-    json = JSON.parse(stdout) as typeof json;
-  } catch {
-    throw new CniError(Code.io, `reading the nftables table ${NFT_TABLE} failed: nft printed no JSON`);
-  }
   const sets = (json.nftables ?? []).flatMap((x) => (x.set && (x.set.name === pods[4] || x.set.name === pods[6]) ? [x.set] : []));
   return {
     table: true,
