@@ -751,7 +751,7 @@ async function checks(k: K8s) {
   // first ADD after the boot, which sees a new boot id (src/ipam/allocator.ts) and releases what
   // is left of the previous boot. Which comes first is the kubelet's order.
   const released = [...readFileSync(join(k.nodeDir(r), 'vnet.log'), 'utf8').matchAll(/released (\d+) of the previous boot/g)].map((m) => Number(m[1]));
-  result(released.length === 1 && released[0]! <= doomed.length * families, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of ${doomed.length})`);
+  result(released.length === 1 && released[0]! <= doomed.length * families, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of its ${doomed.length} pods' ${doomed.length * families})`);
   const lo = podLeftovers(k.lab, r);
   result(lo.links!.length === back.length, `node${r}: one azv veth per pod (${lo.links!.length} for ${back.length})`);
   const st = vnetState(k, r);
