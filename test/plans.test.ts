@@ -1,0 +1,133 @@
+// Golden plans: every mode's ADD and DEL plan, per layout, family and masquerade, built in-process
+// from typed inputs (no root, no binary, no kernel) and compared with the text in
+// test/__snapshots__/plans/. A plan is data: its sentences are the log and `vnet explain`, its
+// commands are what runs on the node and in the pod, its expectations what CHECK reads back. A
+// change to any of them shows here as a diff to review (`npx vitest run test/plans.test.ts -u`
+// rewrites the files once the change is meant).
+import { describe, expect, it } from 'vitest';
+import { Code } from '../src/cni/errors.js';
+import type { NodeFacts } from '../src/net/facts.js';
+import { addrOf, cidrOf, mac, type IfName } from '../src/net/values.js';
+import type { AddInput, BridgeConf, PodIp } from '../src/plan/input.js';
+import { modeOf, type ModeName } from '../src/plan/modes.js';
+import type { Plan } from '../src/plan/plan.js';
+
+const cidr = (s: string) => cidrOf('test', s, Code.internal);
+const addr = (s: string) => addrOf('test', s, Code.internal);
+const attachment = { containerId: 'c0ffee0123456789', ifname: 'eth0' };
+
+/** One line per thing a step does, in order; what the executor and CHECK would see. */
+function render(plan: Plan): string {
+  const out: string[] = [];
+  for (const s of plan.steps) {
+    const flags = [s.side, s.lifecycle, ...(s.alone ? ['alone'] : []), ...(s.tolerate ? [`tolerates /${s.tolerate.source}/`] : [])];
+    out.push(`# ${s.say}`, `  [${flags.join(', ')}]`);
+    for (const c of s.ip ?? []) out.push(`  ip ${c.join(' ')}`);
+    for (const l of s.nft ?? []) out.push(`  nft ${l}`);
+    for (const [k, v] of s.sysctl ?? []) out.push(`  sysctl ${k}=${v}`);
+    for (const c of s.restore ?? []) out.push(`  restore: ip ${c.join(' ')}`);
+    for (const c of s.undo ?? []) out.push(`  undo: ip ${c.join(' ')}`);
+    for (const l of s.nftUndo ?? []) out.push(`  undo: nft ${l}`);
+    for (const e of s.expect ?? []) out.push(`  expect ${JSON.stringify(e)}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+interface Layout {
+  mode: ModeName;
+  bridge: BridgeConf;
+  v4: PodIp;
+  v6: PodIp;
+  viaHost: string[];
+  facts?: NodeFacts;
+}
+
+const exclude = ['10.244.0.0/16', '10.220.0.0/16', 'fd00:244::/32', 'fd00:220::/32'].map(cidr);
+const vnet4 = { cidr: cidr('10.224.0.10/16'), gateway: addr('10.224.0.1') };
+const vnet6 = { cidr: cidr('fd00:224::10/64'), gateway: addr('fd00:224::1') };
+const uplinkFacts = (moved: boolean): NodeFacts => ({
+  bridgeExists: moved,
+  mtu: 1500,
+  uplink: {
+    name: 'eth0' as IfName,
+    mac: mac('00:0d:3a:00:02:04'),
+    mtu: 1500,
+    ...(moved ? { master: 'azure0' } : {}),
+    addrs: [cidr('10.224.0.4/16'), cidr('fd00:224::4/64')],
+    routes: [
+      { dst: cidr('0.0.0.0/0'), gw: addr('10.224.0.1'), proto: 'dhcp' },
+      { dst: cidr('::/0'), gw: addr('fd00:224::1'), proto: 'ra', metric: 1024 },
+    ],
+  },
+});
+
+const LAYOUTS: Record<string, Layout> = {
+  transparent: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: false }, v4: vnet4, v6: vnet6, viaHost: ['169.254.20.10'] },
+  overlay: {
+    mode: 'transparent',
+    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: true, ipMasqExclude: exclude },
+    v4: { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') },
+    v6: { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') },
+    viaHost: [],
+  },
+  kubenet: {
+    mode: 'bridge',
+    bridge: { name: 'cbr0' as IfName, isGateway: true, hairpin: true, ipMasq: true, ipMasqExclude: exclude },
+    v4: { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') },
+    v6: { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') },
+    viaHost: [],
+  },
+  'azure-bridge': {
+    mode: 'bridge',
+    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
+    v4: vnet4,
+    v6: vnet6,
+    viaHost: ['169.254.20.10'],
+    facts: uplinkFacts(false),
+  },
+  'azure-bridge-moved': {
+    mode: 'bridge',
+    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
+    v4: vnet4,
+    v6: vnet6,
+    viaHost: ['169.254.20.10'],
+    facts: uplinkFacts(true),
+  },
+};
+
+function addInput(l: Layout, dual: boolean): AddInput {
+  return {
+    network: 'azure',
+    bridge: l.bridge,
+    attachment,
+    ifname: 'eth0' as IfName,
+    netnsPath: '/var/run/netns/cni-1234',
+    ips: dual ? [l.v4, l.v6] : [l.v4],
+    routes: [{ dst: cidr('0.0.0.0/0') }, ...(dual ? [{ dst: cidr('::/0') }] : [])],
+    mtu: 1500,
+    ipsToRouteViaHost: l.viaHost.map(addr),
+    facts: l.facts ?? { bridgeExists: false },
+  };
+}
+
+describe('every mode’s ADD plan, per layout and family, is the golden one', () => {
+  for (const [name, l] of Object.entries(LAYOUTS)) {
+    for (const dual of [false, true]) {
+      it(`${name}, ${dual ? 'dual stack' : 'IPv4'}`, async () => {
+        await expect(render(modeOf(l.mode).addPlan(addInput(l, dual)))).toMatchFileSnapshot(`__snapshots__/plans/add-${name}-${dual ? 'dual' : 'v4'}.txt`);
+      });
+    }
+  }
+});
+
+describe('every mode’s DEL plan, with the pod’s addresses known and without, is the golden one', () => {
+  for (const [name, l] of Object.entries(LAYOUTS)) {
+    if (name.endsWith('-moved')) continue;
+    for (const known of [true, false]) {
+      it(`${name}, ${known ? 'addresses known' : 'no address known'}`, async () => {
+        const plan = modeOf(l.mode).delPlan({ network: 'azure', attachment, bridge: l.bridge, podIps: known ? [l.v4.cidr, l.v6.cidr] : [] });
+        await expect(render(plan)).toMatchFileSnapshot(`__snapshots__/plans/del-${name}-${known ? 'known' : 'unknown'}.txt`);
+      });
+    }
+  }
+});
