@@ -113,6 +113,19 @@ describe('ADD wires a pod the way kubenet does: a port of cbr0, the bridge is th
   });
 });
 
+describe('promiscMode: the bridge in promiscuous mode, as the reference bridge sets it', () => {
+  it('an ADD with promiscMode true leaves the bridge promiscuous; a non-boolean is refused with code 7 naming the field, nothing changed', async () => {
+    const n = lab.ns('promnode');
+    const bad = await add(pod(), conf({ promiscMode: 'yes' }), n);
+    expect(bad.json).toMatchObject({ code: 7, msg: expect.stringMatching(/promiscMode: must be true or false \(got "yes"\)/) });
+    expect(lab.ipJson(n, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+    const p = pod();
+    ok(await add(p, conf({ promiscMode: true }), n));
+    expect(lab.ipJson(n, ['-d', 'link', 'show', 'dev', BR])[0].promiscuity).toBeGreaterThan(0);
+    ok(await del(p, conf({ promiscMode: true }), n));
+  });
+});
+
 describe('a bridge name that batch grammar cannot carry works exactly (its commands run as argv)', () => {
   it(`bridge "b#'0": the pod is wired on exactly that bridge, and DEL leaves nothing`, async () => {
     const n = lab.ns('oddbr');

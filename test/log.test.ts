@@ -157,11 +157,11 @@ describe('fields other plugins know and vnet does not implement: one warning lin
     const file = join(dir, 'unimplemented.log');
     const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c-unimpl', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR, CNI_NETNS: '/nonexistent' };
     // The ADD fails at the namespace (nothing is changed); the warning is logged before.
-    const r = call('vnet', env, conf(file, { addIf: 'eth0\u001b[31m', promiscMode: true, fooBar: 1, vlan: 100 }));
+    const r = call('vnet', env, conf(file, { addIf: 'eth0\u001b[31m', macspoofchk: true, fooBar: 1, vlan: 100 }));
     expect(r.json.msg).toMatch(/nonexistent/);
     const warn = readFileSync(file, 'utf8').split('\n').filter((l) => / WARN /.test(l));
     expect(warn).toHaveLength(1);
-    expect(warn[0]).toMatch(/config fields other plugins know and vnet does not implement: addIf: not implemented by vnet, ignored: kubenet.*; promiscMode: .*; vlan: /);
+    expect(warn[0]).toMatch(/config fields other plugins know and vnet does not implement: addIf: not implemented by vnet, ignored: kubenet.*; macspoofchk: .*; vlan: /);
     expect(warn[0]).not.toMatch(/fooBar|\u001b|\[31m/);
   });
 });

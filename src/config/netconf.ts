@@ -46,6 +46,8 @@ export const netConfSchema = z.object({
   uplink: z.optional(ifname),
   mtu: z.optional(z.int().check(z.minimum(68), z.maximum(65535))),
   hairpinMode: z._default(z.boolean(), false),
+  // The reference bridge's: the bridge in promiscuous mode (kubenet's "promiscuous-bridge").
+  promiscMode: z._default(z.boolean(), false),
   ipMasq: z._default(z.boolean(), false),
   // An nftables interval set cannot hold two overlapping entries: refused here, not at the datapath.
   ipMasqExclude: z.optional(
@@ -142,6 +144,7 @@ export function parseNetConf(raw: string, command: Command): NetConf {
     name: conf.bridge as IfName,
     isGateway: conf.isGateway,
     hairpin: conf.hairpinMode,
+    promisc: conf.promiscMode,
     uplink: conf.uplink as IfName | undefined,
     ipMasq: conf.ipMasq,
     ipMasqExclude: conf.ipMasqExclude?.map((s) => toCidr(s)!),

@@ -6,7 +6,6 @@
 /** Field → who knows it, what it does there, and what vnet does instead. */
 export const UNIMPLEMENTED: Readonly<Record<string, string>> = {
   addIf: "kubenet's conflist template writes it (the pod's interface name); the reference bridge ignores it, and so does vnet: the pod's interface is CNI_IFNAME",
-  promiscMode: "the reference bridge's: the bridge in promiscuous mode (kubenet's promiscuous-bridge hairpin, with hairpinMode false): not implemented yet; `hairpinMode: true` gives a pod its own Service back",
   isDefaultGateway: "the reference bridge's: the bridge's address as the pod's default route; vnet-ipam's ranges give the gateway, and its routes the default route",
   forceAddress: "the reference bridge's: replace the bridge's address when it differs; vnet never changes an address it did not add",
   ipMasqBackend: "the reference bridge's and ptp's (iptables or nftables); vnet masquerades with nftables only",

@@ -15,7 +15,7 @@ export type Keyword =
   | 'add' | 'del' | 'set' | 'replace' | 'show'
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
   | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad'
-  | 'bridge' | 'master' | 'nomaster' | 'bridge_slave' | 'hairpin' | 'on' | 'metric'
+  | 'bridge' | 'master' | 'nomaster' | 'bridge_slave' | 'hairpin' | 'promisc' | 'on' | 'metric'
   | 'proto' | 'boot' | 'static' | 'dhcp' | 'ra';
 
 /** The pod's network namespace as every child sees it: the descriptor we opened, on fd 3. */

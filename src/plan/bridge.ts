@@ -45,10 +45,13 @@ export function bridgeAddPlan(input: AddInput): Plan {
 
   const steps: Step[] = [
     {
-      say: `Ensuring bridge ${br} (created once per node with the pinned MAC ${brMac}; shared by every pod, never removed)`,
+      say: `Ensuring bridge ${br} (created once per node with the pinned MAC ${brMac}; shared by every pod, never removed)${input.bridge.promisc ? ', in promiscuous mode (promiscMode)' : ''}`,
       side: 'host',
       lifecycle: 'shared',
-      ip: [...(input.facts?.bridgeExists ? [] : [['link', 'add', 'name', br, 'address', brMac, 'type', 'bridge'] as IpCmd]), ['link', 'set', 'dev', br, 'up']],
+      ip: [
+        ...(input.facts?.bridgeExists ? [] : [['link', 'add', 'name', br, 'address', brMac, 'type', 'bridge'] as IpCmd]),
+        ['link', 'set', 'dev', br, 'up', ...(input.bridge.promisc ? (['promisc', 'on'] as const) : [])],
+      ],
       // Another ADD may have made it a moment ago: that is what "ensured" means.
       tolerate: /File exists/,
       expect: [{ kind: 'link', side: 'host', name: br, up: true }],

@@ -21,6 +21,8 @@ export interface BridgeConf {
   name: IfName;
   isGateway: boolean;
   hairpin: boolean;
+  /** The bridge in promiscuous mode (the reference bridge's promiscMode). */
+  promisc?: boolean;
   /** Azure's layout: this NIC is enslaved to the bridge and its addresses and routes move onto it. */
   uplink?: IfName;
   /** Masquerade traffic from the pods to anything outside ipMasqExclude (default: the pod subnet). */
