@@ -36,6 +36,11 @@ export interface Spec {
   refDir: string;
   /** Plugins chained after vnet instead of the conflist's own (e.g. bandwidth). */
   chain?: ({ type: string } & Record<string, unknown>)[];
+  /**
+   * A conflist to run instead of the one `vnet install` writes (conf/seeds/): as written but for
+   * what differs per node or must stay in the lab (vnet's IPAM ranges and dataDir, its logFile).
+   */
+  seed?: Conflist;
 }
 
 export interface Pod {
@@ -210,6 +215,7 @@ export class Cluster {
       mkdirSync(join(this.spec.dir, `node${i}`), { recursive: true });
       // The node-side installer, as on a real node: the binary into its bin dir, its conflist.
       inNs(n, [join(this.spec.binDir, 'vnet'), ...installArgs(this.spec, i)]);
+      if (this.spec.seed) writeFileSync(this.conflistFile(i), JSON.stringify(seededConflist(this.spec, i), null, 2));
       inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', ...(l2 ? ['address', nicMac(i)] : []), 'netns', nsPath(n)]);
       this.noDad(v, port);
       this.noDad(n, 'eth0');
@@ -293,11 +299,23 @@ export class Cluster {
     return ip;
   }
 
-  /** The source address a packet from pod p to the outside world arrives with, in this layout. */
+  /** The source address a packet from pod p to the outside world arrives with: its node's under masquerade. */
   expectedOutsideSource(p: Pod, f: 4 | 6): string {
-    const masq = this.spec.layout === 'kubenet' || this.spec.layout === 'overlay';
+    const masq = (this.conflist(p.node).plugins.find((x) => x.type === 'vnet') as { ipMasq?: boolean } | undefined)?.ipMasq === true;
     return masq ? nodeIp(p.node, f) : this.podAddr(p, f);
   }
+}
+
+/** A seed conflist for node i: vnet's IPAM ranges (its IPAM type and routes kept) and the lab's paths. */
+export function seededConflist(spec: Spec, i: number): Conflist {
+  const list = structuredClone(spec.seed!);
+  const vnet = list.plugins.find((p) => p.type === 'vnet') as Record<string, any> | undefined;
+  if (!vnet) throw new Error('the seed conflist has no plugin of type vnet');
+  const dir = join(spec.dir, `node${i}`);
+  vnet.ipam = { ...vnet.ipam, ranges: nodeAddressing(spec.layout, i, spec.dualStack).ranges, dataDir: join(dir, 'ipam') };
+  delete vnet.ipam.subnet;
+  vnet.logFile = join(dir, 'vnet.log');
+  return list;
 }
 
 /** Node i's NIC MAC in the bridge layout: Azure's own OUI (00:0d:3a), as an Azure VM's NIC has. */

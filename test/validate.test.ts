@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
-import { netConfSchema } from '../src/config/netconf.js';
+import { netConfSchema, parseNetConf } from '../src/config/netconf.js';
 import { overlappingPair } from '../src/net/address.js';
 import { BIN, BIN_DIR, Lab } from './helpers/lab.js';
 
@@ -184,6 +184,11 @@ describe('a number range error says the limits and what was given', () => {
   });
   it('ADD: mtu below the range', () => {
     expect(pluginError(conf({ mtu: 67 })).msg).toBe('invalid network config: mtu: must be between 68 and 65535 (got 67)');
+  });
+  it('mtu 0 is the reference plugins’ "not set" (calico’s conflist has it), not an error; -1 and "0" are', () => {
+    expect(parseNetConf(JSON.stringify(conf({ mtu: 0 })), 'ADD').mtu).toBeUndefined();
+    expect(pluginError(conf({ mtu: -1 })).msg).toBe('invalid network config: mtu: must be between 68 and 65535 (got -1)');
+    expect(pluginError(conf({ mtu: '0' })).msg).toBe('invalid network config: mtu: must be an integer (got "0")');
   });
   it('without the schema (a field parsed on its own), the limit that was broken', () => {
     const field = netConfSchema.shape.mtu;

@@ -122,7 +122,8 @@ export function parseCommon(raw: string, command: Command): Common & { json: Rec
 
 export function parseNetConf(raw: string, command: Command): NetConf {
   const common = parseCommon(raw, command);
-  const json = common.json;
+  // `"mtu": 0` is the reference plugins' "not set" (calico's conflist has it): the default MTU.
+  const json = common.json.mtu === 0 ? { ...common.json, mtu: undefined } : common.json;
   const lenient = command === 'DEL' || command === 'GC';
   const ignored: string[] = [];
   let conf: Parsed;
