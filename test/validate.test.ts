@@ -405,6 +405,13 @@ describe('fields other plugins know and vnet does not implement: validate warns,
       expect.stringMatching(new RegExp(`^${file}: warning: plugins\\[0\\]\\.addIf: not implemented by vnet, ignored: kubenet's conflist template`)),
     ]);
   });
+  it('cniVersion 1.1.0: valid, with a warning that containerd 1.6 and 1.7 cannot read it', () => {
+    const file = join(tmp, 'v110.conflist');
+    writeFileSync(file, JSON.stringify({ cniVersion: '1.1.0', name: 'n', plugins: [{ type: 'vnet', ipam: { type: 'vnet-ipam', subnet: '10.9.0.0/24' } }] }));
+    const r = vnet(['validate', file]);
+    expect(r.status).toBe(0);
+    expect(lines(r.stderr)).toEqual([`${file}: warning: cniVersion: "1.1.0" cannot be read by libcni before 1.2 (containerd 1.6 and 1.7, Debian 12's among them): "1.0.0" works everywhere and loses only GC and STATUS`]);
+  });
   it('an invalid file gets its problems and the warnings, and exits 1', () => {
     const file = join(tmp, 'unimpl-bad.conf');
     writeFileSync(file, JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'vnet', mode: 'nope', vlan: 7, ipam: { type: 'vnet-ipam', subnet: '10.9.0.0/24' } }));

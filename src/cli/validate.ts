@@ -105,6 +105,9 @@ export function checkText(text: string, list: boolean): FileCheck {
   const entries: [string, unknown][] = list ? (Array.isArray(obj.plugins) ? obj.plugins.map((p, i) => [`plugins[${i}]`, p]) : []) : [['', obj]];
   const ours: string[] = [];
   const warnings: string[] = [];
+  if (obj.cniVersion === '1.1.0') {
+    warnings.push('cniVersion: "1.1.0" cannot be read by libcni before 1.2 (containerd 1.6 and 1.7, Debian 12\'s among them): "1.0.0" works everywhere and loses only GC and STATUS');
+  }
   for (const [at, entry] of entries) {
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) continue;
     const plugin = entry as Record<string, unknown>;
