@@ -48,8 +48,11 @@ function runIp(args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd): Pr
   return run(ipArgv(args, pod), stdin, { fd3 });
 }
 
-/** What `ip` and `nft` say when what a removal wanted gone is gone already: for DEL and GC, done. */
-export const ALREADY_GONE = /Cannot find device|does not exist|No such file or directory|No such process/;
+/**
+ * What `ip` and `nft` say when what a removal wanted gone is gone already: for DEL and GC, done.
+ * "No such device" is `ip link del` of a link that went between GC's listing and its delete.
+ */
+export const ALREADY_GONE = /Cannot find device|No such device|does not exist|No such file or directory|No such process/;
 
 export interface Failure {
   /** 0-based index of the command that failed. */
