@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, Lab } from './helpers/lab.js';
 
 const lab = new Lab();
@@ -12,11 +12,15 @@ const dir = mkdtempSync(join(tmpdir(), `${lab.prefix}-install-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // The node every install runs in by default: eth0 10.220.2.4/24 on a network with other nodes.
-const home = lab.ns('home');
-lab.in(home, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
-lab.in(home, ['ip', 'addr', 'add', '10.220.2.4/24', 'dev', 'eth0']);
-lab.in(home, ['ip', 'link', 'set', 'eth0', 'up']);
-lab.in(home, ['ip', 'link', 'set', 'peer0', 'up']);
+// Made in beforeAll, not at load: a file whose tests -t filters out runs no hook, cleanup included.
+let home = '';
+beforeAll(() => {
+  home = lab.ns('home');
+  lab.in(home, ['ip', 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0']);
+  lab.in(home, ['ip', 'addr', 'add', '10.220.2.4/24', 'dev', 'eth0']);
+  lab.in(home, ['ip', 'link', 'set', 'eth0', 'up']);
+  lab.in(home, ['ip', 'link', 'set', 'peer0', 'up']);
+});
 
 function install(args: string[], ns = home, env: Record<string, string> = {}) {
   const argv = ['nsenter', `--net=${ns}`, BIN, 'install', ...args];

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, BIN_DIR, Lab } from './helpers/lab.js';
 import { escapeControls, LOG_HEADER, LOG_MAX_BYTES } from '../src/log.js';
 
@@ -13,7 +13,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Every call runs in a node namespace of this file's (the plugin never runs in the machine's own).
 const lab = new Lab();
 afterAll(() => lab.cleanup());
-const node = lab.ns('lognode');
+// Made in beforeAll, not at load: a file whose tests -t filters out runs no hook, cleanup included.
+let node = '';
+beforeAll(() => {
+  node = lab.ns('lognode');
+});
 
 /** Runs a role with a clean environment (no VNET_LOG_FILE): the config alone says where to log. */
 function call(role: 'vnet' | 'vnet-ipam', env: Record<string, string>, conf: object) {

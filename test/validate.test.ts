@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
 import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
 import { netConfSchema, parseNetConf } from '../src/config/netconf.js';
@@ -312,7 +312,10 @@ describe('explain names its flags, not the variables they stand for', () => {
 describe('the CLI reads only regular files of sane size: validate, state --conf and explain --conf', () => {
   const lab = new Lab();
   afterAll(() => lab.cleanup());
-  const node = lab.ns('cli');
+  let node = '';
+  beforeAll(() => {
+    node = lab.ns('cli');
+  });
   const fifo = join(tmp, 'fifo.conflist');
   execFileSync('mkfifo', [fifo]);
   const big = join(tmp, 'big.conflist');
