@@ -306,13 +306,16 @@ export class Cluster {
   }
 }
 
-/** A seed conflist for node i: vnet's IPAM ranges (its IPAM type and routes kept) and the lab's paths. */
-export function seededConflist(spec: Spec, i: number): Conflist {
+/**
+ * A seed conflist for node i: vnet's IPAM ranges (its IPAM type and routes kept) and the lab's
+ * paths. The ranges are the lab's for node i, or those given (a Kubernetes node's spec.podCIDRs).
+ */
+export function seededConflist(spec: Spec, i: number, ranges: unknown[][] = nodeAddressing(spec.layout, i, spec.dualStack).ranges): Conflist {
   const list = structuredClone(spec.seed!);
   const vnet = list.plugins.find((p) => p.type === 'vnet') as Record<string, any> | undefined;
   if (!vnet) throw new Error('the seed conflist has no plugin of type vnet');
   const dir = join(spec.dir, `node${i}`);
-  vnet.ipam = { ...vnet.ipam, ranges: nodeAddressing(spec.layout, i, spec.dualStack).ranges, dataDir: join(dir, 'ipam') };
+  vnet.ipam = { ...vnet.ipam, ranges, dataDir: join(dir, 'ipam') };
   delete vnet.ipam.subnet;
   vnet.logFile = join(dir, 'vnet.log');
   return list;

@@ -34,7 +34,8 @@ import { dirname, join, resolve } from 'node:path';
 import { BlockList } from 'node:net';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, OUTSIDE, podLeftovers, SDN_MAC, VNET_GW, type Layout } from './cluster.js';
+import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, OUTSIDE, podLeftovers, SDN_MAC, seededConflist, VNET_GW, type Layout } from './cluster.js';
+import type { Conflist } from './chain.js';
 import { inNs, nsPath, sh, trySh } from './sys.js';
 import { askWhoami, whoami } from './matrix.js';
 import { Containerd, PAUSE_IMAGE, buildPauseImage, criSetup } from '../test/helpers/containerd.js';
@@ -186,6 +187,8 @@ export async function sweep(prefix: string): Promise<boolean> {
 interface Opts {
   layout: Layout;
   dualStack: boolean;
+  /** A conflist from conf/seeds/ on every node instead of the one `vnet install` writes. */
+  seed?: Conflist;
   nodes: number;
   keep: boolean;
   prefix: string;
@@ -221,6 +224,10 @@ class K8s {
     return this.o.dualStack ? `${CLUSTER_CIDR},${CLUSTER_CIDR6}` : CLUSTER_CIDR;
   }
   nodeDir = (i: number) => join(this.dir, `node${i}`);
+  /** Whether node i's conflist masquerades its pods (ipMasq on vnet). */
+  masq(i: number): boolean {
+    return (this.lab.conflist(i).plugins.find((p) => p.type === 'vnet') as { ipMasq?: boolean } | undefined)?.ipMasq === true;
+  }
   get perNodeCidr() {
     return this.o.layout === 'kubenet' || this.o.layout === 'overlay';
   }
@@ -264,7 +271,7 @@ class K8s {
   async up() {
     mkdirSync(this.dir, { recursive: true });
     this.lab = Cluster.create({
-      layout: this.o.layout, nodes: this.o.nodes, pods: 0, dualStack: this.o.dualStack, prefix: this.o.prefix,
+      layout: this.o.layout, nodes: this.o.nodes, pods: 0, dualStack: this.o.dualStack, prefix: this.o.prefix, seed: this.o.seed,
       dir: this.dir, binDir: join(ROOT, 'dist', 'bin'), refDir: '/usr/lib/cni',
     });
     // The conflist comes when the controller-manager has said which pod CIDR (see the header).
@@ -484,6 +491,8 @@ class K8s {
       const at = args.flatMap((a, j) => (a === '--pod-cidr' ? [j + 1] : []));
       at.forEach((j, f) => (args[j] = this.podCidrs[i]![f]!));
       inNs(this.lab.node(i), [join(this.lab.spec.binDir, 'vnet'), ...args]);
+      // --seed: the seed conflist instead, with this node's pod CIDRs as its ranges.
+      if (this.lab.spec.seed) writeFileSync(this.lab.conflistFile(i), JSON.stringify(seededConflist(this.lab.spec, i, this.podCidrs[i]!.map((subnet) => [{ subnet }])), null, 2));
       // The lab routed its own guess (10.244.i.0/24, fd00:244:i::/64) to node i: the controller-manager's choice wins.
       for (const dst of nodeAddressing(this.o.layout, i, this.o.dualStack).vnetRoutes) {
         if (!assigned.has(dst)) trySh(['nsenter', `--net=${nsPath(this.lab.vnet)}`, 'ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'del', dst]);
@@ -670,9 +679,9 @@ async function checks(k: K8s) {
     await server.ready;
     for (const ps of perNode) {
       const p = ps[0]!;
-      const want = k.perNodeCidr ? nodeIp(nodeOf(p), 4) : p.status.podIP;
+      const want = k.masq(nodeOf(p)) ? nodeIp(nodeOf(p), 4) : p.status.podIP;
       const got = askWhoami(netns.get(p.metadata.name)!, OUTSIDE[4]);
-      result(got === want, `${p.metadata.name} on node${nodeOf(p)} -> outside ${OUTSIDE[4]}: seen from ${got || 'nothing'} (${k.perNodeCidr ? 'masqueraded to its node' : 'its own address'}: ${want})`);
+      result(got === want, `${p.metadata.name} on node${nodeOf(p)} -> outside ${OUTSIDE[4]}: seen from ${got || 'nothing'} (${k.masq(nodeOf(p)) ? 'masqueraded to its node' : 'its own address'}: ${want})`);
     }
   } finally {
     server.stop();
@@ -723,7 +732,7 @@ async function checks(k: K8s) {
   for (let i = 0; i < n; i++) {
     const held = allocations(k, i);
     const want = full.filter((p) => nodeOf(p) === i).flatMap(podIpsOf).sort();
-    result(held.join() === want.join(), `node${i}: vnet-ipam holds exactly its ${want.length} pods' addresses (${held.length} held)`);
+    result(held.join() === want.join(), `node${i}: the IPAM holds exactly its ${want.length} pods' addresses (${held.length} held)`);
   }
 
   // 8. the last node rebooted with its 30 pods: every old address reclaimed, the pods back
@@ -745,13 +754,18 @@ async function checks(k: K8s) {
     return;
   }
   const backIps = back.flatMap(podIpsOf).sort();
-  const held = allocations(k, r);
-  result(held.join() === backIps.join() && back.every((p) => podIpsOf(p).every(k.nodeRange(r))), `node${r} rebooted: its ${back.length} pods back in ${((performance.now() - tReboot) / 1000).toFixed(1)}s, vnet-ipam holds exactly their ${backIps.length} new addresses (${held.length} held, none from before the boot)`);
+  const ipam = (k.lab.conflist(r).plugins.find((p) => p.type === 'vnet') as { ipam?: { type?: string } } | undefined)?.ipam?.type;
+  // host-local (a seed's IPAM) frees a dead sandbox's address only at its DEL, which may come after the pod is back.
+  let held = allocations(k, r);
+  if (ipam !== 'vnet-ipam') await waitFor('the kubelet\'s DELs of the dead sandboxes', 60_000, () => (held = allocations(k, r)).join() === backIps.join()).catch(() => undefined);
+  result(held.join() === backIps.join() && back.every((p) => podIpsOf(p).every(k.nodeRange(r))), `node${r} rebooted: its ${back.length} pods back in ${((performance.now() - tReboot) / 1000).toFixed(1)}s, ${ipam} holds exactly their ${backIps.length} new addresses (${held.length} held, none from before the boot)`);
   // Two ways back: the kubelet's StopPodSandbox for each dead sandbox (a DEL), and vnet-ipam's
   // first ADD after the boot, which sees a new boot id (src/ipam/allocator.ts) and releases what
   // is left of the previous boot. Which comes first is the kubelet's order.
-  const released = [...readFileSync(join(k.nodeDir(r), 'vnet.log'), 'utf8').matchAll(/released (\d+) of the previous boot/g)].map((m) => Number(m[1]));
-  result(released.length === 1 && released[0]! <= doomed.length * families, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of its ${doomed.length} pods' ${doomed.length * families})`);
+  if (ipam === 'vnet-ipam') {
+    const released = [...readFileSync(join(k.nodeDir(r), 'vnet.log'), 'utf8').matchAll(/released (\d+) of the previous boot/g)].map((m) => Number(m[1]));
+    result(released.length === 1 && released[0]! <= doomed.length * families, `node${r}'s first ADD after the boot released the previous boot's addresses no DEL had yet (${released.join(', ') || 'none'} of its ${doomed.length} pods' ${doomed.length * families})`);
+  }
   const lo = podLeftovers(k.lab, r);
   result(lo.links!.length === back.length, `node${r}: one azv veth per pod (${lo.links!.length} for ${back.length})`);
   const st = vnetState(k, r);
@@ -860,9 +874,9 @@ async function dualStack(k: K8s, pods: readonly any[], netns: Map<string, string
     await server.ready;
     for (let i = 0; i < k.o.nodes; i++) {
       const p = pods.find((x) => nodeOf(x) === i)!;
-      const want = k.perNodeCidr ? nodeIp(i, 6) : v6(p);
+      const want = k.masq(i) ? nodeIp(i, 6) : v6(p);
       const got = askWhoami(netns.get(p.metadata.name)!, OUTSIDE[6]);
-      result(got === want, `${p.metadata.name} on node${i} -> outside ${OUTSIDE[6]}: seen from ${got || 'nothing'} (${k.perNodeCidr ? 'masqueraded to its node' : 'its own address'}: ${want})`);
+      result(got === want, `${p.metadata.name} on node${i} -> outside ${OUTSIDE[6]}: seen from ${got || 'nothing'} (${k.masq(i) ? 'masqueraded to its node' : 'its own address'}: ${want})`);
     }
   } finally {
     server.stop();
@@ -954,7 +968,7 @@ const LAB_K8S = '/run/vnet-lab-k8s';
 
 async function main() {
   const { values, positionals } = parseArgs({
-    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, 'cluster-only': { type: 'boolean', default: false }, 'dual-stack': { type: 'boolean', default: false }, prefix: { type: 'string' }, bin: { type: 'string' } },
+    options: { layout: { type: 'string', default: 'kubenet' }, nodes: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false }, 'cluster-only': { type: 'boolean', default: false }, 'dual-stack': { type: 'boolean', default: false }, seed: { type: 'string' }, prefix: { type: 'string' }, bin: { type: 'string' } },
     allowPositionals: true,
   });
   const prefix = values.prefix ?? `vk${randomBytes(3).toString('hex')}`;
@@ -972,8 +986,9 @@ async function main() {
   // --cluster-only (scripts/lab.sh up --k8s): the cluster up and Ready, no checks, kept.
   const only = values['cluster-only']!;
   const keep = values.keep! || only;
-  const k = new K8s({ layout, nodes, keep, prefix, dualStack: values['dual-stack']! }, values.bin);
-  say(`k8s e2e: layout ${layout}${values['dual-stack'] ? ', dual stack' : ''}, ${nodes} nodes, prefix ${prefix}`);
+  const seed = values.seed ? (JSON.parse(readFileSync(resolve(ROOT, values.seed), 'utf8')) as Conflist) : undefined;
+  const k = new K8s({ layout, nodes, keep, prefix, dualStack: values['dual-stack']!, seed }, values.bin);
+  say(`k8s e2e: layout ${layout}${values['dual-stack'] ? ', dual stack' : ''}${values.seed ? `, conflist ${values.seed}` : ''}, ${nodes} nodes, prefix ${prefix}`);
   try {
     await k.up();
     if (only) {

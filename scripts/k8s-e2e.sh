@@ -3,6 +3,7 @@
 # driven end to end and torn down (lab/k8s.ts says how). Run as root:
 #
 #   scripts/k8s-e2e.sh [--layout kubenet|overlay|transparent|bridge] [--nodes 2] [--dual-stack] [--keep]
+#                      [--seed conf/seeds/FILE]   that conflist on every node instead of vnet install's
 #   scripts/k8s-e2e.sh --cluster-only …  the cluster up and Ready, no checks, kept (scripts/lab.sh up --k8s)
 #   scripts/k8s-e2e.sh --down PREFIX      remove what a --keep run (or a killed one) left
 #
@@ -11,7 +12,7 @@
 # kubelet would write are compared before and after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case "${1:-}" in -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ "$(id -u)" = 0 ] || { echo "k8s-e2e.sh: run as root: it creates network namespaces" >&2; exit 1; }
 # What it needs (containerd, iptables, openssl, Go for the build, Node >= 20 and the npm packages),
 # installed only where missing and never at the cost of another package (scripts/deps.sh).
