@@ -61,38 +61,23 @@ const uplinkFacts = (moved: boolean): NodeFacts => ({
   },
 });
 
+const pod4 = { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') };
+const pod6 = { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') };
+const azureBridge = (moved: boolean): Layout => ({
+  mode: 'bridge',
+  bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
+  v4: vnet4,
+  v6: vnet6,
+  viaHost: ['169.254.20.10'],
+  facts: uplinkFacts(moved),
+});
+
 const LAYOUTS: Record<string, Layout> = {
   transparent: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: false }, v4: vnet4, v6: vnet6, viaHost: ['169.254.20.10'] },
-  overlay: {
-    mode: 'transparent',
-    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: true, ipMasqExclude: exclude },
-    v4: { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') },
-    v6: { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') },
-    viaHost: [],
-  },
-  kubenet: {
-    mode: 'bridge',
-    bridge: { name: 'cbr0' as IfName, isGateway: true, hairpin: true, ipMasq: true, ipMasqExclude: exclude },
-    v4: { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') },
-    v6: { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') },
-    viaHost: [],
-  },
-  'azure-bridge': {
-    mode: 'bridge',
-    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
-    v4: vnet4,
-    v6: vnet6,
-    viaHost: ['169.254.20.10'],
-    facts: uplinkFacts(false),
-  },
-  'azure-bridge-moved': {
-    mode: 'bridge',
-    bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
-    v4: vnet4,
-    v6: vnet6,
-    viaHost: ['169.254.20.10'],
-    facts: uplinkFacts(true),
-  },
+  overlay: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: true, ipMasqExclude: exclude }, v4: pod4, v6: pod6, viaHost: [] },
+  kubenet: { mode: 'bridge', bridge: { name: 'cbr0' as IfName, isGateway: true, hairpin: true, ipMasq: true, ipMasqExclude: exclude }, v4: pod4, v6: pod6, viaHost: [] },
+  'azure-bridge': azureBridge(false),
+  'azure-bridge-moved': azureBridge(true),
 };
 
 function addInput(l: Layout, dual: boolean): AddInput {
