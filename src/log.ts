@@ -81,7 +81,14 @@ function openLog(path: string): number {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     f = openSync(path, flags);
   }
-  const problem = notOurs(f);
+  let problem = notOurs(f);
+  // Another call has just created it and not yet written the header (two writes, microseconds
+  // apart, but a loaded node may pause the creator between them): wait up to a second for it
+  // rather than give up logging. Only an empty or partial header waits.
+  for (let i = 0; i < 1000 && problem === 'no vnet log header' && fstatSync(f).size < LOG_HEADER.length; i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    problem = notOurs(f);
+  }
   if (problem) {
     closeSync(f);
     throw new Error(`it exists and is not a log vnet made (${problem})`);

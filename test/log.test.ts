@@ -1,6 +1,6 @@
 // The step log: where it goes, from the first error on, for both roles; and its rotation.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,5 +167,32 @@ describe('fields other plugins know and vnet does not implement: one warning lin
     expect(warn).toHaveLength(1);
     expect(warn[0]).toMatch(/config fields other plugins know and vnet does not implement: addIf: not implemented by vnet, ignored: kubenet.*; macspoofchk: .*; vlan: /);
     expect(warn[0]).not.toMatch(/fooBar|\u001b|\[31m/);
+  });
+});
+
+describe('a call that finds the log just created by another, its header not yet written, waits for it and logs', () => {
+  it('the log exists empty (its creator between create and header): the call holds it open, sees the header come, and logs its line', async () => {
+    const file = join(dir, 'racing.log');
+    closeSync(openSync(file, 'wx', 0o600));
+    const env = { PATH: process.env.PATH!, CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c-race', CNI_IFNAME: 'eth0', CNI_PATH: BIN_DIR };
+    const child = spawn('nsenter', [`--net=${node}`, join(BIN_DIR, 'vnet')], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
+    const exited = new Promise<number>((r) => child.on('close', (code) => r(code ?? -1)));
+    child.stdin.end(JSON.stringify(conf(file)));
+    // The moment the call holds the log open, the "creator" writes the header.
+    const holds = () => {
+      try {
+        return readdirSync(`/proc/${child.pid}/fd`).some((fd) => readlinkSync(`/proc/${child.pid}/fd/${fd}`) === file);
+      } catch {
+        return false;
+      }
+    };
+    // A tight loop, not the event loop: the call waits for the header only so long (src/log.ts).
+    for (let i = 0; i < 200_000 && child.exitCode === null && !holds(); i++);
+    appendFileSync(file, LOG_HEADER);
+    expect(await exited).toBe(0);
+    expect(stderr).not.toMatch(/not logging/);
+    expect(readFileSync(file, 'utf8')).toMatch(/Processing DEL command with args \{ContainerID:c-race /);
   });
 });
