@@ -56,6 +56,20 @@ describe('every layout makes a conflist the plugin’s own validate accepts', ()
   }
 });
 
+describe('the Vagrant nodes’ provisioner writes what vnet install writes, for each layout it offers', () => {
+  for (const [layout, args] of [['transparent', TRANSPARENT.slice(2)], ['kubenet', KUBENET.slice(2)]] as const) {
+    it(layout, () => {
+      const provisioned = spawnSync('bash', ['vagrant/provision.sh', '--node-index', '0', '--layout', layout, ...args, '--print-conflist'], { encoding: 'utf8' });
+      expect(provisioned.status, provisioned.stderr).toBe(0);
+      const r = install(['--layout', layout, ...args, '--dry-run']);
+      expect(r.code, r.err).toBe(0);
+      // --dry-run prints a line saying where it would write, then the conflist.
+      const written = r.out.slice(r.out.indexOf('\n{') + 1, r.out.indexOf('\n}') + 2);
+      expect(JSON.parse(provisioned.stdout)).toEqual(JSON.parse(written));
+    });
+  }
+});
+
 describe('per-node ranges never overlap: the installer refuses a layout that would, and writes nothing', () => {
   const cases: [string, string[], RegExp][] = [
     ['a peer inside this node’s pod CIDR', [...KUBENET, '--peer', '10.244.0.128/25=10.220.2.5'], /overlaps 10\.244\.0\.0\/24/],
