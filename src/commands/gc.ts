@@ -7,7 +7,7 @@ import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { NetConf } from '../config/netconf.js';
 import { ALREADY_GONE, ipJson, ipRunAll } from '../net/ip.js';
-import { delPod, delPodMac, mappedPods, masqueradedPods, nftRun } from '../net/nft.js';
+import { delPod, delPodMac, mappedPods, masqueradedPods, nftRun, type NftLine } from '../net/nft.js';
 import { ifNameProblem, toAddr, type IfName } from '../net/values.js';
 import type { IpCmd } from '../net/command.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
@@ -43,32 +43,11 @@ export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
     const failures = (await ipRunAll(cmds)).filter((f) => !ALREADY_GONE.test(f.message));
     for (const f of failures) errors.push(`${cmds[f.index]?.join(' ') ?? 'a command'}: ${f.message}`);
   }
-  if (conf.ipMasq) {
-    // Masquerade elements are tagged with their attachment's veth name: a tag no valid attachment has is a stray.
-    try {
-      const strays = (await masqueradedPods(conf.name)).filter((m) => !valid.has(m.tag));
-      for (const m of strays) {
-        log.info(`GC: removing masquerade element ${m.ip.ip} (${m.tag || 'untagged'})`);
-        const failure = await nftRun(delPod(conf.name, m.ip));
-        if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing masquerade element ${m.ip.ip}: ${failure}`);
-      }
-    } catch (err) {
-      errors.push((err as Error).message);
-    }
-  }
-  if (conf.bridgeConf.uplink) {
-    // The MAC DNAT rules of Azure's layout are tagged the same way.
-    try {
-      const strays = (await mappedPods(conf.name)).filter((m) => !valid.has(m.tag));
-      for (const m of strays) {
-        log.info(`GC: removing MAC DNAT rule ${m.ip.ip} -> ${m.mac} (${m.tag || 'untagged'})`);
-        const failure = await nftRun(delPodMac(conf.name, m.ip, m.mac));
-        if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing MAC DNAT rule ${m.ip.ip}: ${failure}`);
-      }
-    } catch (err) {
-      errors.push((err as Error).message);
-    }
-  }
+  // Masquerade elements and Azure's MAC DNAT rules are tagged with their attachment's veth name:
+  // a tag no valid attachment has is a stray. Each removal works whether or not the element is
+  // still there (a DEL racing this GC), so a kind's strays go in one transaction.
+  if (conf.ipMasq) await removeStrays(() => masqueradedPods(conf.name), (m) => `masquerade element ${m.ip.ip}`, (m) => delPod(conf.name, m.ip), valid, errors);
+  if (conf.bridgeConf.uplink) await removeStrays(() => mappedPods(conf.name), (m) => `MAC DNAT rule ${m.ip.ip} -> ${m.mac}`, (m) => delPodMac(conf.name, m.ip, m.mac), valid, errors);
   if (hasIpam(conf)) {
     try {
       await callIpam(env, conf, 'GC');
@@ -77,6 +56,19 @@ export async function gc(env: CniEnv, conf: NetConf): Promise<void> {
     }
   }
   if (errors.length) throw new CniError(Code.io, `GC failed ${errors.length} time(s): ${errors.join('; ')}`);
+}
+
+/** Removes the tagged elements whose tag is no valid attachment's veth; failures go to `errors`. */
+async function removeStrays<T extends { tag: string }>(read: () => Promise<T[]>, name: (e: T) => string, del: (e: T) => NftLine[], valid: Set<string>, errors: string[]): Promise<void> {
+  try {
+    const strays = (await read()).filter((e) => !valid.has(e.tag));
+    if (!strays.length) return;
+    for (const e of strays) log.info(`GC: removing ${name(e)} (${e.tag || 'untagged'})`);
+    const failure = await nftRun(strays.flatMap(del));
+    if (failure && !ALREADY_GONE.test(failure)) errors.push(`removing ${strays.map(name).join(', ')}: ${failure}`);
+  } catch (err) {
+    errors.push((err as Error).message);
+  }
 }
 
 export async function status(env: CniEnv, conf: NetConf): Promise<void> {
