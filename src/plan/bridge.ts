@@ -57,7 +57,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: [{ kind: 'link', side: 'host', name: br, up: true }],
     },
   ];
-  if (up) steps.push(...moveUplink(br, up), l2Step(network, up));
+  if (up) steps.push(...moveUplink(br, up));
   if (input.bridge.isGateway) {
     const gwCidrs = ips.map((i) => toCidr(`${i.gateway.ip}/${i.cidr.prefix}`)!);
     steps.push({
@@ -105,6 +105,8 @@ export function bridgeAddPlan(input: AddInput): Plan {
             alone: true,
             tolerate: /No such file or directory/,
           })),
+          // Next to the pod's rule, so that both go in one nft transaction (execute.ts).
+          l2Step(network, up),
           {
             say: `Adding MAC DNAT rule${cidrs.length > 1 ? 's' : ''} for ${cidrs.map((c) => c.ip).join(', ')}: frames arriving on ${up.name} for ${cidrs.length > 1 ? 'them' : 'it'} take the pod's MAC ${mac} (elements of ${families.map((f) => l2Names(network).map[f]).join(', ')} in nftables table ${L2_TABLE}, tagged ${veth})`,
             side: 'host' as const,
