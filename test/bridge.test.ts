@@ -483,6 +483,21 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(r.json.msg).toMatch(/uplink nosuch0: no such interface/);
     expect(lab.ipJson(node, ['link', 'show']).filter((l) => l.ifname === AZ)).toEqual([]);
   });
+
+  it('an uplink whose name holds a double quote (the kernel takes it; an nft rule cannot carry it) is a config error and changes nothing', async () => {
+    const n = lab.ns('azquote');
+    const nic = 'e"0;x';
+    lab.in(n, ['ip', 'link', 'add', nic, 'type', 'veth', 'peer', 'name', 'q0']);
+    lab.in(n, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', nic]);
+    lab.in(n, ['ip', 'link', 'set', nic, 'up']);
+    const before = lab.in(n, ['ip', '-d', 'addr', 'show']);
+    const r = await add(pod(), azure({ uplink: nic }), n);
+    expect(r.json.code).toBe(7);
+    expect(r.json.msg).toMatch(/interface "e\\"0;x": a name with a double quote cannot be written in an nftables rule/);
+    expect(lab.in(n, ['ip', '-d', 'addr', 'show'])).toBe(before);
+    expect(() => lab.in(n, ['nft', 'list', 'table', 'bridge', 'vnet'])).toThrow();
+    expect(readdirSync(join(lab.dir, 'ipam-azure', 'azure')).filter((f) => /^\d/.test(f))).toEqual([]);
+  });
 });
 
 describe('ipMasq: pod traffic leaving the cluster is SNATed to the node, with one nftables element per pod', () => {

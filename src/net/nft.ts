@@ -107,10 +107,19 @@ export function l2Names(network: string) {
   return { pre: `l2pre_${h}`, post: `l2post_${h}`, fwd: `l2fwd_${h}`, map: { 4: `podmac_${h}`, 6: `podmac6_${h}` } } as const;
 }
 
+/**
+ * An interface name in nft's double quotes. Its strings have no escape, and a name the kernel
+ * takes may hold a `"` (and `;`, `{`, …): such a name is refused (code 7), before anything runs.
+ */
+function quotedIfName(name: IfName): string {
+  if (name.includes('"')) throw new CniError(Code.invalidConfig, `interface ${JSON.stringify(name)}: a name with a double quote cannot be written in an nftables rule`);
+  return `"${name}"`;
+}
+
 /** The table, the maps and the three chains of a network: created or rebuilt, never duplicated. */
 export function ensureL2(network: string, uplink: IfName, nicMac: Mac): NftLine[] {
   const n = l2Names(network);
-  const up = `"${uplink}"`;
+  const up = quotedIfName(uplink);
   const out = [line(`add table ${L2_TABLE}`)];
   for (const f of [4, 6] as const) out.push(line(`add map ${L2_TABLE} ${n.map[f]} { type ${TYPE[f]} : ether_addr; }`));
   const chain = (name: string, hook: string, priority: string, rules: string[]) => [
