@@ -91,6 +91,8 @@ async function waitFor<T>(what: string, timeoutMs: number, f: () => T | undefine
   }
 }
 
+/** The index of the node a pod runs on (its spec.nodeName ends in node<i>). */
+const nodeOf = (p: any): number => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
 /** Every address of a pod, IPv4 first (status.podIPs; podIP alone on a cluster that has no podIPs). */
 const podIpsOf = (p: any): string[] => (p.status.podIPs?.length ? p.status.podIPs.map((x: any) => x.ip) : [p.status.podIP]);
 const family = (ip: string) => (ip.includes(':') ? 'ipv6' : 'ipv4');
@@ -519,8 +521,7 @@ class K8s {
   /** The pid of a pod's (first) container, from its node's containerd: the pod's netns is /proc/<pid>/ns/net. */
   containerPid(pod: any): number {
     const id = String(pod.status.containerStatuses?.[0]?.containerID ?? '').replace(/^containerd:\/\//, '');
-    const node = Number(/node(\d+)$/.exec(pod.spec.nodeName)![1]);
-    const row = this.nodesCri[node]!.ctr(['task', 'ls']).split('\n').find((l) => l.startsWith(`${id} `));
+    const row = this.nodesCri[nodeOf(pod)]!.ctr(['task', 'ls']).split('\n').find((l) => l.startsWith(`${id} `));
     if (!id || !row) throw new Error(`no task for pod ${pod.metadata.name}`);
     return Number(row.trim().split(/\s+/)[1]);
   }
@@ -621,7 +622,6 @@ async function checks(k: K8s) {
     result(false, `Deployment running: ${(err as Error).message}\n${k.kubectl(['get', 'pods', '-o', 'wide'])}\n${k.kubectl(['get', 'events', '--sort-by=.lastTimestamp']).split('\n').slice(-15).join('\n')}`);
     return;
   }
-  const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
   const perNode = Array.from({ length: n }, (_, i) => pods.filter((p) => nodeOf(p) === i));
   result(perNode.every((ps) => ps.length === 2), `Deployment of ${2 * n} Running in ${((performance.now() - tDeploy) / 1000).toFixed(1)}s, 2 per node`);
   const families = k.o.dualStack ? 2 : 1;
@@ -829,7 +829,6 @@ async function checks(k: K8s) {
 
 /** Dual stack: pod to pod over IPv6, a dual-stack Service's IPv6 ClusterIP, and each node's pods' IPv6 source outside. */
 async function dualStack(k: K8s, pods: readonly any[], netns: Map<string, string>) {
-  const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
   const v6 = (p: any) => podIpsOf(p).find((ip) => ip.includes(':'))!;
   let good = 0;
   let tries = 0;
@@ -890,7 +889,6 @@ function podNetns(k: K8s, pods: readonly any[]) {
 
 /** Every pod asks every other pod for its name on 8080: same node and across nodes, counted apart. */
 function podToPod(k: K8s, pods: readonly any[], netns: Map<string, string>, when: string) {
-  const nodeOf = (p: any) => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]);
   const pairs: Record<'same' | 'across', [number, number]> = { same: [0, 0], across: [0, 0] };
   const bad: string[] = [];
   for (const a of pods) {
