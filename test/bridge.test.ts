@@ -366,7 +366,7 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     expect(rules).toContain(`oifname "eth0" arp htype 1 arp hlen 6 arp saddr ether set ${nicMac}`);
     expect(rules).toContain('iifname "eth0" arp operation reply ether daddr set ff:ff:ff:ff:ff:ff');
     expect(rules).toContain('iifname "eth0" oifname "eth0" ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop');
-    expect(rules).toContain('iifname "eth0" oifname "eth0" ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop');
+    expect(rules).not.toContain('02:00:00:00:00:00'); // a gateway's MAC may start 02: too (the lab's did)
     const ipA = ra.ips[0].address.split('/')[0];
     const macA = ra.interfaces.find((i: any) => i.sandbox).mac;
     expect(mapped(n)).toEqual([expect.stringMatching(new RegExp(`^${ipA} ${macA} azv[0-9a-f]{11}$`))]);

@@ -92,13 +92,13 @@ export function delPod(network: string, ip: Addr): NftLine[] {
 //                 iifname UPLINK ether daddr set ip daddr map @podmac_N     (and ip6, @podmac6_N)
 //     postrouting: oifname UPLINK arp saddr ether set NIC_MAC; oifname UPLINK ether saddr set NIC_MAC
 //     forward:    iifname UPLINK oifname UPLINK ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop
-//                 iifname UPLINK oifname UPLINK ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop
 // The forward chain is vnet's own. The uplink has hairpin on (as Azure sets it) so that a frame
-// kube-proxy DNATs on the bridge to another node goes back out; its next hop is a NIC or the
-// gateway. A broadcast, a multicast or a frame for a vnet pod's MAC (all 02:…, plan/names.ts)
-// that came in on the uplink and would go back out is a flood's copy: sent back, it would loop
-// between nodes on any network that floods (Azure's fabric does not; a switch does). (Conntrack's
-// "was DNATed" cannot be matched in the bridge family here: no nf_conntrack_bridge.)
+// kube-proxy DNATs on the bridge to another node goes back out, to a NIC's or the gateway's MAC.
+// A broadcast or multicast that came in on the uplink and would go back out is a flood's copy:
+// sent back, it would loop between nodes on any network that floods (Azure's fabric does not; a
+// switch does). An unknown unicast cannot be told from a DNATed frame here (no FDB lookup in nft,
+// no conntrack in the bridge family without nf_conntrack_bridge), nor by its MAC: a gateway's may
+// be locally administered like a pod's. It goes back out, as on Azure.
 
 export const L2_TABLE = 'bridge vnet';
 
@@ -137,10 +137,7 @@ export function ensureL2(network: string, uplink: IfName, nicMac: Mac): NftLine[
       `oifname ${up} arp htype 1 arp hlen 6 arp saddr ether set ${nicMac}`,
       `oifname ${up} ether saddr set ${nicMac}`,
     ]),
-    ...chain(n.fwd, 'forward', 'filter', [
-      `iifname ${up} oifname ${up} ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop`,
-      `iifname ${up} oifname ${up} ether daddr & ff:00:00:00:00:00 == 02:00:00:00:00:00 drop`,
-    ]),
+    ...chain(n.fwd, 'forward', 'filter', [`iifname ${up} oifname ${up} ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop`]),
   );
   return out;
 }
