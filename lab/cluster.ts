@@ -202,7 +202,9 @@ export class Cluster {
 
     const l2 = layout === 'bridge';
     if (l2) {
-      inNs(v, ['ip', 'link', 'add', 'vnetbr', 'type', 'bridge']);
+      // Pinned, and locally administered like a pod's MAC (02:…): a gateway's MAC may be, and the
+      // uplink's guard must not take it for a pod's (src/net/nft.ts).
+      inNs(v, ['ip', 'link', 'add', 'vnetbr', 'address', VNET_BRIDGE_MAC, 'type', 'bridge']);
       this.noDad(v, 'vnetbr');
       inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', 'vnetbr']);
       if (dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', 'vnetbr', 'nodad']);
@@ -320,6 +322,9 @@ export function seededConflist(spec: Spec, i: number, ranges: unknown[][] = node
   vnet.logFile = join(dir, 'vnet.log');
   return list;
 }
+
+/** The VNet's bridge (its gateway) in the bridge layout. */
+export const VNET_BRIDGE_MAC = '02:00:0a:dc:02:01';
 
 /** Node i's NIC MAC in the bridge layout: Azure's own OUI (00:0d:3a), as an Azure VM's NIC has. */
 export const nicMac = (i: number) => `00:0d:3a:00:02:${(i + 4).toString(16).padStart(2, '0')}`;
