@@ -9,16 +9,19 @@ import { asCniError, Code } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { unimplementedFields } from './config/unimplemented.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
-import { logSettings, parseCommon, parseNetConf, type NetConf } from './config/netconf.js';
+import { decodeStdin, decoded, logSettings, parseCommon, parseNetConf, type NetConf, type Stdin } from './config/netconf.js';
 import { configureLog, log, stepDone, timing } from './log.js';
 import { processCount, startProcess } from './proc.js';
 import { cli, type Role } from './cli/index.js';
 import { markSnapshotBuild } from './build-kind.js';
+import { warmUp } from './snapshot.js';
 import { batchLine } from './net/command.js';
 import { add } from './commands/add.js';
 import { del } from './commands/del.js';
 import { check } from './commands/check.js';
-import { gc, status } from './commands/gc.js';
+import { gc } from './commands/gc.js';
+import { status } from './commands/status.js';
+import { parseRequest, type Request } from './commands/request.js';
 import { runIpam } from './ipam/plugin.js';
 import { typedIpam } from './plan/input.js';
 import { modeOf } from './plan/modes.js';
@@ -33,7 +36,7 @@ function roleOf(argv0: string): Role {
 async function plugin(role: Role): Promise<number> {
   // Whatever the caller's umask: state files 0600, directories 0700, the log 0600.
   process.umask(0o077);
-  const stdin = readStdin();
+  const stdin = decodeStdin(readStdin());
   let cniVersion = versionOf(stdin);
   // VERSION looks at nothing else and logs nothing: answer before any set-up (libcni sends it often).
   if (process.env.CNI_COMMAND === 'VERSION') return print(versionAnswer(cniVersion));
@@ -49,7 +52,7 @@ async function plugin(role: Role): Promise<number> {
     } else {
       const conf = parseNetConf(stdin, env.command);
       checkArgs(env.args, KNOWN_ARGS);
-      result = await mainVerb(env, conf);
+      result = await mainVerb(env, conf, decoded(stdin));
     }
     if (result) print(resultAsVersion(result, cniVersion));
     return 0;
@@ -63,7 +66,7 @@ async function plugin(role: Role): Promise<number> {
   }
 }
 
-async function mainVerb(env: CniEnv, conf: NetConf): Promise<Result | undefined> {
+async function mainVerb(env: CniEnv, conf: NetConf, stdin: Request['stdin']): Promise<Result | undefined> {
   configureLog({ file: conf.logFile, level: conf.logLevel, component: 'vnet' });
   log.info(
     `Processing ${env.command} command with args {ContainerID:${env.containerId} Netns:${env.netns ?? ''} IfName:${env.ifname} Args:${[...env.args].map(([k, v]) => `${k}=${v}`).join(';')} Path:${env.path.join(':')}}`,
@@ -74,22 +77,23 @@ async function mainVerb(env: CniEnv, conf: NetConf): Promise<Result | undefined>
     log.info(`${env.command} done in ${t.total.toFixed(1)} ms, ${processCount.n} process${processCount.n === 1 ? '' : 'es'} started (${t.text})`);
     return r;
   };
-  switch (env.command) {
-    case 'ADD': {
-      const ignored = unimplementedFields(conf.json);
-      if (ignored.length) log.warn(`config fields other plugins know and vnet does not implement: ${ignored.join('; ')}`);
-      return done(await add(env, conf));
-    }
-    case 'DEL':
-      return done(void (await del(env, conf)));
-    case 'CHECK':
-      return done(void (await check(env, conf)));
-    case 'STATUS':
-      return done(void (await status(env, conf)));
-    case 'GC':
-      return done(void (await gc(env, conf)));
+  if (env.command === 'ADD') {
+    const ignored = unimplementedFields(stdin.json);
+    if (ignored.length) log.warn(`config fields other plugins know and vnet does not implement: ${ignored.join('; ')}`);
   }
-  return undefined;
+  const req = parseRequest(env, conf, stdin);
+  switch (req.command) {
+    case 'ADD':
+      return done(await add(req));
+    case 'DEL':
+      return done(void (await del(req)));
+    case 'CHECK':
+      return done(void (await check(req)));
+    case 'STATUS':
+      return done(void (await status(req)));
+    case 'GC':
+      return done(void (await gc(req)));
+  }
 }
 
 /** vnet-ipam run on its own (by another plugin, or the reference bridge): it logs its own steps. */
@@ -109,56 +113,14 @@ function readStdin(): string {
 }
 
 /** The cniVersion the caller speaks, for VERSION and error answers; the newest if unknown. */
-function versionOf(stdin: string): string {
-  try {
-    const v = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
-    return typeof v === 'string' && v ? v : CURRENT_VERSION;
-  } catch {
-    return CURRENT_VERSION;
-  }
+function versionOf({ json }: Stdin): string {
+  const v = json?.cniVersion;
+  return typeof v === 'string' && v ? v : CURRENT_VERSION;
 }
 
 function print(obj: unknown): number {
   process.stdout.write(JSON.stringify(obj) + '\n');
   return 0;
-}
-
-/**
- * The pure part of an ADD, once, while the snapshot is built: zod compiles a schema's parser on
- * its first parse and V8 a function on its first call, so doing it here saves it in every run.
- */
-function warmUp(): void {
-  try {
-    const stdin = JSON.stringify({ cniVersion: '1.0.0', name: 'warm-up', type: 'vnet', mtu: 1500, ipam: { type: 'vnet-ipam' } });
-    parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'warm-up', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: '/x' });
-    const conf = parseNetConf(stdin, 'ADD');
-    const typed = typedIpam({ ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '0.0.0.0/0' }] }, 'warm-up', Code.internal);
-    const a = { containerId: 'warm-up', ifname: checkIfname('eth0') };
-    const input = { network: conf.name, bridge: conf.bridgeConf, attachment: a, ifname: a.ifname, netnsPath: '/x', ...typed, mtu: 1500, ipsToRouteViaHost: [] };
-    for (const mode of [modeOf('transparent'), modeOf('bridge')]) {
-      batchLine(mode.addPlan(input).steps[0]!.ip![0]!);
-      resultAsVersion(mode.result(input), conf.cniVersion);
-    }
-  } catch {
-    // Only a head start.
-  }
-}
-
-/**
- * One child process, started and fed the way the plan's `ip` processes are, at build time: node's
- * spawn path and ours are compiled into the snapshot instead of in every ADD. It ends before the
- * snapshot is taken (the build runs the event loop dry first), so no handle is left.
- */
-async function warmUpSpawn(): Promise<void> {
-  const prog = ['/usr/bin/true', '/bin/true'].find((p) => existsSync(p));
-  if (!prog) return;
-  try {
-    await startProcess([prog], { fd3: 0 }).finish('');
-  } catch {
-    // Only a head start.
-  } finally {
-    processCount.n = 0;
-  }
 }
 
 async function run(): Promise<void> {
@@ -177,8 +139,7 @@ async function run(): Promise<void> {
 // module is imported statically above so that their start-up work is in the snapshot already.
 if (v8.startupSnapshot?.isBuildingSnapshot()) {
   markSnapshotBuild();
-  warmUp();
-  void warmUpSpawn();
+  void warmUp();
   v8.startupSnapshot.setDeserializeMainFunction(() => void run());
 }
 else void run();

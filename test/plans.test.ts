@@ -8,8 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { Code } from '../src/cni/errors.js';
 import type { NodeFacts } from '../src/net/facts.js';
 import { addrOf, cidrOf, mac, type IfName } from '../src/net/values.js';
-import type { AddInput, BridgeConf, PodIp } from '../src/plan/input.js';
-import { modeOf, type ModeName } from '../src/plan/modes.js';
+import type { BridgeConf, MasqConf, ModeName, NetConf } from '../src/config/netconf.js';
+import { gcPlan, type Owned } from '../src/plan/gc.js';
+import type { AddInput, PodIp } from '../src/plan/input.js';
+import { modeOf } from '../src/plan/modes.js';
+import { containerMac, hostVethName } from '../src/plan/names.js';
 import type { Plan } from '../src/plan/plan.js';
 
 const cidr = (s: string) => cidrOf('test', s, Code.internal);
@@ -20,7 +23,7 @@ const attachment = { containerId: 'c0ffee0123456789', ifname: 'eth0' };
 function render(plan: Plan): string {
   const out: string[] = [];
   for (const s of plan.steps) {
-    const flags = [s.side, s.lifecycle, ...(s.alone ? ['alone'] : []), ...(s.tolerate ? [`tolerates /${s.tolerate.source}/`] : [])];
+    const flags = [s.side, s.lifecycle, ...(s.alone ? ['alone'] : []), ...(s.tolerate ? [`tolerates /${s.tolerate.source}/`] : []), ...(s.doneWhenGone ? [`done when ${s.doneWhenGone} is gone`] : [])];
     out.push(`# ${s.say}`, `  [${flags.join(', ')}]`);
     for (const c of s.ip ?? []) out.push(`  ip ${c.join(' ')}`);
     for (const l of s.nft ?? []) out.push(`  nft ${l}`);
@@ -36,6 +39,7 @@ function render(plan: Plan): string {
 interface Layout {
   mode: ModeName;
   bridge: BridgeConf;
+  masq?: MasqConf;
   v4: PodIp;
   v6: PodIp;
   viaHost: string[];
@@ -65,7 +69,7 @@ const pod4 = { cidr: cidr('10.244.1.5/24'), gateway: addr('10.244.1.1') };
 const pod6 = { cidr: cidr('fd00:244:1::5/64'), gateway: addr('fd00:244:1::1') };
 const azureBridge = (moved: boolean): Layout => ({
   mode: 'bridge',
-  bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, uplink: 'eth0' as IfName, ipMasq: false },
+  bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: true, promisc: false, uplink: 'eth0' as IfName },
   v4: vnet4,
   v6: vnet6,
   viaHost: ['169.254.20.10'],
@@ -73,9 +77,9 @@ const azureBridge = (moved: boolean): Layout => ({
 });
 
 const LAYOUTS: Record<string, Layout> = {
-  transparent: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: false }, v4: vnet4, v6: vnet6, viaHost: ['169.254.20.10'] },
-  overlay: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, ipMasq: true, ipMasqExclude: exclude }, v4: pod4, v6: pod6, viaHost: [] },
-  kubenet: { mode: 'bridge', bridge: { name: 'cbr0' as IfName, isGateway: true, hairpin: true, ipMasq: true, ipMasqExclude: exclude }, v4: pod4, v6: pod6, viaHost: [] },
+  transparent: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, promisc: false }, v4: vnet4, v6: vnet6, viaHost: ['169.254.20.10'] },
+  overlay: { mode: 'transparent', bridge: { name: 'azure0' as IfName, isGateway: false, hairpin: false, promisc: false }, masq: { exclude }, v4: pod4, v6: pod6, viaHost: [] },
+  kubenet: { mode: 'bridge', bridge: { name: 'cbr0' as IfName, isGateway: true, hairpin: true, promisc: false }, masq: { exclude }, v4: pod4, v6: pod6, viaHost: [] },
   'azure-bridge': azureBridge(false),
   'azure-bridge-moved': azureBridge(true),
 };
@@ -84,6 +88,7 @@ function addInput(l: Layout, dual: boolean): AddInput {
   return {
     network: 'azure',
     bridge: l.bridge,
+    masq: l.masq,
     attachment,
     ifname: 'eth0' as IfName,
     netnsPath: '/var/run/netns/cni-1234',
@@ -110,9 +115,45 @@ describe('every mode’s DEL plan, with the pod’s addresses known and without,
     if (name.endsWith('-moved')) continue;
     for (const known of [true, false]) {
       it(`${name}, ${known ? 'addresses known' : 'no address known'}`, async () => {
-        const plan = modeOf(l.mode).delPlan({ network: 'azure', attachment, bridge: l.bridge, podIps: known ? [l.v4.cidr, l.v6.cidr] : [] });
+        const plan = modeOf(l.mode).delPlan({ network: 'azure', attachment, bridge: l.bridge, masq: l.masq, podIps: known ? [l.v4.cidr, l.v6.cidr] : [] });
         await expect(render(plan)).toMatchFileSnapshot(`__snapshots__/plans/del-${name}-${known ? 'known' : 'unknown'}.txt`);
       });
     }
   }
+});
+
+describe('GC’s plan removes exactly what no valid attachment owns', () => {
+  const conf = { name: 'azure', mode: 'bridge', bridge: LAYOUTS.kubenet!.bridge, masq: { exclude } } as NetConf;
+  const gone = { containerId: 'deadbeef', ifname: 'eth0' };
+  const kept = veth(attachment);
+  function veth(a: { containerId: string; ifname: string }) {
+    return hostVethName('azure', a);
+  }
+  const owned: Owned = {
+    veths: [
+      { name: kept, attachment },
+      { name: veth(gone), attachment: gone },
+      // an alias cut at 255 bytes: the veth goes, its neighbour entries cannot be told
+      { name: 'azvcut0', attachment: undefined },
+      { name: 'bad name', attachment: undefined },
+    ],
+    neighbours: [
+      { ip: addr('10.244.1.5'), mac: '02:00:00:00:00:01' },
+      { ip: addr('10.244.1.6'), mac: containerMac('azure', gone) },
+    ],
+    masq: [
+      { ip: addr('10.244.1.5'), tag: kept },
+      { ip: addr('10.244.1.6'), tag: veth(gone) },
+      { ip: addr('10.244.1.7'), tag: '' },
+    ],
+    macDnat: [{ ip: addr('10.244.1.6'), mac: mac('02:00:00:00:00:06'), tag: veth(gone) }],
+    unread: [],
+  };
+  it('the stale veths, their neighbour entries and every element whose tag is no valid veth; a name the kernel gave that is not a name is reported', async () => {
+    const problems: string[] = [];
+    const plan = gcPlan(conf, owned, new Set([kept]), problems);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^cannot delete link "bad name": must not contain whitespace/);
+    await expect(render(plan)).toMatchFileSnapshot('__snapshots__/plans/gc-kubenet.txt');
+  });
 });

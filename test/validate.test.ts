@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as z from 'zod/mini';
-import { describeIssue, describeIssues, showValue } from '../src/config/issue.js';
+import { describeIssue, describeIssues, showValue } from '../src/issue.js';
 import { netConfSchema, parseNetConf } from '../src/config/netconf.js';
 import { overlappingPair } from '../src/net/address.js';
 import { BIN, BIN_DIR, Lab } from './helpers/lab.js';

@@ -1,5 +1,6 @@
 // What the human commands share: a usage error (exit 2) and reading a .conf or .conflist file.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import type { Stdin } from '../config/netconf.js';
 
 export class UsageError extends Error {}
 
@@ -28,18 +29,20 @@ export function readConfText(file: string): string {
   }
 }
 
-/** Reads a .conf or .conflist; for a list, the first plugin of type vnet with name and version. */
-export function readNetConf(file: string): string {
+/** Reads a .conf or .conflist; for a list, the first plugin of type vnet with name and version, as the plugin's stdin. */
+export function readNetConf(file: string): Stdin & { json: Record<string, unknown> } {
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(readConfText(file)) as Record<string, unknown>;
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
   }
-  if (!Array.isArray(json.plugins)) return JSON.stringify(json);
+  const asStdin = (obj: Record<string, unknown>) => ({ text: JSON.stringify(obj), json: obj });
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`cannot read ${file}: not a JSON object`);
+  if (!Array.isArray(json.plugins)) return asStdin(json);
   const plugins = json.plugins as Record<string, unknown>[];
   const mine = plugins.find((p) => p.type === 'vnet') ?? plugins[0];
   if (!mine) throw new UsageError(`${file} has an empty plugin list`);
   // As libcni: the list's name and cniVersion win over any the plugin carries.
-  return JSON.stringify({ ...mine, cniVersion: json.cniVersion, name: json.name });
+  return asStdin({ ...mine, cniVersion: json.cniVersion, name: json.name });
 }

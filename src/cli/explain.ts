@@ -11,7 +11,7 @@ import { candidates, subnetFor, subnetString, type Range } from '../ipam/range.j
 import { escapeControls } from '../log.js';
 import { POD_NETNS_REF, shellQuote, shellWords } from '../net/command.js';
 import { ifName, toCidr } from '../net/values.js';
-import { typedIpam } from '../plan/input.js';
+import { addInput, typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import type { Plan } from '../plan/plan.js';
 import { readNetConf, UsageError } from './conf.js';
@@ -33,27 +33,19 @@ export async function explain(args: string[]): Promise<string> {
   // The runtime's rules for CNI_CONTAINERID and CNI_IFNAME, the flags named as given here.
   asUsage(() => checkContainerId(containerId), (m) => m.replace(/^invalid CNI_CONTAINERID\b/, 'invalid --container-id'));
   const ifname = asUsage(() => ifName(rawIfname, '--ifname', Code.invalidEnv));
-  const conf = parseNetConf(readNetConf(file), 'ADD');
-  const { ips, why, from } = pickAddresses(ip ?? [], conf);
-  const ipamRoutes = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).routes : [];
+  const stdin = readNetConf(file);
+  const conf = parseNetConf(stdin, 'ADD');
+  const ipamConf = isHostLocalFormat(conf) ? parseIpamConfig(stdin.json) : undefined;
+  const { ips, why, from } = pickAddresses(ip ?? [], conf, ipamConf?.rangeSets ?? []);
 
   // A mode that plans from node facts (bridge mode: is the bridge there, Azure's uplink as it is
   // now) is shown what this node would run: the facts are read, read-only.
   const mode = modeOf(conf.mode);
-  const facts = await mode.observe(conf.bridgeConf, false).catch((e: Error) => {
+  const facts = await mode.observe(conf.bridge, false).catch((e: Error) => {
     throw new UsageError(`explain reads this node's facts to show what ADD would run here: ${e.message}`);
   });
-  const plan = mode.addPlan({
-    facts,
-    network: conf.name,
-    bridge: conf.bridgeConf,
-    attachment: { containerId, ifname },
-    ifname,
-    netnsPath: netns,
-    ...typedIpam({ ips, routes: ipamRoutes }, '--ip', Code.invalidConfig),
-    mtu: conf.mtu ?? 1500,
-    ipsToRouteViaHost: conf.ipsToRouteViaHost,
-  });
+  const typed = typedIpam({ ips, routes: ipamConf?.routes ?? [] }, '--ip', Code.invalidConfig);
+  const plan = mode.addPlan(addInput(conf, { attachment: { containerId, ifname }, ifname, netnsPath: netns }, typed, facts, conf.mtu ?? 1500));
   const nsenter = `nsenter ${shellQuote(`--net=${netns}`)} ip -batch -`;
   const head = [
     `# What ADD does for container ${containerId} (${ifname} in ${netns}), network "${conf.name}", mode ${conf.mode}.`,
@@ -99,8 +91,7 @@ const isHostLocalFormat = (conf: NetConf) => conf.ipam?.type === 'vnet-ipam' || 
  * What IPAM would hand out: each --ip (ADDR/PREFIX, or an address in one of the ranges), or else
  * the first address each fresh host-local-format range set gives: one per family for dual stack.
  */
-function pickAddresses(ips: string[], conf: NetConf): { ips: { address: string; gateway?: string }[]; why: string; from: string } {
-  const sets = isHostLocalFormat(conf) ? parseIpamConfig(conf.json).rangeSets : [];
+function pickAddresses(ips: string[], conf: NetConf, sets: Range[][]): { ips: { address: string; gateway?: string }[]; why: string; from: string } {
   const from = sets.flat().map(subnetString).join(', ') || 'its ranges';
   const gatewayOf = (r: Range | undefined) => (r ? formatValue(r.family, r.gateway) : undefined);
   if (ips.length) {

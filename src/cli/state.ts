@@ -24,26 +24,12 @@ import { subnetFor, type RangeSet } from '../ipam/range.js';
 import { Store } from '../ipam/store.js';
 import { escapeControls } from '../log.js';
 import { parseIp } from '../net/address.js';
-import { ROUTES, ipJson, mainRoutes, nodeHasLink, type RouteRow } from '../net/ip.js';
+import { ROUTES, ipJson, mainRoutes, nodeHasLink, type LinkRow, type NeighRow, type RouteRow } from '../net/ip.js';
 import { L2_TABLE, NFT_TABLE, mappedPods, masqNames, readMasqTable } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
 import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { readNetConf, UsageError } from './conf.js';
 
-interface LinkRow {
-  ifname: string;
-  ifalias?: string;
-  address?: string;
-  flags?: string[];
-  master?: string;
-  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
-}
-interface NeighRow {
-  dst?: string;
-  dev?: string;
-  lladdr?: string;
-  state?: string[];
-}
 
 export type StateRoute = Pick<RouteRow, 'dst' | 'dev' | 'gateway' | 'protocol' | 'scope' | 'metric'>;
 export interface StateNeighbour {
@@ -92,6 +78,8 @@ interface Options {
   network: string;
   dataDir: string;
   conf?: NetConf;
+  /** The config's ranges, when it is in host-local's format. */
+  rangeSets: RangeSet[];
   confFile?: string;
   json: boolean;
   freeLeaked: boolean;
@@ -138,16 +126,19 @@ function options(args: string[]): Options {
   let network = values.network;
   let dataDir = values['data-dir'];
   let conf: NetConf | undefined;
+  let rangeSets: RangeSet[] = [];
   if (values.conf) {
     try {
       // Leniently, as DEL reads it: a config edited since its pods were added still names them.
-      conf = parseNetConf(readNetConf(values.conf), 'DEL');
+      const stdin = readNetConf(values.conf);
+      conf = parseNetConf(stdin, 'DEL');
+      rangeSets = rangeSetsOf(stdin.json);
     } catch (err) {
       if (err instanceof UsageError) throw err;
       throw new UsageError(`${values.conf}: ${(err as Error).message}`);
     }
     network ??= conf.name;
-    const fromConf = (conf.json.ipam as { dataDir?: unknown } | undefined)?.dataDir;
+    const fromConf = (conf.ipam as { dataDir?: unknown } | undefined)?.dataDir;
     dataDir ??= typeof fromConf === 'string' && fromConf ? fromConf : undefined;
   }
   dataDir = resolve(dataDir || DEFAULT_DATA_DIR);
@@ -158,7 +149,7 @@ function options(args: string[]): Options {
   }
   const why = networkNameProblem(network);
   if (why) throw new UsageError(`invalid network name ${JSON.stringify(network)}: ${why}`);
-  return { network, dataDir, conf, confFile: values.conf, json: values.json ?? false, freeLeaked: values['free-leaked'] ?? false };
+  return { network, dataDir, conf, rangeSets, confFile: values.conf, json: values.json ?? false, freeLeaked: values['free-leaked'] ?? false };
 }
 
 /** The subdirectories of a data directory: the networks vnet-ipam (or host-local) has held addresses of. */
@@ -221,12 +212,12 @@ async function survey(o: Options): Promise<StateReport> {
   }
   const bridgeNames = new Set<string>();
   if (mode === 'bridge') {
-    if (conf) bridgeNames.add(conf.bridgeConf.name);
+    if (conf) bridgeNames.add(conf.bridge.name);
     for (const l of seen) if (l.master) bridgeNames.add(l.master);
   }
 
   // Masquerade: read when the config asks for it, or when there is no config to ask.
-  const masq = await readMasquerade(network, conf ? conf.ipMasq : true);
+  const masq = await readMasquerade(network, conf ? !!conf.masq : true);
   if (masq.note) notes.push(masq.note);
   const sets = masqNames(network).pods;
   const masqSets = masq.sets.filter((s) => s === sets[4] || s === sets[6]);
@@ -238,7 +229,7 @@ async function survey(o: Options): Promise<StateReport> {
     const neighDev = mode === 'bridge' ? (link?.master ?? [...bridgeNames][0]) : veth;
     let masquerade: boolean | null = null;
     // Looked at when the config asks for masquerade, or when the network's sets exist.
-    if (masq.checked && (conf?.ipMasq || masqSets.length)) masquerade = masq.elements.some((e) => e.ip === a.ip && (!e.tag || e.tag === veth));
+    if (masq.checked && (conf?.masq || masqSets.length)) masquerade = masq.elements.some((e) => e.ip === a.ip && (!e.tag || e.tag === veth));
     return {
       ip: a.ip,
       containerId: a.containerId,
@@ -312,7 +303,7 @@ async function survey(o: Options): Promise<StateReport> {
   if (mode === 'bridge') {
     // The pod MAC of every attachment still here: one holding an address, or one whose veth is left.
     const live = new Set<string>([...allocs, ...ours.map((l) => aliasAttachment(l.ifalias!, prefix))].map((a) => containerMac(network, a)));
-    const ranges = conf ? rangeSetsOf(conf) : [];
+    const ranges = o.rangeSets;
     for (const n of neighs) {
       if (!bridgeNames.has(n.dev!) || !n.state?.includes('PERMANENT') || !n.lladdr || live.has(n.lladdr)) continue;
       // With the config's ranges known, only entries for this network's subnets are its own.
@@ -376,9 +367,9 @@ function aliasAttachment(alias: string, prefix: string): Attachment {
   return { containerId, ifname: ifname.join(':') };
 }
 
-function rangeSetsOf(conf: NetConf): RangeSet[] {
+function rangeSetsOf(json: Record<string, unknown>): RangeSet[] {
   try {
-    return parseIpamConfig(conf.json).rangeSets;
+    return parseIpamConfig(json).rangeSets;
   } catch {
     return []; // not host-local's format: no ranges to go by
   }

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
-import { describeIssues, showValue } from '../config/issue.js';
+import { describeIssues, showValue } from '../issue.js';
 import { commonSchema, netConfSchema, networkNameProblem, parseNetConf } from '../config/netconf.js';
 import { unimplementedFields } from '../config/unimplemented.js';
 import { ipamConfSchema, parseIpamConfig, parseIpamLocation } from '../ipam/config.js';

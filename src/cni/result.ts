@@ -4,7 +4,7 @@
 import * as z from 'zod/mini';
 import { CniError, Code } from './errors.js';
 import { atLeast } from './version.js';
-import { describeIssue } from '../config/issue.js';
+import { describeIssue } from '../issue.js';
 
 export interface Interface {
   name: string;

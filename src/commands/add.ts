@@ -2,26 +2,21 @@
 // failure after IPAM answered, the plan rolls back what it made and the address goes back to
 // IPAM: a failed ADD leaves nothing behind. An attachment that is already wired is refused
 // before anything happens, so a repeated ADD never touches the running pod.
-import type { CniEnv } from '../cni/env.js';
 import { CniError, Code } from '../cni/errors.js';
 import type { Result } from '../cni/result.js';
-import type { NetConf } from '../config/netconf.js';
 import { crashPoint } from '../crash.js';
 import { attachmentText } from '../ipam/allocator.js';
-import { checkBatchesStarted, endBatches, nodeHasLink, startBatches } from '../net/ip.js';
-import { openPodNetns } from '../net/netns.js';
+import { Batches, nodeHasLink } from '../net/ip.js';
 import { execute } from '../plan/execute.js';
-import { typedIpam, type AddInput } from '../plan/input.js';
+import { addInput, typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';
 import { hostVethName } from '../plan/names.js';
 import { log, stepDone } from '../log.js';
-import { callIpam, hasIpam, ipamResult } from './ipam.js';
+import { callIpam, ipamResult } from './ipam.js';
+import type { AddRequest } from './request.js';
 
-export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
-  if (!hasIpam(conf)) throw new CniError(Code.invalidConfig, 'invalid network config: ipam: required for ADD');
-  // Checked before IPAM, so that a bad namespace allocates nothing.
-  const pod = openPodNetns(env.netns!);
-  const attachment = { containerId: env.containerId, ifname: env.ifname };
+export async function add(req: AddRequest): Promise<Result> {
+  const { conf, attachment, pod } = req;
   const veth = hostVethName(conf.name, attachment);
   if (nodeHasLink(veth)) {
     throw new CniError(
@@ -33,14 +28,14 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
   log.info(`Read network configuration: network ${conf.name}, mode ${conf.mode}, IPAM ${conf.ipam.type}`);
   // The node's and the pod's ip processes start now and wait for their commands: their start-up
   // overlaps IPAM's work instead of following it.
-  startBatches(pod);
+  const batches = new Batches(pod);
   stepDone('ip processes');
 
   // The node's facts (and the MTU, when the config names none) are read while IPAM allocates; a
   // node fact in error fails the ADD before any plan runs.
-  const [allocated, observed] = await Promise.allSettled([callIpam(env, conf, 'ADD'), mode.observe(conf.bridgeConf, conf.mtu === undefined)]);
+  const [allocated, observed] = await Promise.allSettled([callIpam(req, conf, 'ADD'), mode.observe(conf.bridge, conf.mtu === undefined)]);
   if (allocated.status === 'rejected') {
-    await endBatches();
+    await batches.end();
     throw allocated.reason;
   }
   stepDone('IPAM');
@@ -52,26 +47,17 @@ export async function add(env: CniEnv, conf: NetConf): Promise<Result> {
     if (observed.status === 'rejected') throw observed.reason;
     // Both sides' processes must be running before the first change: a node batch run alone
     // (the pod's could not start) would leave a veth that the rollback, out of processes too, could not remove.
-    checkBatchesStarted();
-    const input: AddInput = {
-      network: conf.name,
-      bridge: conf.bridgeConf,
-      attachment,
-      ifname: env.ifname,
-      netnsPath: pod.path,
-      ...typed,
-      mtu: conf.mtu ?? observed.value.mtu ?? 1500,
-      facts: observed.value,
-      ipsToRouteViaHost: conf.ipsToRouteViaHost,
-    };
-    await execute(mode.addPlan(input), pod);
+    batches.check();
+    const place = { attachment, ifname: attachment.ifname, netnsPath: pod.path };
+    const input = addInput(conf, place, typed, observed.value, conf.mtu ?? observed.value.mtu ?? 1500);
+    await execute(mode.addPlan(input), pod, { batches });
     stepDone('plan');
     return { ...mode.result(input), dns: ipam.dns };
   } catch (err) {
     log.warn(`ADD failed, releasing the address: ${(err as Error).message}`);
-    await callIpam(env, conf, 'DEL').catch((e: Error) => log.error(`IPAM DEL during rollback failed: ${e.message}`));
+    await callIpam(req, conf, 'DEL').catch((e: Error) => log.error(`IPAM DEL during rollback failed: ${e.message}`));
     throw err;
   } finally {
-    await endBatches();
+    await batches.end();
   }
 }

@@ -7,10 +7,8 @@ import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
 import { overlappingPair } from '../net/address.js';
-import { ifNameProblem, toAddr, toCidr, type Addr, type IfName } from '../net/values.js';
-import type { BridgeConf } from '../plan/input.js';
-import type { ModeName } from '../plan/modes.js';
-import { describeIssue, validate } from './issue.js';
+import { ifNameProblem, toAddr, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
+import { describeIssue, validate } from '../issue.js';
 import type { Command } from '../cni/env.js';
 
 /** libcni's rule for network names, plus a length that fits a directory name and a veth alias. */
@@ -39,8 +37,27 @@ export const commonSchema = z.object({
   args: z.optional(z.record(z.string(), z.unknown())),
 });
 
+export const MODES = ['transparent', 'bridge'] as const;
+export type ModeName = (typeof MODES)[number];
+
+/** Bridge mode's fields, typed. */
+export interface BridgeConf {
+  name: IfName;
+  isGateway: boolean;
+  hairpin: boolean;
+  /** The bridge in promiscuous mode (the reference bridge's promiscMode). */
+  promisc: boolean;
+  /** Azure's layout: this NIC is enslaved to the bridge and its addresses and routes move onto it. */
+  uplink?: IfName;
+}
+
+/** ipMasq, in either mode: pod traffic to anything outside `exclude` (default: the pod subnet) is masqueraded. */
+export interface MasqConf {
+  exclude?: Cidr[];
+}
+
 export const netConfSchema = z.object({
-  mode: z._default(z.enum(['transparent', 'bridge']), 'transparent'),
+  mode: z._default(z.enum(MODES), 'transparent'),
   bridge: z._default(ifname, 'azure0'),
   isGateway: z._default(z.boolean(), false),
   uplink: z.optional(ifname),
@@ -68,60 +85,71 @@ function overlapMessage(list: string[]): string {
   return `${a} and ${b} overlap: list each excluded range once (keep the wider)`;
 }
 
-/**
- * The log's file and level from raw stdin, before anything else is parsed, so that an error in
- * the environment or the rest of the config is logged where the config says. Each field is
- * validated as in the full parse; an invalid one is left out (the full parse then names it).
- */
-export function logSettings(raw: string): { file?: string; level?: LogLevel } {
+/** stdin, decoded once: its text (what a delegated plugin is given) and its JSON object, or why there is none. */
+export interface Stdin {
+  text: string;
+  json?: Record<string, unknown>;
+  problem?: string;
+}
+
+export function decodeStdin(text: string): Stdin {
   let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
-    return {};
+    json = JSON.parse(text);
+  } catch (err) {
+    return { text, problem: (err as Error).message };
   }
-  if (typeof json !== 'object' || json === null) return {};
-  const { logFile, logLevel } = json as Record<string, unknown>;
-  const file = netConfSchema.shape.logFile.safeParse(logFile);
-  const level = netConfSchema.shape.logLevel.safeParse(logLevel);
-  return { file: file.success ? file.data : undefined, level: logLevel !== undefined && level.success ? level.data : undefined };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { text, problem: 'not a JSON object' };
+  return { text, json: json as Record<string, unknown> };
+}
+
+/**
+ * The log's file and level, before anything else is parsed, so that an error in the environment
+ * or the rest of the config is logged where the config says. Each field is validated as in the
+ * full parse; an invalid one is left out (the full parse then names it).
+ */
+export function logSettings({ json }: Stdin): { file?: string; level?: LogLevel } {
+  if (!json) return {};
+  const file = netConfSchema.shape.logFile.safeParse(json.logFile);
+  const level = netConfSchema.shape.logLevel.safeParse(json.logLevel);
+  return { file: file.success ? file.data : undefined, level: json.logLevel !== undefined && level.success ? level.data : undefined };
 }
 
 export type Common = z.infer<typeof commonSchema>;
 type Parsed = z.infer<typeof netConfSchema>;
-export type NetConf = Common &
-  Omit<Parsed, 'mode' | 'ipsToRouteViaHost'> & {
-    mode: ModeName;
-    bridgeConf: BridgeConf;
-    ipsToRouteViaHost: Addr[];
-    /** stdin as received, for delegation */
-    raw: string;
-    /** stdin decoded, for the in-process IPAM */
-    json: Record<string, unknown>;
-    /** fields DEL or GC found in error and replaced by their default, for the log */
-    ignored: string[];
-  };
+/** The main plugin's config, typed: what the verbs, explain and state read. */
+export interface NetConf extends Common {
+  mode: ModeName;
+  bridge: BridgeConf;
+  /** Present when ipMasq is on. */
+  masq?: MasqConf;
+  mtu?: number;
+  ipsToRouteViaHost: Addr[];
+  ipam?: Parsed['ipam'];
+  logFile?: string;
+  logLevel: LogLevel;
+  /** fields DEL or GC found in error and replaced by their default, for the log */
+  ignored: string[];
+}
 
 /** Decodes stdin: JSON (code 6), then name (7), then version (1), then the rest (7). */
-export function parseCommon(raw: string, command: Command): Common & { json: Record<string, unknown> } {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (err) {
-    throw new CniError(Code.decode, `failed to decode network config from stdin: ${(err as Error).message}`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new CniError(Code.decode, 'failed to decode network config from stdin: not a JSON object');
-  }
-  const obj = json as Record<string, unknown>;
+/** stdin that holds a JSON object, or code 6 saying why not. */
+export function decoded(stdin: Stdin): Stdin & { json: Record<string, unknown> } {
+  if (!stdin.json) throw new CniError(Code.decode, `failed to decode network config from stdin: ${stdin.problem}`);
+  return { ...stdin, json: stdin.json };
+}
+
+export function parseCommon(stdin: Stdin, command: Command): Common & { json: Record<string, unknown> } {
+  const obj = decoded(stdin).json;
   if (typeof obj.name !== 'string' || obj.name === '') throw new CniError(Code.invalidConfig, 'missing network name');
   const common = validate(commonSchema, obj, [], 'invalid network config: ');
   checkVersion(common.cniVersion, command);
   return { ...common, json: obj };
 }
 
-export function parseNetConf(raw: string, command: Command): NetConf {
-  const common = parseCommon(raw, command);
+/** The main plugin's config; `input` is stdin, or a config's text (explain, state, validate). */
+export function parseNetConf(input: Stdin | string, command: Command): NetConf {
+  const common = parseCommon(typeof input === 'string' ? decodeStdin(input) : input, command);
   // `"mtu": 0` is the reference plugins' "not set" (calico's conflist has it): the default MTU.
   const json = common.json.mtu === 0 ? { ...common.json, mtu: undefined } : common.json;
   const lenient = command === 'DEL' || command === 'GC';
@@ -141,14 +169,17 @@ export function parseNetConf(raw: string, command: Command): NetConf {
     }
     conf = out as Parsed;
   }
-  const bridge: BridgeConf = {
-    name: conf.bridge as IfName,
-    isGateway: conf.isGateway,
-    hairpin: conf.hairpinMode,
-    promisc: conf.promiscMode,
-    uplink: conf.uplink as IfName | undefined,
-    ipMasq: conf.ipMasq,
-    ipMasqExclude: conf.ipMasqExclude?.map((s) => toCidr(s)!),
+  const { json: _, ...rest } = common;
+  return {
+    ...rest,
+    mode: conf.mode,
+    bridge: { name: conf.bridge as IfName, isGateway: conf.isGateway, hairpin: conf.hairpinMode, promisc: conf.promiscMode, uplink: conf.uplink as IfName | undefined },
+    masq: conf.ipMasq ? { exclude: conf.ipMasqExclude?.map((s) => toCidr(s)!) } : undefined,
+    mtu: conf.mtu,
+    ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!),
+    ipam: conf.ipam,
+    logFile: conf.logFile,
+    logLevel: conf.logLevel,
+    ignored,
   };
-  return { ...common, ...conf, bridgeConf: bridge, ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!), raw, json, ignored };
 }

@@ -1,11 +1,10 @@
 // The vnet-ipam configuration: the `ipam` section of the network config (host-local's format),
 // plus the requested addresses the runtime may pass. Raw JSON in, resolved ranges out; every
 // error is CniError(invalidConfig) naming the field, e.g. "ipam.ranges[0][1].subnet: …".
-import v8 from 'node:v8';
 import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import type { Route } from '../cni/result.js';
-import { validate } from '../config/issue.js';
+import { validate } from '../issue.js';
 import { networkNameProblem } from '../config/netconf.js';
 import { addrOf, dstOf } from '../net/values.js';
 import {
@@ -173,24 +172,4 @@ export function parseIpamConfig(conf: Record<string, unknown>, cniArgs: Map<stri
   (c.runtimeConfig?.ips ?? []).forEach((s, i) => add(s, `runtimeConfig.ips[${i}]`));
 
   return { name: c.name, dataDir, rangeSets, routes, resolvConf, requested };
-}
-
-// The this-cpu build runs this module while it makes its V8 startup snapshot: parse a representative
-// config once then, so that what the first parse would do (zod compiling its object parsers,
-// V8 compiling the functions on the way) is in the snapshot already instead of in every ADD.
-if (v8.startupSnapshot?.isBuildingSnapshot()) {
-  const sample = {
-    name: 'warm-up',
-    ipam: {
-      type: 'vnet-ipam',
-      ranges: [[{ subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', rangeEnd: '10.0.0.20', gateway: '10.0.0.1' }], [{ subnet: 'fd00::/64' }]],
-      routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1', mtu: 1500, advmss: 1460, priority: 1, table: 1, scope: 0 }],
-      dataDir: '/var/lib/cni/networks',
-      resolvConf: '/etc/resolv.conf',
-    },
-    runtimeConfig: { ips: ['10.0.0.11/24'] },
-    args: { cni: { ips: ['fd00::11'] } },
-  };
-  parseIpamConfig(sample, new Map([['IP', '10.0.0.12']]));
-  parseIpamLocation(sample);
 }

@@ -1,9 +1,6 @@
 // vnet-ipam: a host-local compatible IPAM plugin. One verb per function, reading straight
 // through: parse the config, then do the work under the network's lock.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import v8 from 'node:v8';
+import { readFileSync } from 'node:fs';
 import type { CniEnv } from '../cni/env.js';
 import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
@@ -247,31 +244,3 @@ function asIoError(err: unknown): unknown {
   }
   return err;
 }
-
-// ---- startup snapshot ----
-
-/**
- * ADD, CHECK and DEL, once each, whole (the lock included), in a throwaway directory: run while the
- * this-cpu build makes its V8 startup snapshot, so that the functions on the way (ours, zod's, node's
- * fs) are compiled then rather than in every call. The build runs the event loop dry before it
- * takes the snapshot, so this finishes first; it makes no timer (its lock holders are
- * synchronous), which scripts/build.mjs would refuse.
- */
-async function warmUp(): Promise<void> {
-  let dataDir: string | undefined;
-  try {
-    dataDir = mkdtempSync(join(tmpdir(), 'vnet-ipam-warm-up-'));
-    const conf = { cniVersion: '1.1.0', name: 'warm-up', ipam: { type: 'vnet-ipam', dataDir, ranges: [[{ subnet: '10.0.0.0/30' }], [{ subnet: 'fd00::/126' }]] } };
-    const env = (command: CniEnv['command']): CniEnv => ({ command, containerId: 'warm-up', netns: '/x', ifname: 'eth0' as CniEnv['ifname'], args: new Map(), path: [] });
-    const result = await runIpam(env('ADD'), conf);
-    await runIpam(env('CHECK'), { ...conf, prevResult: result });
-    await runIpam(env('DEL'), conf);
-  } catch {
-    // Only a head start: the tests cover these paths, and a build machine without a writable
-    // temp directory still gets a working (if colder) executable.
-  } finally {
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-if (v8.startupSnapshot?.isBuildingSnapshot()) void warmUp();

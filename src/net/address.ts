@@ -11,7 +11,7 @@ export interface IP {
   value: bigint;
 }
 
-export interface Cidr {
+export interface IpNet {
   ip: IP;
   prefix: number;
 }
@@ -77,7 +77,7 @@ export function parseIp(s: string): IP | undefined {
 }
 
 /** "address/prefix"; the address keeps its host bits (see `networkOf`). */
-export function parseCidr(s: string): Cidr | undefined {
+export function parseCidr(s: string): IpNet | undefined {
   if (typeof s !== 'string') return undefined;
   const slash = s.indexOf('/');
   if (slash < 0) return undefined;
@@ -93,7 +93,7 @@ export function hostMask(family: Family, prefix: number): bigint {
   return (1n << BigInt(bitsOf(family) - prefix)) - 1n;
 }
 
-export function networkOf(c: Cidr): bigint {
+export function networkOf(c: IpNet): bigint {
   return c.ip.value & ~hostMask(c.ip.family, c.prefix);
 }
 

@@ -3,7 +3,7 @@
 // anything else: names, addresses and routes are parsed into typed values or left out.
 import { CniError, Code } from '../cni/errors.js';
 import { log } from '../log.js';
-import { ROUTES, defaultRouteInterface, ipJson, linkMtu, linkRow, mainRoutes, nodeHasLink, type RouteRow } from './ip.js';
+import { ROUTES, defaultRouteInterface, ipJson, linkMtu, linkRow, mainRoutes, nodeHasLink, type LinkRow, type RouteRow } from './ip.js';
 import { ifNameProblem, macOf, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 export interface UplinkRoute {
@@ -34,15 +34,6 @@ export interface NodeFacts {
   bridgeExists: boolean;
   bridge?: LinkFacts;
   uplink?: LinkFacts & { routes: UplinkRoute[] };
-}
-
-interface LinkRow {
-  ifname: string;
-  address?: string;
-  mtu?: number;
-  master?: string;
-  linkinfo?: { info_kind?: string };
-  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
 }
 
 function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
@@ -118,7 +109,7 @@ function notABridge(name: IfName, kind: string | undefined): never {
 /** Whether the node has a link of this name, and if so that it is a bridge (one process, only then). */
 export async function bridgeOnNode(name: IfName): Promise<boolean> {
   if (!nodeHasLink(name)) return false;
-  const row = (await linkRow(name)) as LinkRow | undefined;
+  const row = await linkRow(name);
   if (row && row.linkinfo?.info_kind !== 'bridge') notABridge(name, row.linkinfo?.info_kind);
   return row !== undefined;
 }

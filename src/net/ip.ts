@@ -15,36 +15,37 @@ function ipArgv(args: string[], pod?: PodNetns): string[] {
 }
 
 /**
- * `ip -batch -` processes started ahead of need (one on the node, one in the pod), each used by
- * the first batch of its side: ADD starts them before IPAM, so that their start-up overlaps it.
+ * `ip -batch -` processes started ahead of need, one on the node and one in the pod, each taken
+ * by the first batch of its side that is given them: ADD starts them before IPAM, so that their
+ * start-up overlaps it.
  */
-const spares = new Map<'host' | 'pod', { started: Started; fd3: number }>();
-export function startBatches(pod: PodNetns): void {
-  spares.set('host', { started: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), fd3: pod.fd });
-  spares.set('pod', { started: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }), fd3: pod.fd });
-}
-/** Throws why a batch started ahead could not start (out of descriptors, say): before any plan step. */
-export function checkBatchesStarted(): void {
-  for (const s of spares.values()) {
-    const err = s.started.startError();
-    if (err) throw err;
+export class Batches {
+  private readonly started: Partial<Record<'host' | 'pod', Started>>;
+  constructor(readonly pod: PodNetns) {
+    this.started = { host: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), pod: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }) };
   }
-}
-/** Ends the batches nobody used (an empty batch: ip exits at once). */
-export async function endBatches(): Promise<void> {
-  const left = [...spares.values()];
-  spares.clear();
-  await Promise.all(left.map((s) => s.started.finish('').catch(() => undefined)));
+  /** The waiting process of a side, once: a later batch of that side starts its own. */
+  take(side: 'host' | 'pod'): Started | undefined {
+    const s = this.started[side];
+    delete this.started[side];
+    return s;
+  }
+  /** Throws why a process could not start (out of descriptors, say): before any plan step. */
+  check(): void {
+    for (const s of Object.values(this.started)) {
+      const err = s.startError();
+      if (err) throw err;
+    }
+  }
+  /** Ends the processes nobody took (an empty batch: ip exits at once). */
+  async end(): Promise<void> {
+    const left = [this.take('host'), this.take('pod')];
+    await Promise.all(left.map((s) => s?.finish('').catch(() => undefined)));
+  }
 }
 
 /** Every child gets the pod's namespace on fd 3, so a node-side `netns` argument can name it too. */
 function runIp(args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd): Promise<Ran> {
-  const key = pod ? 'pod' : 'host';
-  const spare = spares.get(key);
-  if (spare && args.length === 2 && args[0] === '-batch' && args[1] === '-' && fd3 === spare.fd3) {
-    spares.delete(key);
-    return spare.started.finish(stdin);
-  }
   return run(ipArgv(args, pod), stdin, { fd3 });
 }
 
@@ -64,12 +65,26 @@ export interface Failure {
 const said = (stderr: string, code: number) =>
   stderr.split('\n').filter((l) => l && !l.startsWith('Command failed')).join('; ') || `ip exited ${code}`;
 
+export interface Where {
+  /** Run inside the pod's namespace; else on the node. */
+  pod?: PodNetns;
+  /** The pod's namespace descriptor, for node-side commands that name it. */
+  fd3?: number;
+  /** Processes started ahead: the first batch of this side takes its own. */
+  batches?: Batches;
+  /**
+   * A node-side link whose deletion ends these commands: once it is gone from the node they are
+   * done, without waiting for the kernel's teardown (see goneBeforeEnd).
+   */
+  doneWhenGone?: IfName;
+}
+
 /**
  * Runs commands in order, batch lines together in one process, a command batch grammar cannot
- * carry alone. Stops at the first failure and says which command failed. `where`: the pod (run
- * inside its netns) or the node; `fd3`: the pod's namespace descriptor for node-side commands.
+ * carry alone. Stops at the first failure and says which command failed.
  */
-export async function ipRun(cmds: readonly IpCmd[], where: { pod?: PodNetns; fd3?: number } = {}): Promise<Failure | undefined> {
+export async function ipRun(cmds: readonly IpCmd[], where: Where = {}): Promise<Failure | undefined> {
+  const gone = where.doneWhenGone && !where.pod && nodeHasLink(where.doneWhenGone) ? where.doneWhenGone : undefined;
   let i = 0;
   while (i < cmds.length) {
     const lines: string[] = [];
@@ -79,10 +94,12 @@ export async function ipRun(cmds: readonly IpCmd[], where: { pod?: PodNetns; fd3
       lines.push(line);
     }
     if (lines.length) {
-      const deleting = where.pod ? undefined : linkDeletedLast(cmds.slice(i, i + lines.length));
-      const ended = runIp(['-batch', '-'], lines.join('\n') + '\n', where.pod, where.fd3);
-      if (deleting && (await goneBeforeEnd(deleting, ended))) {
-        log.info(`  ${deleting} is gone from the node; ip waits out the kernel's teardown of it on its own`);
+      const stdin = lines.join('\n') + '\n';
+      const ready = where.batches?.take(where.pod ? 'pod' : 'host');
+      const ended = ready ? ready.finish(stdin) : runIp(['-batch', '-'], stdin, where.pod, where.fd3);
+      const last = i + lines.length === cmds.length;
+      if (gone && last && (await goneBeforeEnd(gone, ended))) {
+        log.info(`  ${gone} is gone from the node; ip waits out the kernel's teardown of it on its own`);
         i += lines.length;
         continue;
       }
@@ -101,20 +118,11 @@ export async function ipRun(cmds: readonly IpCmd[], where: { pod?: PodNetns; fd3
   return undefined;
 }
 
-/** The link a node-side batch deletes last, if it exists now (see goneBeforeEnd). */
-function linkDeletedLast(cmds: readonly IpCmd[]): IfName | undefined {
-  const last = cmds[cmds.length - 1];
-  if (!last || last.length !== 4 || last[0] !== 'link' || last[1] !== 'del' || last[2] !== 'dev') return undefined;
-  const name = last[3] as IfName;
-  return ifNameProblem(name) === undefined && nodeHasLink(name) ? name : undefined;
-}
-
 /**
  * Whether the link left the node before `ip` ended. The kernel unlists a link at once and then
- * spends ~20 ms tearing it down (RCU grace periods, references) before it answers ip's netlink
- * request (measured here: the RTM_DELLINK notice 0.3-0.6 ms after the request, the answer 28-35 ms
- * after). Once the link is gone the batch has succeeded (ip stops at its first failing line, and
- * the deletion is the last): a DEL need not wait for the teardown, ip finishes it by itself.
+ * tears it down (RCU grace periods, references), which takes longer than the rest of a DEL,
+ * before it answers ip's netlink request. Once the link is gone the commands have succeeded (ip stops at its first failing line,
+ * and the deletion is the last): a DEL need not wait for the teardown, ip finishes it by itself.
  */
 async function goneBeforeEnd(name: IfName, ended: Promise<Ran>): Promise<boolean> {
   let over = false;
@@ -155,6 +163,26 @@ export async function ipRunAll(cmds: readonly IpCmd[]): Promise<Failure[]> {
   return failures.sort((a, b) => a.index - b.index);
 }
 
+/** A link as `ip -json [-details] link|addr show` prints it: one type for every reader, the fields vnet reads. */
+export interface LinkRow {
+  ifname: string;
+  ifalias?: string;
+  address?: string;
+  mtu?: number;
+  master?: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string };
+  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string }[];
+}
+
+/** A neighbour entry as `ip -json neigh show` prints it. */
+export interface NeighRow {
+  dst?: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+}
+
 /** Both families' routes in one read: `route show` alone lists IPv4 only, and batch lines take no -6. */
 export const ROUTES = 'route show table all';
 
@@ -192,10 +220,10 @@ export function mainRoutes(rows: readonly RouteRow[]): (Omit<RouteRow, 'dst' | '
 }
 
 /** One link's row with its kind (`ip -json -details link show dev NAME`: linkinfo.info_kind), whatever characters its name holds; undefined if absent. */
-export async function linkRow(name: IfName): Promise<Record<string, unknown> | undefined> {
+export async function linkRow(name: IfName): Promise<LinkRow | undefined> {
   const { stdout } = await runIp(['-json', '-details', ...argvOf(['link', 'show', 'dev', name])], '');
   try {
-    return (JSON.parse(stdout || '[]') as Record<string, unknown>[]).find((l) => l.ifname === name);
+    return (JSON.parse(stdout || '[]') as LinkRow[]).find((l) => l.ifname === name);
   } catch {
     return undefined;
   }
@@ -246,7 +274,7 @@ export function nodeHasLink(name: IfName): boolean {
 /** The addresses a bridge's neighbour table maps to this MAC (DEL without prevResult): one process. */
 export async function neighbourAddrs(dev: IfName, mac: string): Promise<Addr[]> {
   const [neighs = []] = await ipJson(['neigh show']);
-  return (neighs as { dst?: string; dev?: string; lladdr?: string }[])
+  return (neighs as NeighRow[])
     .filter((n) => n.dev === dev && n.lladdr === mac && typeof n.dst === 'string')
     .flatMap((n) => toAddr(n.dst!) ?? []);
 }
@@ -282,6 +310,6 @@ export async function linkMtu(name: string): Promise<number | undefined> {
     }
   }
   const [links] = await ipJson(['link show']);
-  const link = (links as { ifname?: string; mtu?: number }[]).find((l) => l.ifname === name);
+  const link = (links as LinkRow[]).find((l) => l.ifname === name);
   return link?.mtu;
 }

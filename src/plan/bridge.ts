@@ -126,7 +126,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
     },
   );
-  steps.push(...masqSteps(network, input.bridge, cidrs, families, veth));
+  steps.push(...masqSteps(network, input.masq, cidrs, families, veth));
   // Azure's layout: the pods' own traffic is bridged, but a published port (portmap's DNAT, chained
   // in conf/) turns around on the bridge, which is forwarding.
   if (input.bridge.isGateway || up) steps.push(forwardingStep(families, up ? ": published ports (portmap's DNAT) turn around on the bridge" : ': the node routes for its pods'));
@@ -242,9 +242,8 @@ export function bridgeResult(input: AddInput): Result {
  * DEL: the masquerade elements, the bridge's neighbour entries for the pod, then the veth (its
  * bridge port goes with it). The neighbour entries are DEL's record of the pod's addresses when
  * there is no prevResult, so they go after the elements that need those addresses (a DEL killed
- * in between finds them again); the veth, named from the attachment, goes last and alone at the
- * end of its batch, so the DEL is done once it is gone from the node, without waiting out the
- * kernel's teardown (see goneBeforeEnd in net/ip.ts).
+ * in between finds them again); the veth, named from the attachment, goes last (`doneWhenGone`):
+ * the DEL is done once it is gone from the node, without waiting out the kernel's teardown.
  */
 export function bridgeDelPlan(d: DelInput): Plan {
   const veth = hostVethName(d.network, d.attachment);
@@ -252,7 +251,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
   return {
     netnsPath: '',
     steps: [
-      ...masqDelSteps(d.network, d.bridge, d.podIps),
+      ...masqDelSteps(d.network, d.masq, d.podIps),
       ...(d.bridge.uplink && d.podIps.length
         ? [
             {
@@ -278,6 +277,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
         side: 'host',
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
+        doneWhenGone: veth,
       },
     ],
   };

@@ -6,7 +6,7 @@
 import { CniError, Code } from '../cni/errors.js';
 import { crashPoint } from '../crash.js';
 import { batchLine, type IpCmd } from '../net/command.js';
-import { ipRun, ipRunAll, writeSysctl } from '../net/ip.js';
+import { ipRun, ipRunAll, writeSysctl, type Batches } from '../net/ip.js';
 import { nftRun } from '../net/nft.js';
 import type { PodNetns } from '../net/netns.js';
 import { log } from '../log.js';
@@ -15,6 +15,8 @@ import type { Plan, Side, Step } from './plan.js';
 export interface ExecuteOptions {
   /** Treat an `ip` failure that matches this as done (DEL of something already gone). */
   tolerate?: RegExp;
+  /** `ip` processes started ahead (ADD): the first batch of each side takes its own. */
+  batches?: Batches;
 }
 
 interface Pending {
@@ -41,7 +43,8 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
       const p = pending;
       const first = (current = p.owners[0]!);
       crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${first.say}`);
-      const where = p.side === 'container' ? { pod } : { fd3: pod?.fd };
+      const last = p.owners[p.owners.length - 1]!;
+      const where = { ...(p.side === 'container' ? { pod } : { fd3: pod?.fd }), batches: opts.batches, doneWhenGone: last.doneWhenGone };
       if (first.restore && first.alone && p.side === 'host' && p.cmds.every((c) => batchLine(c) !== undefined)) {
         await runWhole(p, first, opts);
         left.set(first, 0);
@@ -104,7 +107,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         pending.cmds.push(...step.ip);
         pending.owners.push(...step.ip.map(() => step));
       }
-      if (step.alone) await flush();
+      if (step.alone || step.doneWhenGone) await flush();
       finish(step);
     }
     await flush();
@@ -152,4 +155,27 @@ async function rollback(done: Step[]): Promise<void> {
   log.warn(`Rolling back what this call made: ${undo.map((c) => `ip ${c.join(' ')}`).join('; ')}`);
   const failures = await ipRunAll(undo).catch((e: Error) => [{ message: e.message }]);
   for (const f of failures) log.error(`Rollback failed: ${f.message}`);
+}
+
+/**
+ * Runs every step whatever fails (GC): each step's `ip` commands in one `-force` process, its
+ * nft script as one transaction. Returns every failure that `tolerate` does not excuse.
+ */
+export async function executeAll(plan: Plan, tolerate: RegExp): Promise<string[]> {
+  const problems: string[] = [];
+  for (const step of plan.steps) {
+    log.info(step.say);
+    try {
+      if (step.ip?.length) {
+        for (const f of await ipRunAll(step.ip)) if (!tolerate.test(f.message)) problems.push(`ip ${step.ip[f.index]?.join(' ') ?? ''}: ${f.message}`);
+      }
+      if (step.nft) {
+        const failure = await nftRun(step.nft);
+        if (failure && !tolerate.test(failure)) problems.push(`${step.say}: ${failure}`);
+      }
+    } catch (err) {
+      problems.push(`${step.say}: ${(err as Error).message}`);
+    }
+  }
+  return problems;
 }

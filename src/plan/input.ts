@@ -3,6 +3,7 @@
 // outside text: every address, gateway and route is parsed strictly here, or the call fails
 // with `code` naming the field, before any plan exists.
 import type { Attachment } from '../config/attachments.js';
+import type { BridgeConf, MasqConf, NetConf } from '../config/netconf.js';
 import type { Result } from '../cni/result.js';
 import type { NodeFacts } from '../net/facts.js';
 import { addrOf, cidrOf, dstOf, type Addr, type Cidr, type IfName } from '../net/values.js';
@@ -16,27 +17,17 @@ export interface PodRoute {
   gw?: Addr;
 }
 
-/** The bridge-mode fields of the config, typed. */
-export interface BridgeConf {
-  name: IfName;
-  isGateway: boolean;
-  hairpin: boolean;
-  /** The bridge in promiscuous mode (the reference bridge's promiscMode). */
-  promisc?: boolean;
-  /** Azure's layout: this NIC is enslaved to the bridge and its addresses and routes move onto it. */
-  uplink?: IfName;
-  /** Masquerade traffic from the pods to anything outside ipMasqExclude (default: the pod subnet). */
-  ipMasq: boolean;
-  ipMasqExclude?: Cidr[];
-}
-
-export interface AddInput {
-  network: string;
-  bridge: BridgeConf;
+/** Where the pod is: its attachment, its interface's name, and the runtime's CNI_NETNS text (the result's sandbox, the log, explain). */
+export interface PodPlace {
   attachment: Attachment;
   ifname: IfName;
-  /** The runtime's CNI_NETNS text: the result's sandbox, the log, explain. */
   netnsPath: string;
+}
+
+export interface AddInput extends PodPlace {
+  network: string;
+  bridge: BridgeConf;
+  masq?: MasqConf;
   ips: PodIp[];
   routes: PodRoute[];
   mtu: number;
@@ -50,7 +41,17 @@ export interface DelInput {
   network: string;
   attachment: Attachment;
   bridge: BridgeConf;
+  masq?: MasqConf;
   podIps: Addr[];
+}
+
+/** The one way a plan's input is made (ADD, CHECK, explain, the snapshot's warm-up): the config's part, then the call's. */
+export function addInput(conf: NetConf, place: PodPlace, ipam: { ips: PodIp[]; routes: PodRoute[] }, facts: NodeFacts | undefined, mtu: number): AddInput {
+  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, ipsToRouteViaHost: conf.ipsToRouteViaHost, ...place, ...ipam, mtu, facts };
+}
+
+export function delInput(conf: NetConf, attachment: Attachment, podIps: Addr[]): DelInput {
+  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, attachment, podIps };
 }
 
 /** IPAM's ips and routes, parsed strictly. `what`: "IPAM result" or "prevResult". */

@@ -8,7 +8,9 @@ import { masqueradedPods } from '../net/nft.js';
 import type { Addr } from '../net/values.js';
 import type { Attachment } from '../config/attachments.js';
 import { containerMac, hostVethName } from './names.js';
-import type { AddInput, BridgeConf, DelInput } from './input.js';
+import type { BridgeConf, MasqConf, ModeName, NetConf } from '../config/netconf.js';
+import { readOwned, type Owned } from './gc.js';
+import type { AddInput, DelInput } from './input.js';
 import type { Plan } from './plan.js';
 import { transparentAddPlan, transparentDelPlan, transparentResult } from './transparent.js';
 
@@ -25,8 +27,10 @@ export interface Mode {
    * Where DEL finds the pod's addresses when prevResult has none, or undefined when DEL needs
    * none (nothing it removes is keyed by them).
    */
-  podIpsLookUp(network: string, a: Attachment, b: BridgeConf): (() => Promise<Addr[]>) | undefined;
+  podIpsLookUp(network: string, a: Attachment, b: BridgeConf, masq: MasqConf | undefined): (() => Promise<Addr[]>) | undefined;
   result(input: AddInput): Result;
+  /** What the network owns on the node that this mode keys by pod, for GC (see gc.ts). */
+  owned(conf: NetConf): Promise<Owned>;
 }
 
 const MODES = {
@@ -35,9 +39,10 @@ const MODES = {
     delPlan: transparentDelPlan,
     result: transparentResult,
     // Only masquerade elements are keyed by address: found by their tag, the veth's name.
-    podIpsLookUp: (network: string, a: Attachment, b: BridgeConf) =>
-      b.ipMasq ? async () => (await masqueradedPods(network)).filter((m) => m.tag === hostVethName(network, a)).map((m) => m.ip) : undefined,
+    podIpsLookUp: (network: string, a: Attachment, _b: BridgeConf, masq: MasqConf | undefined) =>
+      masq ? async () => (await masqueradedPods(network)).filter((m) => m.tag === hostVethName(network, a)).map((m) => m.ip) : undefined,
     observe: async (_b: BridgeConf, needMtu: boolean) => ({ bridgeExists: false, mtu: needMtu ? await defaultMtu() : undefined }),
+    owned: (conf: NetConf) => readOwned(conf, { masq: !!conf.masq, macDnat: false }),
   },
   bridge: {
     addPlan: bridgeAddPlan,
@@ -49,9 +54,8 @@ const MODES = {
     // needs only to know whether the bridge is there, which /proc tells without a process.
     observe: async (b: BridgeConf, needMtu: boolean) =>
       b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: await bridgeOnNode(b.name), mtu: needMtu ? await defaultMtu() : undefined },
+    owned: (conf: NetConf) => readOwned(conf, { neighboursOn: conf.bridge.name, masq: !!conf.masq, macDnat: !!conf.bridge.uplink }),
   },
-} satisfies Record<string, Mode>;
-
-export type ModeName = keyof typeof MODES;
+} satisfies Record<ModeName, Mode>;
 
 export const modeOf = (name: ModeName): Mode => MODES[name];

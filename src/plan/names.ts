@@ -60,3 +60,14 @@ export function vethAlias(network: string, a: Attachment): Alias {
   return alias([ALIAS_PREFIX + network, a.containerId, a.ifname]);
 }
 export const networkAliasPrefix = (network: string) => `${ALIAS_PREFIX}${network}:`;
+
+/**
+ * The attachment a veth's alias names, if the alias is this network's; `cut` when the kernel cut
+ * it at 255 bytes (the ifname may be short of its end). The ifname may hold ':'.
+ */
+export function aliasAttachment(network: string, alias: string | undefined): (Attachment & { cut: boolean }) | undefined {
+  const prefix = networkAliasPrefix(network);
+  if (!alias?.startsWith(prefix)) return undefined;
+  const [containerId = '', ...ifname] = alias.slice(prefix.length).split(':');
+  return { containerId, ifname: ifname.join(':'), cut: alias.length >= 255 };
+}

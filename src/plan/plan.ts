@@ -42,6 +42,11 @@ export interface Step {
   tolerate?: RegExp;
   /** Runs in a process of its own (so that a failure between two such steps is a clean cut). */
   alone?: boolean;
+  /**
+   * This step deletes that node-side link, and its batch ends with it (execute runs the batch
+   * then): the step is done once the link leaves the node, not when the kernel's teardown ends.
+   */
+  doneWhenGone?: IfName;
   /** Node-side commands that put back what this shared step changes, run if the call fails in it. */
   restore?: IpCmd[];
   /** Node-side commands that undo this step, run by rollback only if this call made it. */

@@ -104,7 +104,7 @@ export function transparentAddPlan(input: AddInput): Plan {
       expect: gws.map((g) => ({ kind: 'neigh', side: 'container', dev: ifname, ip: g.ip, mac: HOST_VETH_MAC })),
     },
   );
-  steps.push(...masqSteps(network, input.bridge, cidrs, families, veth), forwardingStep(families, ''));
+  steps.push(...masqSteps(network, input.masq, cidrs, families, veth), forwardingStep(families, ''));
   return { netnsPath: input.netnsPath, steps };
 }
 
@@ -137,7 +137,7 @@ export function transparentResult(input: AddInput): Result {
 }
 
 /** DEL: the host veth goes, and with it the container end and the host routes through it. */
-export function transparentDelPlan({ network, attachment, bridge, podIps }: DelInput): Plan {
+export function transparentDelPlan({ network, attachment, masq, podIps }: DelInput): Plan {
   const veth = hostVethName(network, attachment);
   return {
     netnsPath: '',
@@ -147,8 +147,9 @@ export function transparentDelPlan({ network, attachment, bridge, podIps }: DelI
         side: 'host',
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
+        doneWhenGone: veth,
       },
-      ...masqDelSteps(network, bridge, podIps),
+      ...masqDelSteps(network, masq, podIps),
     ],
   };
 }
