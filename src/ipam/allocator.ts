@@ -192,14 +192,6 @@ export interface GcOutcome {
   errors: string[];
 }
 
-/**
- * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
- * first, then index entries (the order that keeps every address file indexed), then temp files
- * a crash left behind (in `.tmp/`, and older versions' `.tmp-*`). Files that are not addresses
- * (lock, last_reserved_ip.*, other dot-files) are never touched, nor is an address file that is a
- * link (reported: nothing under dataDir is followed). Goes on after a failure and returns every
- * error.
- */
 /** This boot's id (a UUID the kernel makes at boot), read per call: never from a snapshot. */
 export function bootId(): string {
   return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
@@ -224,6 +216,13 @@ export function releasePreviousBoot(store: Store): void {
   store.setBootStamp(boot);
 }
 
+/**
+ * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
+ * first, then index entries (the order that keeps every address file indexed), then the temps in
+ * `.tmp/` a crash left behind. Files that are not addresses (lock, last_reserved_ip.*, other
+ * dot-files) are never touched, nor is an address file that is a link (reported: nothing under
+ * dataDir is followed). Goes on after a failure and returns every error.
+ */
 export function collect(store: Store, valid: Attachment[]): GcOutcome {
   const keep = new Set(valid.map(indexName));
   // Very old host-local wrote only the container ID: such a file is kept if the container is.
@@ -260,11 +259,6 @@ export function collect(store: Store, valid: Attachment[]): GcOutcome {
     attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
   }
   attempt(`sweeping ${store.tmpDir}`, () => store.sweepTemps());
-  attempt('sweeping temp files of older versions', () => {
-    for (const path of store.legacyTemps(STALE_TEMP_MS)) {
-      attempt(`removing ${path}`, () => store.removeTemp(path));
-    }
-  });
   return out;
 }
 

@@ -41,8 +41,6 @@
 // whose writer (the pid in its name) is dead, or that is older than STALE_TEMP_MS. That is cheap
 // because `.tmp/` holds only temps in flight: ADD and DEL never scan the network directory. (All
 // writers share one pid namespace: CNI plugins run on the host, as the runtime's children.)
-// Older versions wrote `.tmp-*` names in the network directory and in `.by-container/`; GC,
-// which scans anyway, still removes those when they are older than STALE_TEMP_MS.
 //
 // Data written by the real host-local has no index. The first locked operation that finds no
 // `.by-container/` directory indexes whatever is there (one scan, once per network) and then
@@ -77,8 +75,6 @@ export const LOCK_FILE = 'lock';
 export const LAST_RESERVED = 'last_reserved_ip.';
 /** The boot id of the boot whose pods hold this directory's addresses. */
 export const BOOT_FILE = '.boot';
-/** Temp names of older versions, directly in the network directory and in `.by-container/`. */
-const LEGACY_TMP_PREFIX = '.tmp-';
 /** A temp older than this is left by a crash, whoever wrote it. */
 export const STALE_TEMP_MS = 10 * 60_000;
 
@@ -447,32 +443,6 @@ export class Store {
       }
     }
     return swept;
-  }
-
-  /** Removes a legacy temp file or directory (see `legacyTemps`). */
-  removeTemp(path: string): void {
-    rmSync(path, { recursive: true, force: true });
-  }
-
-  /** Temp files of older versions (`.tmp-*` in the directory and the index) older than `ageMs`, for GC to sweep. */
-  legacyTemps(ageMs = STALE_TEMP_MS): string[] {
-    const out: string[] = [];
-    if (!this.exists()) return out;
-    let indexed = false;
-    try {
-      indexed = this.indexed();
-    } catch {
-      // A link or a file at `.by-container`: GC reports it when listing the index.
-    }
-    for (const dir of indexed ? [this.dir, this.indexDir] : [this.dir]) {
-      for (const n of readdirQuiet(dir)) {
-        if (!n.startsWith(LEGACY_TMP_PREFIX)) continue;
-        const path = join(dir, n);
-        const st = lstatSync(path, { throwIfNoEntry: false });
-        if (st && st.mtimeMs < Date.now() - ageMs) out.push(path);
-      }
-    }
-    return out;
   }
 
   /** Checks that the directory can be created and written: creates it and a probe file in `.tmp/`. */
