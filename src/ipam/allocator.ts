@@ -87,7 +87,7 @@ const exhausted = (sets: RangeSet[], s: number) =>
 /**
  * Allocates one address per range set for an attachment, under the lock; `tmps[s]` is a prepared
  * address file (Store.prepare) for set s. Either every set gets its address and the cursors
- * move, or nothing on disk changes. See store.ts for the order of writes.
+ * move, or nothing on disk changes. The order of writes: src/README.md, "The IPAM store on disk".
  */
 export function allocate(
   store: Store,

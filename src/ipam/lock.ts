@@ -17,7 +17,7 @@
 //   `assertHeld()` and when the critical section ends. Claiming an address is an exclusive link()
 //   anyway: no address is handed out twice even then; the lock guards the cursor and the index.
 //
-// Nothing under the data directory is trusted (see store.ts): a `.lock` that is a symbolic link
+// Nothing under the data directory is trusted (see safefs.ts): a `.lock` that is a symbolic link
 // or not a directory, or that holds a name other than a marker's, is refused at once, naming it
 // (CNI error 5), rather than waited on or taken: whoever made it is not judged by these rules. A
 // marker is only parsed, never followed. The caller checks the network directory itself.
