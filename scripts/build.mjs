@@ -194,12 +194,12 @@ async function bundleStage() {
 }
 
 /**
- * The node the blob is injected into: this very node without its symbol table and debug info,
- * ~12 MiB smaller, the same code. binutils' strip would repack the file and move the text off the
- * offset its linker gave it (2 MiB-congruent with its address); the kernel then maps more of the
- * file per fault (measured: +2.7 MiB RSS per run), and stripping after injection breaks the
- * injected segment (tried: it segfaults). So we cut the file ourselves (elf.mjs): nothing before
- * the cut changes. This node itself when its layout is not that shape.
+ * The node the blob is injected into: this very node without its symbol table and debug info
+ * (the same code, a smaller file). binutils' strip would repack the file and move the text off the
+ * offset its linker gave it (2 MiB-congruent with its address), so the kernel maps more of the
+ * file per fault and every run's RSS grows; stripping after injection breaks the injected segment
+ * (it segfaults). So we cut the file ourselves (elf.mjs): nothing before the cut changes. This
+ * node itself when its layout is not that shape.
  */
 function baseNode(work) {
   const copy = path.join(work, 'node');

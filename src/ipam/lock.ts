@@ -9,10 +9,10 @@
 //   looked up; its lock is stale once its marker is LOCK_FOREIGN_STALE_MS old. A lock directory
 //   with no marker (its maker died between mkdir and marker) is stale after LOCK_STALE_MS.
 // - A burst of concurrent ADDs (100 processes) must get through without timeouts and without
-//   burning the CPU the holder needs. A critical section takes a few milliseconds, so waiters
-//   poll: a delay of 5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so waiters
-//   spread out, until a 30 s deadline (CNI error 11, "try again later"). Waking every waiter on
-//   each release (a directory watch) starves the holder instead.
+//   burning the CPU the holder needs. A critical section is short, so waiters poll: a delay of
+//   5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so waiters spread out,
+//   until a 30 s deadline (CNI error 11, "try again later"). Waking every waiter on each release
+//   (a directory watch) starves the holder instead.
 // - A lost lock (someone removed our marker while we held it) is surfaced as a CniError from
 //   `assertHeld()` and when the critical section ends. Claiming an address is an exclusive link()
 //   anyway: no address is handed out twice even then; the lock guards the cursor and the index.

@@ -78,7 +78,7 @@ function unlinkQuiet(path: string): void {
 }
 
 // The store works with synchronous file system calls. A vnet-ipam process does one thing at a
-// time, and each call here is a few microseconds of kernel work: the promise API would add a
+// time, and each call here is a short piece of kernel work: the promise API would add a
 // thread-pool round trip (and, on the first call, the start of the pool's threads) to every one.
 export class Store {
   readonly indexDir: string;
