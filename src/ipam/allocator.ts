@@ -18,7 +18,7 @@ import {
   type Range,
   type RangeSet,
 } from './range.js';
-import { indexName, sameAttachment, STALE_TEMP_MS, type Attachment, type Store } from './store.js';
+import { indexName, sameAttachment, type Attachment, type Store } from './store.js';
 
 /** One address handed out: from range set `set`, inside `range`. */
 export interface Assigned {
@@ -184,16 +184,13 @@ export function release(store: Store, a: Attachment): string[] {
   return released;
 }
 
-/** Temp files older than this are left by a crash; every locked operation removes them (see store.ts). */
-export { STALE_TEMP_MS };
-
-export interface GcOutcome {
+interface GcOutcome {
   freed: string[];
   errors: string[];
 }
 
 /** This boot's id (a UUID the kernel makes at boot), read per call: never from a snapshot. */
-export function bootId(): string {
+function bootId(): string {
   return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
 }
 
@@ -204,7 +201,7 @@ export function bootId(): string {
  * (new, or made by an older vnet-ipam) is stamped and nothing is released: its allocations may be
  * this boot's. Runs under the lock.
  */
-export function releasePreviousBoot(store: Store): void {
+function releasePreviousBoot(store: Store): void {
   const boot = bootId();
   const stamped = store.bootStamp();
   if (stamped === boot) return;

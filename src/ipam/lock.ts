@@ -32,18 +32,18 @@ export const LOCK_DIR = '.lock';
 /** A lock directory with no marker yet is stale past this: its maker died between mkdir and marker. */
 export const LOCK_STALE_MS = 2000;
 /** A holder in another pid namespace cannot be checked: its lock is stale past this. */
-export const LOCK_FOREIGN_STALE_MS = 60_000;
-export const LOCK_TIMEOUT_MS = 30_000;
-export const RETRY_MIN_MS = 5;
-export const RETRY_MAX_MS = 50;
-export const RETRY_FACTOR = 1.5;
+const LOCK_FOREIGN_STALE_MS = 60_000;
+const LOCK_TIMEOUT_MS = 30_000;
+const RETRY_MIN_MS = 5;
+const RETRY_MAX_MS = 50;
+const RETRY_FACTOR = 1.5;
 
 export interface HeldLock {
   /** Throws CniError if the lock was lost (taken over) since it was taken. */
   assertHeld(): void;
 }
 
-export interface LockOptions {
+interface LockOptions {
   timeoutMs?: number;
   /** Called when the directory to lock does not exist; should create it. */
   createDir?: () => void | Promise<void>;

@@ -13,7 +13,7 @@ import { createFile, ensureDirectory, isDirectory, isRegularFile, makeDir, readF
 
 export type { Attachment };
 
-export interface Allocation extends Attachment {
+interface Allocation extends Attachment {
   ip: string;
 }
 
@@ -23,22 +23,22 @@ interface IndexEntry {
   ips: string[];
 }
 
-export const INDEX_DIR = '.by-container';
-export const TMP_DIR = '.tmp';
-export const LOCK_FILE = 'lock';
-export const LAST_RESERVED = 'last_reserved_ip.';
+const INDEX_DIR = '.by-container';
+const TMP_DIR = '.tmp';
+const LOCK_FILE = 'lock';
+const LAST_RESERVED = 'last_reserved_ip.';
 /** The boot id of the boot whose pods hold this directory's addresses. */
-export const BOOT_FILE = '.boot';
+const BOOT_FILE = '.boot';
 /** A temp older than this is left by a crash, whoever wrote it. */
-export const STALE_TEMP_MS = 10 * 60_000;
+const STALE_TEMP_MS = 10 * 60_000;
 
 export const sameAttachment = (a: Attachment, b: Attachment) => a.containerId === b.containerId && a.ifname === b.ifname;
 
 /** The content of an address file, as host-local writes it. */
-export const ownerText = (a: Attachment) => `${a.containerId}\r\n${a.ifname}`;
+const ownerText = (a: Attachment) => `${a.containerId}\r\n${a.ifname}`;
 
 /** Parses an address file. host-local trims it; very old host-local wrote the container ID only. */
-export function parseOwner(text: string): Attachment | undefined {
+function parseOwner(text: string): Attachment | undefined {
   const t = text.trim();
   if (!t) return undefined;
   const [containerId = '', ifname = ''] = t.split('\r\n');
@@ -370,15 +370,15 @@ export class Store {
   // ---- temp files ----
 
   /**
-   * Removes the temps in `.tmp/` whose writer is dead or that are older than `ageMs`. Cheap:
-   * `.tmp/` holds only temps in flight. Call under the lock. Best effort, except that a `.tmp`
-   * that is a link or not a directory is an error.
+   * Removes the temps in `.tmp/` whose writer is dead or that are older than STALE_TEMP_MS.
+   * Cheap: `.tmp/` holds only temps in flight. Call under the lock. Best effort, except that a
+   * `.tmp` that is a link or not a directory is an error.
    */
-  sweepTemps(ageMs = STALE_TEMP_MS): string[] {
+  sweepTemps(): string[] {
     const swept: string[] = [];
     if (!this.exists() || !isDirectory(this.tmpDir)) return swept;
     this.tmpChecked = true;
-    const old = Date.now() - ageMs;
+    const old = Date.now() - STALE_TEMP_MS;
     let names: string[] = [];
     try {
       names = readdirSync(this.tmpDir);
