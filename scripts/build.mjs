@@ -30,6 +30,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { withoutDebugTail } from './elf.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -193,13 +194,12 @@ async function bundleStage() {
 }
 
 /**
- * The node the blob is injected into: this very node without its symbol table and debug info,
- * ~12 MiB smaller, the same code. binutils' strip would repack the file and move the text off the
- * offset its linker gave it (2 MiB-congruent with its address); the kernel then maps more of the
- * file per fault (measured: +2.7 MiB RSS per run), and stripping after injection breaks the
- * injected segment (tried: it segfaults). So we cut the file ourselves: the non-allocated sections
- * that end the file (.debug_*, .symtab, .strtab) go, .shstrtab and the section headers move up,
- * and nothing before the cut changes. This node itself when its layout is not that shape.
+ * The node the blob is injected into: this very node without its symbol table and debug info
+ * (the same code, a smaller file). binutils' strip would repack the file and move the text off the
+ * offset its linker gave it (2 MiB-congruent with its address), so the kernel maps more of the
+ * file per fault and every run's RSS grows; stripping after injection breaks the injected segment
+ * (it segfaults). So we cut the file ourselves (elf.mjs): nothing before the cut changes. This
+ * node itself when its layout is not that shape.
  */
 function baseNode(work) {
   const copy = path.join(work, 'node');
@@ -211,45 +211,6 @@ function baseNode(work) {
     warn(`keeping node whole (${err.message}): the executable carries its ${mib(fs.statSync(process.execPath).size)} with symbols`);
     return process.execPath;
   }
-}
-
-/** An ELF64 little-endian executable without the non-allocated sections at its end (see baseNode). */
-function withoutDebugTail(elf) {
-  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) throw new Error('not an ELF64 little-endian file');
-  const shoff = Number(elf.readBigUInt64LE(0x28));
-  const [phoff, phentsize, phnum] = [Number(elf.readBigUInt64LE(0x20)), elf.readUInt16LE(0x36), elf.readUInt16LE(0x38)];
-  const [shentsize, shnum, shstrndx] = [elf.readUInt16LE(0x3a), elf.readUInt16LE(0x3c), elf.readUInt16LE(0x3e)];
-  const sh = (i) => ({
-    at: shoff + i * shentsize,
-    type: elf.readUInt32LE(shoff + i * shentsize + 4),
-    flags: Number(elf.readBigUInt64LE(shoff + i * shentsize + 8)),
-    offset: Number(elf.readBigUInt64LE(shoff + i * shentsize + 0x18)),
-    size: Number(elf.readBigUInt64LE(shoff + i * shentsize + 0x20)),
-    link: elf.readUInt32LE(shoff + i * shentsize + 0x28),
-  });
-  const all = Array.from({ length: shnum }, (_, i) => sh(i));
-  // The tail: the longest run of non-allocated sections (other than .shstrtab) that ends the file.
-  let first = shstrndx;
-  while (first > 1 && !(all[first - 1].flags & 2) && all[first - 1].type !== 8) first--;
-  if (first === shstrndx || shstrndx !== shnum - 1) throw new Error('no debug tail before .shstrtab');
-  const cut = all[first].offset;
-  const segEnd = Math.max(...Array.from({ length: phnum }, (_, i) => Number(elf.readBigUInt64LE(phoff + i * phentsize + 8) + elf.readBigUInt64LE(phoff + i * phentsize + 0x20))));
-  const keptEnd = Math.max(...all.slice(0, first).map((x) => (x.type === 8 ? 0 : x.offset + x.size)));
-  if (segEnd > cut || keptEnd > cut) throw new Error('a segment or a kept section reaches into the tail');
-  if (all.slice(0, first).some((x) => x.link >= first)) throw new Error('a kept section links into the tail');
-  const strtab = all[shstrndx];
-  const newStr = cut;
-  const newShoff = Math.ceil((newStr + strtab.size) / 8) * 8;
-  const out = Buffer.alloc(newShoff + (first + 1) * shentsize);
-  elf.copy(out, 0, 0, cut);
-  elf.copy(out, newStr, strtab.offset, strtab.offset + strtab.size);
-  elf.copy(out, newShoff, shoff, shoff + first * shentsize);
-  elf.copy(out, newShoff + first * shentsize, strtab.at, strtab.at + shentsize);
-  out.writeBigUInt64LE(BigInt(newStr), newShoff + first * shentsize + 0x18);
-  out.writeBigUInt64LE(BigInt(newShoff), 0x28);
-  out.writeUInt16LE(first + 1, 0x3c);
-  out.writeUInt16LE(first, 0x3e);
-  return out;
 }
 
 /** Blob + injection into <work>/vnet; returns its path. Throws BuildError. */

@@ -1,6 +1,6 @@
 // SHA-1 and SHA-256 of short strings (names of veths, nft objects, long IPAM keys), in plain
 // TypeScript: node:crypto would load OpenSSL's whole module tree into the startup snapshot, which
-// costs every run about 0.8 ms to deserialise (measured), for a few dozen bytes hashed per call.
+// every run then deserialises, for a few dozen bytes hashed per call.
 // Both names are part of the on-disk and on-node format, so they must equal the standard digests
 // (test/hash.test.ts checks them against node:crypto).
 

@@ -23,7 +23,7 @@ export function configureLog(opts: { file?: string; level?: LogLevel; component?
 
 /**
  * The time in UTC, marked Z: the node's local zone would cost every call a load of the time-zone
- * database (/etc/localtime and its links, 0.15-0.4 ms measured) for one timestamp.
+ * database (/etc/localtime and its links) for one timestamp.
  */
 function stamp(): string {
   const d = new Date();
@@ -82,9 +82,9 @@ function openLog(path: string): number {
     f = openSync(path, flags);
   }
   let problem = notOurs(f);
-  // Another call has just created it and not yet written the header (two writes, microseconds
-  // apart, but a loaded node may pause the creator between them): wait up to a second for it
-  // rather than give up logging. Only an empty or partial header waits.
+  // Another call has just created it and not yet written the header (two writes back to back,
+  // but a loaded node may pause the creator between them): wait up to a second for it rather
+  // than give up logging. Only an empty or partial header waits.
   for (let i = 0; i < 1000 && problem === 'no vnet log header' && fstatSync(f).size < LOG_HEADER.length; i++) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     problem = notOurs(f);
@@ -132,7 +132,7 @@ export const escapeControls = (s: string) =>
   });
 
 // Where a call's time went, for its last line: each step's end in ms since the process started.
-// process.uptime, not performance.now: the `performance` global loads perf_hooks (~0.5 ms) for a clock.
+// process.uptime, not performance.now: the `performance` global loads all of perf_hooks for a clock.
 const steps: [string, number][] = [];
 
 /** Marks the end of a step (the first mark ends the runtime's own start-up). */

@@ -63,13 +63,17 @@ describe('a lock is stale only when its holder is dead, and then taken at once',
     // taken on the first try: with no time at all to wait, the lock is still had
     expect(await withLock(dir(), () => 'taken', { timeoutMs: 0 })).toBe('taken');
   });
-  it('a marker of the older format (<pid>-<hex>) is stale once its holder stopped refreshing it', async () => {
+  it('a name in the lock that is not a marker (an older format, <pid>-<hex>, say) is refused at once with code 5, naming it; the lock is left alone', async () => {
     await mkdir(lockDir(), { recursive: true });
-    const marker = join(lockDir(), '4242-abcdef');
-    await writeFile(marker, '');
-    const old = new Date(Date.now() - 60_000);
-    await utimes(marker, old, old);
-    expect((await runIpam(env('ADD'), conf()))?.ips[0]?.address).toBe('10.0.0.2/24');
+    const stranger = join(lockDir(), '4242-abcdef');
+    await writeFile(stranger, '');
+    const old = new Date(Date.now() - 3600_000);
+    await utimes(stranger, old, old);
+    // Neither waited on (that would end in code 11, try again) nor taken, however old.
+    const err = await rejects(runIpam(env('ADD'), conf()));
+    expect(err.code).toBe(Code.io);
+    expect(err.message).toContain(`${stranger} is not a lock marker (<pid>.<start time>.<pid namespace>.<hex>)`);
+    expect(await gone(stranger)).toBe(false);
   });
 
   describe('a real process SIGKILLed while holding the lock', () => {

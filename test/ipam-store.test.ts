@@ -39,17 +39,15 @@ describe('claiming an address is an exclusive create of a fully written file', (
   it('ADD leaves no temp file behind, on success and on failure', async () => {
     await add('a');
     await expect(runIpam(env('ADD', 'a'), conf())).rejects.toBeInstanceOf(CniError);
-    const temps = (await readdir(dir())).concat(await readdir(byContainer())).filter((n) => n.startsWith('.tmp-'));
-    expect(temps).toEqual([]);
     expect(await readdir(join(dir(), '.tmp'))).toEqual([]);
   });
 });
 
 describe('a crash never leaves a half-written file blocking an address', () => {
   it('temp files left by a killed process are ignored by allocation, listing and DEL', async () => {
-    await mkdir(dir(), { recursive: true });
-    await writeFile(join(dir(), '.tmp-999-deadbeef'), 'dead\r\neth0');
-    await writeFile(join(dir(), '.tmp-999-cafe'), 'de'); // half written
+    await mkdir(join(dir(), '.tmp'), { recursive: true });
+    await writeFile(join(dir(), '.tmp', '999-deadbeef'), 'dead\r\neth0');
+    await writeFile(join(dir(), '.tmp', '999-cafe'), 'de'); // half written
     expect(await add('a')).toEqual(['10.0.0.2/29']);
     expect(await listAllocations(dataDir, 'net1')).toEqual([{ ip: '10.0.0.2', containerId: 'a', ifname: 'eth0' }]);
   });
@@ -120,7 +118,6 @@ describe("data written by the real host-local (no index) is indexed once, then D
 
   it('an interrupted indexing (a leftover temp directory) is simply redone', async () => {
     await hostLocalData();
-    await mkdir(join(dir(), '.tmp-1-interrupted')); // an older version's
     await mkdir(join(dir(), '.tmp', '1-interrupted'), { recursive: true });
     await writeFile(join(dir(), '.tmp', '1-interrupted', 'old1:eth0'), '{}');
     await del('old2');

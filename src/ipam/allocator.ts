@@ -18,7 +18,7 @@ import {
   type Range,
   type RangeSet,
 } from './range.js';
-import { indexName, sameAttachment, STALE_TEMP_MS, type Attachment, type Store } from './store.js';
+import { indexName, sameAttachment, type Attachment, type Store } from './store.js';
 
 /** One address handed out: from range set `set`, inside `range`. */
 export interface Assigned {
@@ -87,7 +87,7 @@ const exhausted = (sets: RangeSet[], s: number) =>
 /**
  * Allocates one address per range set for an attachment, under the lock; `tmps[s]` is a prepared
  * address file (Store.prepare) for set s. Either every set gets its address and the cursors
- * move, or nothing on disk changes. See store.ts for the order of writes.
+ * move, or nothing on disk changes. The order of writes: src/README.md, "The IPAM store on disk".
  */
 export function allocate(
   store: Store,
@@ -184,24 +184,13 @@ export function release(store: Store, a: Attachment): string[] {
   return released;
 }
 
-/** Temp files older than this are left by a crash; every locked operation removes them (see store.ts). */
-export { STALE_TEMP_MS };
-
-export interface GcOutcome {
+interface GcOutcome {
   freed: string[];
   errors: string[];
 }
 
-/**
- * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
- * first, then index entries (the order that keeps every address file indexed), then temp files
- * a crash left behind (in `.tmp/`, and older versions' `.tmp-*`). Files that are not addresses
- * (lock, last_reserved_ip.*, other dot-files) are never touched, nor is an address file that is a
- * link (reported: nothing under dataDir is followed). Goes on after a failure and returns every
- * error.
- */
 /** This boot's id (a UUID the kernel makes at boot), read per call: never from a snapshot. */
-export function bootId(): string {
+function bootId(): string {
   return readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
 }
 
@@ -212,7 +201,7 @@ export function bootId(): string {
  * (new, or made by an older vnet-ipam) is stamped and nothing is released: its allocations may be
  * this boot's. Runs under the lock.
  */
-export function releasePreviousBoot(store: Store): void {
+function releasePreviousBoot(store: Store): void {
   const boot = bootId();
   const stamped = store.bootStamp();
   if (stamped === boot) return;
@@ -224,6 +213,13 @@ export function releasePreviousBoot(store: Store): void {
   store.setBootStamp(boot);
 }
 
+/**
+ * Frees every allocation whose attachment is not in `valid` (GC), under the lock: address files
+ * first, then index entries (the order that keeps every address file indexed), then the temps in
+ * `.tmp/` a crash left behind. Files that are not addresses (lock, last_reserved_ip.*, other
+ * dot-files) are never touched, nor is an address file that is a link (reported: nothing under
+ * dataDir is followed). Goes on after a failure and returns every error.
+ */
 export function collect(store: Store, valid: Attachment[]): GcOutcome {
   const keep = new Set(valid.map(indexName));
   // Very old host-local wrote only the container ID: such a file is kept if the container is.
@@ -260,11 +256,6 @@ export function collect(store: Store, valid: Attachment[]): GcOutcome {
     attempt(`removing index entry ${name}`, () => store.unlinkQuiet(`${store.indexDir}/${name}`));
   }
   attempt(`sweeping ${store.tmpDir}`, () => store.sweepTemps());
-  attempt('sweeping temp files of older versions', () => {
-    for (const path of store.legacyTemps(STALE_TEMP_MS)) {
-      attempt(`removing ${path}`, () => store.removeTemp(path));
-    }
-  });
   return out;
 }
 

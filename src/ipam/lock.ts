@@ -7,20 +7,20 @@
 //   blocks nobody, and a live holder keeps the lock however long it works (a GC freeing 65,000
 //   addresses, a slow disk): no refresh, no timer. A holder in another pid namespace cannot be
 //   looked up; its lock is stale once its marker is LOCK_FOREIGN_STALE_MS old. A lock directory
-//   with no marker (its maker died between mkdir and marker) is stale after LOCK_STALE_MS, and so
-//   is a marker of the older format (`<pid>-<hex>`, whose holder refreshed it every second).
+//   with no marker (its maker died between mkdir and marker) is stale after LOCK_STALE_MS.
 // - A burst of concurrent ADDs (100 processes) must get through without timeouts and without
-//   burning the CPU the holder needs. A critical section takes a few milliseconds, so waiters
-//   poll: a delay of 5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so waiters
-//   spread out, until a 30 s deadline (CNI error 11, "try again later"). Waking every waiter on
-//   each release (a directory watch) starves the holder instead.
+//   burning the CPU the holder needs. A critical section is short, so waiters poll: a delay of
+//   5 ms growing by 1.5× to at most 50 ms, each randomised to 0.5-1.5× so waiters spread out,
+//   until a 30 s deadline (CNI error 11, "try again later"). Waking every waiter on each release
+//   (a directory watch) starves the holder instead.
 // - A lost lock (someone removed our marker while we held it) is surfaced as a CniError from
 //   `assertHeld()` and when the critical section ends. Claiming an address is an exclusive link()
 //   anyway: no address is handed out twice even then; the lock guards the cursor and the index.
 //
-// Nothing under the data directory is trusted (see store.ts): a `.lock` that is a symbolic link
-// or not a directory is refused at once, naming it (CNI error 5), rather than waited on; a marker
-// is only parsed, never followed. The caller checks the network directory itself.
+// Nothing under the data directory is trusted (see safefs.ts): a `.lock` that is a symbolic link
+// or not a directory, or that holds a name other than a marker's, is refused at once, naming it
+// (CNI error 5), rather than waited on or taken: whoever made it is not judged by these rules. A
+// marker is only parsed, never followed. The caller checks the network directory itself.
 import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniError, Code } from '../cni/errors.js';
@@ -29,21 +29,21 @@ import { randomHex } from '../hash.js';
 import { makeDir, UnsafePath } from './safefs.js';
 
 export const LOCK_DIR = '.lock';
-/** A lock directory without a live-checkable marker (none yet, or the older format) is stale past this. */
+/** A lock directory with no marker yet is stale past this: its maker died between mkdir and marker. */
 export const LOCK_STALE_MS = 2000;
 /** A holder in another pid namespace cannot be checked: its lock is stale past this. */
-export const LOCK_FOREIGN_STALE_MS = 60_000;
-export const LOCK_TIMEOUT_MS = 30_000;
-export const RETRY_MIN_MS = 5;
-export const RETRY_MAX_MS = 50;
-export const RETRY_FACTOR = 1.5;
+const LOCK_FOREIGN_STALE_MS = 60_000;
+const LOCK_TIMEOUT_MS = 30_000;
+const RETRY_MIN_MS = 5;
+const RETRY_MAX_MS = 50;
+const RETRY_FACTOR = 1.5;
 
 export interface HeldLock {
   /** Throws CniError if the lock was lost (taken over) since it was taken. */
   assertHeld(): void;
 }
 
-export interface LockOptions {
+interface LockOptions {
   timeoutMs?: number;
   /** Called when the directory to lock does not exist; should create it. */
   createDir?: () => void | Promise<void>;
@@ -140,7 +140,7 @@ async function acquire(dir: string, lock: string, marker: string, opts: LockOpti
   }
 }
 
-/** Removes the lock if its holder is dead; whether it was (or it is gone). Refuses a link or a file. */
+/** Removes the lock if its holder is dead; whether it was (or it is gone). Refuses a link, a file, or a name that is no marker. */
 function takeOverIfStale(lock: string): boolean {
   let st;
   let names: string[];
@@ -153,6 +153,8 @@ function takeOverIfStale(lock: string): boolean {
     if (isErrno(err, 'ENOENT')) return true; // released meanwhile
     throw err;
   }
+  const stranger = names.find((name) => !MARKER.test(name));
+  if (stranger !== undefined) throw new UnsafePath(join(lock, stranger), 'is not a lock marker (<pid>.<start time>.<pid namespace>.<hex>)');
   if (!names.every((name) => holderIsGone(join(lock, name), name))) return false;
   if (names.length === 0 && Date.now() - st.mtimeMs <= LOCK_STALE_MS) return false;
   try {
@@ -168,18 +170,16 @@ const MARKER = /^(\d+)\.(\d+)\.(\d+)\.[0-9a-f]+$/;
 
 /** Whether the holder a marker names is dead (see the header); judged by age when it cannot be looked up. */
 function holderIsGone(path: string, name: string): boolean {
-  const m = MARKER.exec(name);
-  const age = () => {
+  const [, pid, start, ns] = MARKER.exec(name)!;
+  if (ns !== (pidNamespace('self') ?? '0')) {
     try {
-      return Date.now() - lstatSync(path).mtimeMs;
+      return Date.now() - lstatSync(path).mtimeMs > LOCK_FOREIGN_STALE_MS;
     } catch {
-      return Infinity; // removed meanwhile
+      return true; // removed meanwhile
     }
-  };
-  if (!m) return age() > LOCK_STALE_MS; // the older format, refreshed every second by its holder
-  if (m[3] !== (pidNamespace('self') ?? '0')) return age() > LOCK_FOREIGN_STALE_MS;
-  const started = startTime(Number(m[1]));
-  return started === undefined || started !== m[2];
+  }
+  const started = startTime(Number(pid));
+  return started === undefined || started !== start;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

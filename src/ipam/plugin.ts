@@ -60,7 +60,7 @@ export function listAllocations(dataDir: string, network: string): { ip: string;
 }
 
 /** An allocation younger than this is never freed by hand: an ADD may still be wiring its pod. */
-export const LEAK_GRACE_MS = 60_000;
+const LEAK_GRACE_MS = 60_000;
 
 /**
  * `vnet state --free-leaked`: releases the attachments whose addresses `vnet state` found leaked
@@ -129,7 +129,7 @@ const ipsOf = (picks: Assigned[]): Result['ips'] =>
   }));
 
 /** resolv.conf as host-local reads it: nameserver, domain, search and options lines. */
-export function parseResolvConf(text: string): DNS {
+function parseResolvConf(text: string): DNS {
   const dns: DNS = {};
   for (const raw of text.split('\n')) {
     const line = raw.trim();

@@ -1,56 +1,8 @@
-// The on-disk store of one network: `<dataDir>/<network>/`, in host-local's format.
-//
-//   10.220.2.11            one file per allocated address, named by the address (IPv6 in Go's
-//   fd00::b                canonical form), holding "<containerID>\r\n<ifname>", no newline
-//   last_reserved_ip.0     the last address handed out from range set 0 (round-robin cursor)
-//   lock                   host-local's flock file (created for fidelity; we lock with .lock/)
-//
-// and our additions, all dot-names that host-local-style readers and GC skip:
-//
-//   .lock/<pid>-<random>   the lock: a directory holding its holder's marker (see lock.ts)
-//   .by-container/<containerID>:<ifname>
-//                          the index: JSON {containerID, ifname, ips} naming the addresses an
-//                          attachment holds (or is about to), so DEL never scans the directory
-//   .tmp/<pid>-<random>    files (and the indexing's directory) being written, by process <pid>;
-//                          renamed or linked into place, never read
-//
-// Nothing under dataDir is trusted (vnet-ipam runs as root; see safefs.ts). No symbolic link is
-// ever followed: the network directory, `.by-container/`, `.tmp/` and `.lock/` are checked with
-// lstat (a link, or anything but a directory, is an error naming it), files are opened with
-// O_NOFOLLOW and created with O_CREAT|O_EXCL, and everything is written inside the network
-// directory. A planted link is a CniError (code 5) naming the path, at once. GC reports a linked
-// address file and frees the rest; it removes an index entry it cannot read, a link too (unlink
-// removes the link, never its target). The scans (`list`: `vnet state`, the one-time indexing)
-// skip an address file that is not a regular file. What we create is private whatever the
-// umask: files 0600, directories 0700 (the data directory itself, the admin's, is created 0755).
-//
-// Crash safety. An address file is written under a temp name in `.tmp/`, then link()ed to its
-// final name: link() fails with EEXIST when the name is taken, which makes it the exclusive
-// create, and a reader never sees a half-written address file. The index is written (temp +
-// rename) *before* the address files it names and removed *after* them, so every address file
-// is covered by its owner's index at all times; an index may name more than the attachment holds
-// (a crash between the two steps) and every reader checks the address file's owner before
-// trusting an entry. Nothing is fsynced: the order of the steps is what protects against a killed
-// process (the crash tests SIGKILL at every step), and after a power loss every container is gone
-// anyway; the worst a lost write can leave is an address file with no owner, which GC frees. Each
-// fsync cost 0.4-0.5 ms on this machine's ext4 (strace -T), two per ADD. `.tmp/` is on the same file
-// system as the rest (it is inside the network directory), so link() and rename() work.
-//
-// Temp files. Every failure path removes its temp. A temp left by a killed process (or one that
-// could not be removed) is swept by the next locked operation (ADD, DEL, GC): an entry of `.tmp/`
-// whose writer (the pid in its name) is dead, or that is older than STALE_TEMP_MS. That is cheap
-// because `.tmp/` holds only temps in flight: ADD and DEL never scan the network directory. (All
-// writers share one pid namespace: CNI plugins run on the host, as the runtime's children.)
-// Older versions wrote `.tmp-*` names in the network directory and in `.by-container/`; GC,
-// which scans anyway, still removes those when they are older than STALE_TEMP_MS.
-//
-// Data written by the real host-local has no index. The first locked operation that finds no
-// `.by-container/` directory indexes whatever is there (one scan, once per network) and then
-// creates the directory, atomically, by renaming a fully written temp directory into place. From
-// then on, the existence of `.by-container/` means "every address file here is indexed", and a
-// DEL without an index entry knows, without scanning, that there is nothing to release. Running
-// the real host-local on the same directory afterwards is not supported (its flock does not
-// exclude our lock either).
+// The on-disk store of one network, `<dataDir>/<network>/`: host-local's files, so that its data
+// and readers keep working, plus our index (DEL never scans) and our temps in `.tmp/` (a crash
+// never leaves a half-written address). The format, the write order that makes a SIGKILL at any
+// step safe, and the safety rules (nothing under dataDir is trusted or followed) are in
+// src/README.md, "The IPAM store on disk"; keep it in step with this file.
 import { accessSync, constants, linkSync, lstatSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Attachment } from '../config/attachments.js';
@@ -61,7 +13,7 @@ import { createFile, ensureDirectory, isDirectory, isRegularFile, makeDir, readF
 
 export type { Attachment };
 
-export interface Allocation extends Attachment {
+interface Allocation extends Attachment {
   ip: string;
 }
 
@@ -71,24 +23,22 @@ interface IndexEntry {
   ips: string[];
 }
 
-export const INDEX_DIR = '.by-container';
-export const TMP_DIR = '.tmp';
-export const LOCK_FILE = 'lock';
-export const LAST_RESERVED = 'last_reserved_ip.';
+const INDEX_DIR = '.by-container';
+const TMP_DIR = '.tmp';
+const LOCK_FILE = 'lock';
+const LAST_RESERVED = 'last_reserved_ip.';
 /** The boot id of the boot whose pods hold this directory's addresses. */
-export const BOOT_FILE = '.boot';
-/** Temp names of older versions, directly in the network directory and in `.by-container/`. */
-const LEGACY_TMP_PREFIX = '.tmp-';
+const BOOT_FILE = '.boot';
 /** A temp older than this is left by a crash, whoever wrote it. */
-export const STALE_TEMP_MS = 10 * 60_000;
+const STALE_TEMP_MS = 10 * 60_000;
 
 export const sameAttachment = (a: Attachment, b: Attachment) => a.containerId === b.containerId && a.ifname === b.ifname;
 
 /** The content of an address file, as host-local writes it. */
-export const ownerText = (a: Attachment) => `${a.containerId}\r\n${a.ifname}`;
+const ownerText = (a: Attachment) => `${a.containerId}\r\n${a.ifname}`;
 
 /** Parses an address file. host-local trims it; very old host-local wrote the container ID only. */
-export function parseOwner(text: string): Attachment | undefined {
+function parseOwner(text: string): Attachment | undefined {
   const t = text.trim();
   if (!t) return undefined;
   const [containerId = '', ifname = ''] = t.split('\r\n');
@@ -128,7 +78,7 @@ function unlinkQuiet(path: string): void {
 }
 
 // The store works with synchronous file system calls. A vnet-ipam process does one thing at a
-// time, and each call here is a few microseconds of kernel work: the promise API would add a
+// time, and each call here is a short piece of kernel work: the promise API would add a
 // thread-pool round trip (and, on the first call, the start of the pool's threads) to every one.
 export class Store {
   readonly indexDir: string;
@@ -362,8 +312,8 @@ export class Store {
   }
 
   /**
-   * Makes sure every address file is indexed (see the header): indexes a host-local directory
-   * once. Call under the lock.
+   * Makes sure every address file is indexed: indexes a host-local directory once, then makes
+   * `.by-container/` (see src/README.md). Call under the lock.
    */
   ensureIndexed(): void {
     if (this.indexed()) return;
@@ -420,15 +370,15 @@ export class Store {
   // ---- temp files ----
 
   /**
-   * Removes the temps in `.tmp/` whose writer is dead or that are older than `ageMs` (see the
-   * header). Cheap: `.tmp/` holds only temps in flight. Call under the lock. Best effort, except
-   * that a `.tmp` that is a link or not a directory is an error.
+   * Removes the temps in `.tmp/` whose writer is dead or that are older than STALE_TEMP_MS.
+   * Cheap: `.tmp/` holds only temps in flight. Call under the lock. Best effort, except that a
+   * `.tmp` that is a link or not a directory is an error.
    */
-  sweepTemps(ageMs = STALE_TEMP_MS): string[] {
+  sweepTemps(): string[] {
     const swept: string[] = [];
     if (!this.exists() || !isDirectory(this.tmpDir)) return swept;
     this.tmpChecked = true;
-    const old = Date.now() - ageMs;
+    const old = Date.now() - STALE_TEMP_MS;
     let names: string[] = [];
     try {
       names = readdirSync(this.tmpDir);
@@ -447,32 +397,6 @@ export class Store {
       }
     }
     return swept;
-  }
-
-  /** Removes a legacy temp file or directory (see `legacyTemps`). */
-  removeTemp(path: string): void {
-    rmSync(path, { recursive: true, force: true });
-  }
-
-  /** Temp files of older versions (`.tmp-*` in the directory and the index) older than `ageMs`, for GC to sweep. */
-  legacyTemps(ageMs = STALE_TEMP_MS): string[] {
-    const out: string[] = [];
-    if (!this.exists()) return out;
-    let indexed = false;
-    try {
-      indexed = this.indexed();
-    } catch {
-      // A link or a file at `.by-container`: GC reports it when listing the index.
-    }
-    for (const dir of indexed ? [this.dir, this.indexDir] : [this.dir]) {
-      for (const n of readdirQuiet(dir)) {
-        if (!n.startsWith(LEGACY_TMP_PREFIX)) continue;
-        const path = join(dir, n);
-        const st = lstatSync(path, { throwIfNoEntry: false });
-        if (st && st.mtimeMs < Date.now() - ageMs) out.push(path);
-      }
-    }
-    return out;
   }
 
   /** Checks that the directory can be created and written: creates it and a probe file in `.tmp/`. */

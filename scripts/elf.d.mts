@@ -1,0 +1,1 @@
+export function withoutDebugTail(elf: Buffer): Buffer;
