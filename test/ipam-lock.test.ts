@@ -63,6 +63,15 @@ describe('a lock is stale only when its holder is dead, and then taken at once',
     // taken on the first try: with no time at all to wait, the lock is still had
     expect(await withLock(dir(), () => 'taken', { timeoutMs: 0 })).toBe('taken');
   });
+  it('a dead holder’s marker that cannot be removed (a directory under that name) is refused with code 5, not retried without end', async () => {
+    const ns = (await readlink('/proc/self/ns/pid')).replace(/\D/g, '');
+    const marker = join(lockDir(), `1.12345678901.${ns}.abcdef`);
+    await mkdir(join(marker, 'inside'), { recursive: true });
+    const err = await rejects(runIpam(env('ADD'), conf()));
+    expect(err.code).toBe(Code.io);
+    expect(err.message).toContain(`cannot clear the stale lock ${lockDir()}`);
+    expect(await gone(marker)).toBe(false);
+  });
   it('a name in the lock that is not a marker (an older format, <pid>-<hex>, say) is refused at once with code 5, naming it; the lock is left alone', async () => {
     await mkdir(lockDir(), { recursive: true });
     const stranger = join(lockDir(), '4242-abcdef');

@@ -160,8 +160,10 @@ function takeOverIfStale(lock: string): boolean {
   try {
     for (const f of names) unlinkSync(join(lock, f));
     rmdirSync(lock);
-  } catch {
-    // Someone else is taking it over, or a new holder came: either way, try again.
+  } catch (err) {
+    // Someone else took it over, or a new holder came: either way, try again. Anything else (a
+    // marker that is a directory, say) would fail the same way on every retry, with no sleep between.
+    if (!isErrno(err, 'ENOENT', 'ENOTEMPTY')) throw new CniError(Code.io, `cannot clear the stale lock ${lock}: ${(err as Error).message}`);
   }
   return true;
 }
