@@ -178,7 +178,7 @@ describe('a requested address is honoured if free and inside a range of its set'
     await add(conf, 'holder', 'eth1', [['IP', '10.0.0.5']]);
     const before = await snapshot();
     const err = await rejects(add(conf, 'c2', 'eth0', [['IP', '10.0.0.5']]));
-    expect(err.code).toBe(Code.ipamConflict);
+    expect(err.code).toBe(Code.addressInUse);
     expect(err.message).toBe('requested IP 10.0.0.5 is already allocated to container holder (ifname eth1)');
     expect(await snapshot()).toEqual(before);
   });
@@ -190,7 +190,7 @@ describe('a second ADD for the same attachment is an error naming what it holds,
     await add(conf, 'c1', 'eth0');
     const before = await snapshot();
     const err = await rejects(add(conf, 'c1', 'eth0'));
-    expect(err.code).toBe(Code.ipamConflict);
+    expect(err.code).toBe(Code.alreadyAttached);
     expect(err.message).toBe('container c1 (ifname eth0) already holds 10.0.0.2, fd00::2; duplicate allocation is not allowed');
     expect(await snapshot()).toEqual(before);
   });
@@ -239,7 +239,7 @@ describe('exhaustion: host-local\'s message, code 100, and nothing changed on di
     await add(conf, 'a', 'eth0', [['IP', 'fd00::5']]);
     const before = await snapshot();
     const err = await rejects(add(conf, 'b', 'eth0', [['IP', 'fd00::5']]));
-    expect(err.code).toBe(Code.ipamConflict);
+    expect(err.code).toBe(Code.addressInUse);
     expect(await snapshot()).toEqual(before);
   });
 });

@@ -101,7 +101,7 @@ describe.skipIf(!existsSync(HOST_LOCAL))('vnet-ipam behaves like the real host-l
     hostLocal('ADD', 'b', netconf(d));
     await vnet('DEL', 'a', netconf(d));
     expect((await listAllocations(d, 'net1')).map((x) => `${x.containerId} ${x.ip}`)).toEqual(['b 10.0.0.3', 'b fd00::3']);
-    expect(await vnet('ADD', 'b', netconf(d))).toMatchObject({ code: Code.ipamConflict });
+    expect(await vnet('ADD', 'b', netconf(d))).toMatchObject({ code: Code.alreadyAttached });
     expect(await vnet('ADD', 'c', netconf(d))).toEqual({ ips: ['10.0.0.4/29', 'fd00::4/125'] });
   });
 

@@ -111,7 +111,7 @@ describe("data written by the real host-local (no index) is indexed once, then D
     await hostLocalData();
     const err = await runIpam(env('ADD', 'old2'), conf()).catch((e: CniError) => e);
     expect(err).toBeInstanceOf(CniError);
-    expect((err as CniError).code).toBe(Code.ipamConflict);
+    expect((err as CniError).code).toBe(Code.alreadyAttached);
     expect((err as CniError).message).toMatch(/already holds 10\.0\.0\.3/);
     expect(await add('new')).toEqual(['10.0.0.4/29']);
   });

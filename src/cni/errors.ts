@@ -15,7 +15,10 @@ export const Code = {
   notAvailableLimited: 51,
   // Ours. The reference plugins put every plugin-specific failure under 999; we keep a few apart.
   ipamExhausted: 100,
-  ipamConflict: 101,
+  // An address or attachment already taken: a requested address another attachment holds, or an
+  // ADD of an attachment that is already wired (or already holds an address).
+  addressInUse: 101,
+  alreadyAttached: 101,
   datapath: 102,
   checkFailed: 103,
   internal: 999,

@@ -20,7 +20,7 @@ export async function add(req: AddRequest): Promise<Result> {
   const veth = hostVethName(conf.name, attachment);
   if (nodeHasLink(veth)) {
     throw new CniError(
-      Code.ipamConflict,
+      Code.alreadyAttached,
       `${attachmentText(attachment)} is already attached to network ${conf.name} (its host veth ${veth} exists); DEL it first. Nothing was changed`,
     );
   }

@@ -103,7 +103,7 @@ export function allocate(
   const held = store.heldBy(a, true);
   if (held.length) {
     throw new CniError(
-      Code.ipamConflict,
+      Code.alreadyAttached,
       `${attachmentText(a)} already holds ${held.join(', ')}; duplicate allocation is not allowed`,
     );
   }
@@ -116,7 +116,7 @@ export function allocate(
     if (req) {
       const ip = formatValue(req.ip.family, req.ip.value);
       if (store.taken(ip)) {
-        throw new CniError(Code.ipamConflict, `requested IP ${ip} is already allocated to ${holderText(store.owner(ip))}`);
+        throw new CniError(Code.addressInUse, `requested IP ${ip} is already allocated to ${holderText(store.owner(ip))}`);
       }
       return { set: s, range: req.range, ip };
     }
@@ -138,7 +138,7 @@ export function allocate(
         // Taken between the probe and the link: only by someone not holding our lock.
         const it = iters[s];
         if (!it) {
-          throw new CniError(Code.ipamConflict, `requested IP ${pick.ip} is already allocated to ${holderText(store.owner(pick.ip))}`);
+          throw new CniError(Code.addressInUse, `requested IP ${pick.ip} is already allocated to ${holderText(store.owner(pick.ip))}`);
         }
         const next = nextFree(store, s, it);
         if (!next) throw exhausted(sets, s);
