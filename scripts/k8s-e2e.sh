@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real Kubernetes v1.20.2 cluster in network namespaces on this machine, its nodes wired by vnet,
-# driven end to end and torn down (lab/k8s.ts says how). Run as root:
+# driven end to end and torn down (scripts/lab/k8s.ts says how). Run as root:
 #
 #   scripts/k8s-e2e.sh [--layout kubenet|overlay|transparent|bridge] [--nodes 2] [--dual-stack] [--keep]
 #                      [--seed conf/seeds/FILE]   that conflist on every node instead of vnet install's
@@ -17,7 +17,7 @@ case "${1:-}" in -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;
 # What it needs (containerd, iptables, openssl, Go for the build, Node >= 20 and the npm packages),
 # installed only where missing and never at the cost of another package (scripts/deps.sh).
 . ./scripts/deps.sh --for k8s # and leaves Node >= 20 first on PATH
-bundle() { npx --no-install esbuild lab/k8s.ts --bundle --platform=node --format=cjs --log-level=warning --outfile=dist/k8s.cjs; }
+bundle() { npx --no-install esbuild scripts/lab/k8s.ts --bundle --platform=node --format=cjs --log-level=warning --outfile=dist/k8s.cjs; }
 
 if [ "${1:-}" = --down ]; then
   [ -n "${2:-}" ] || { echo "usage: $0 --down PREFIX" >&2; exit 2; }
@@ -28,7 +28,7 @@ fi
 keep=0
 for a in "$@"; do case "$a" in --keep|--cluster-only) keep=1 ;; esac; done
 
-# kubelet would write these machine-wide; lab/k8s.ts hides them from it (see its header).
+# kubelet would write these machine-wide; scripts/lab/k8s.ts hides them from it (see its header).
 sysctls() { cat /proc/sys/vm/overcommit_memory /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops \
   /proc/sys/vm/panic_on_oom /proc/sys/kernel/keys/root_maxkeys /proc/sys/kernel/keys/root_maxbytes | tr '\n' ' '; }
 before=$(sysctls)
@@ -46,7 +46,7 @@ finish() {
   local rc=$?
   [ "$status" = 0 ] && status=$rc
   if [ "$keep" = 0 ]; then
-    # lab/k8s.ts tears down itself; this catches what a killed run left, and checks nothing is.
+    # scripts/lab/k8s.ts tears down itself; this catches what a killed run left, and checks nothing is.
     node dist/k8s.cjs down --prefix "$prefix" | grep -v '^ok ' || true
     if ip netns list | grep -q "^$prefix-"; then echo "FAIL namespaces left: $(ip netns list | grep "^$prefix-" | tr '\n' ' ')"; status=1; fi
     if ps -eo args | grep -v grep | grep -q "/tmp/$prefix/"; then echo "FAIL processes left"; status=1; fi

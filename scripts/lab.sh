@@ -11,7 +11,7 @@
 #   scripts/lab.sh readme      every command output in README.md, regenerated from labs
 #
 # up, soak and demo install what is missing and build first (scripts/deps.sh --for lab --build); the lab's
-# code is lab/*.ts, the same the end-to-end tests (test/lab.test.ts) run. Nothing touches the
+# code is scripts/lab/*.ts, the same the end-to-end tests (test/lab.test.ts) run. Nothing touches the
 # machine's own namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ fi
 case "$1" in
   up|soak|demo|readme)
     . ./scripts/deps.sh --for lab --build # and leaves Node >= 20 first on PATH
-    npx --no-install esbuild lab/cli.ts --bundle --platform=node --format=cjs --log-level=warning --outfile=dist/lab.cjs ;;
+    npx --no-install esbuild scripts/lab/cli.ts --bundle --platform=node --format=cjs --log-level=warning --outfile=dist/lab.cjs ;;
   *)
     [ -x .tmp/node20/bin/node ] && PATH="$PWD/.tmp/node20/bin:$PATH"
     [ -f dist/lab.cjs ] || { echo "lab.sh: no lab has been built here: scripts/lab.sh up LAYOUT first" >&2; exit 1; } ;;

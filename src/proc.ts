@@ -8,6 +8,8 @@ export interface Ran {
   code: number;
   stdout: string;
   stderr: string;
+  /** The signal that ended the program, if one did (code is then 128). */
+  signal?: NodeJS.Signals;
 }
 
 /**
@@ -70,6 +72,7 @@ export function startProcess(argv: string[], opts: { env?: NodeJS.ProcessEnv; fd
         code: code ?? 128,
         stdout: Buffer.concat(out).toString(),
         stderr: Buffer.concat(err).toString() + (signal ? `(killed by ${signal})` : ''),
+        ...(signal ? { signal } : {}),
       }),
     );
   });

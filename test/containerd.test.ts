@@ -1,5 +1,5 @@
 // containerd's CRI end to end, as kind nodes run it: the lab's VNet and two nodes
-// (lab/cluster.ts, pods: 0) per layout — transparent, bridge (Azure, uplink eth0) and kubenet —
+// (scripts/lab/cluster.ts, pods: 0) per layout — transparent, bridge (Azure, uplink eth0) and kubenet —
 // and in each node a containerd 1.6 of its own whose CNI conf dir is that node's net.d, holding the
 // conflist `vnet install` wrote. Pods are CRI sandboxes: RunPodSandbox makes containerd call CNI ADD
 // (loopback, then vnet with vnet-ipam in-process, then portmap), StopPodSandbox calls DEL. The
@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Cluster, nodeAddressing, podLeftovers, type Layout } from '../lab/cluster.js';
+import { Cluster, nodeAddressing, podLeftovers, type Layout } from '../scripts/lab/cluster.js';
 import { canonicalIp, networkOf, hostMask, parseCidr, parseIp } from '../src/net/address.js';
 import { hostVethName } from '../src/plan/names.js';
 import { BIN_DIR, REF_DIR, sh } from './helpers/lab.js';

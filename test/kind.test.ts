@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Runtime, type Conflist } from '../lab/chain.js';
+import { Runtime, type Conflist } from '../scripts/lab/chain.js';
 import { BIN, Lab, REF_DIR } from './helpers/lab.js';
 
 const lab = new Lab();

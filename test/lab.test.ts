@@ -1,4 +1,4 @@
-// The lab end to end, every layout: a cluster of namespaces (lab/cluster.ts, the same code
+// The lab end to end, every layout: a cluster of namespaces (scripts/lab/cluster.ts, the same code
 // `scripts/lab.sh` runs), the plugin run through each node's whole conflist from conf/ as a
 // runtime runs it, the full reachability matrix, and every pod DELeted back to a pod-free node.
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,9 +7,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { Cluster, LAYOUTS, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../lab/cluster.js';
-import { matrix } from '../lab/matrix.js';
-import { SOAK_HEADER, soak, soakSummary } from '../lab/soak.js';
+import { Cluster, LAYOUTS, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../scripts/lab/cluster.js';
+import { matrix } from '../scripts/lab/matrix.js';
+import { SOAK_HEADER, soak, soakSummary } from '../scripts/lab/soak.js';
 import { BIN_DIR, REF_DIR, sh } from './helpers/lab.js';
 
 const made: Cluster[] = [];

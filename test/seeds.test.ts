@@ -5,9 +5,9 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Cluster, podLeftovers, type Layout } from '../lab/cluster.js';
-import type { Conflist } from '../lab/chain.js';
-import { matrix } from '../lab/matrix.js';
+import { Cluster, podLeftovers, type Layout } from '../scripts/lab/cluster.js';
+import type { Conflist } from '../scripts/lab/chain.js';
+import { matrix } from '../scripts/lab/matrix.js';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -2,7 +2,9 @@
 // way a runtime runs it, through nsenter), pod namespaces, and temp dirs. Everything carries a
 // unique prefix and is deleted by name in cleanup(), which tests call in afterAll/afterEach
 // even when they fail. Nothing here touches the machine's own namespace.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { runProcess } from '../../src/proc.js';
+import { sh } from '../../scripts/lab/sys.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,9 +22,7 @@ export interface Ran {
   json: any;
 }
 
-export function sh(argv: string[], input?: string): string {
-  return execFileSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-}
+export { sh };
 
 export class Lab {
   readonly prefix = 'vt' + randomBytes(3).toString('hex');
@@ -88,24 +88,16 @@ export class Lab {
     const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', VNET_LOG_FILE: join(this.dir, 'vnet.log') };
     for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) env[k] = v;
     else delete env[k];
-    return new Promise((done, fail) => {
-      // By absolute path: a test may hand the plugin a PATH with planted tools first.
-      const child = spawn('/usr/bin/nsenter', [`--net=${opts.node}`, opts.bin ?? BIN], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b) => (stdout += b));
-      child.stderr.on('data', (b) => (stderr += b));
-      child.on('error', fail);
-      child.on('close', (code) => {
-        let json: any;
-        try {
-          json = JSON.parse(stdout);
-        } catch {
-          json = undefined;
-        }
-        done({ code: code ?? -1, stdout, stderr, json });
-      });
-      child.stdin.end(input);
+    // By absolute path: a test may hand the plugin a PATH with planted tools first.
+    return runProcess(['/usr/bin/nsenter', `--net=${opts.node}`, opts.bin ?? BIN], input, { env }).then((r) => {
+      let json: any;
+      try {
+        json = JSON.parse(r.stdout);
+      } catch {
+        json = undefined;
+      }
+      // A plugin killed by a signal (the crash tests' SIGKILL) has no exit code: -1.
+      return { ...r, code: r.signal ? -1 : r.code, json };
     });
   }
 

@@ -1,6 +1,10 @@
 // The lab's hands: processes run by argv (never a shell), inside a namespace when asked.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { runProcess, type Ran } from '../../src/proc.js';
 
+export type { Ran };
+
+/** Runs argv and returns its stdout; throws on a non-zero exit (execFileSync's error carries stdout and stderr). */
 export function sh(argv: readonly string[], input?: string): string {
   return execFileSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
@@ -20,22 +24,5 @@ export const inNs = (ns: string, argv: readonly string[], input?: string) => sh(
 export const ipJson = (ns: string, args: readonly string[]): any[] => JSON.parse(inNs(ns, ['ip', '-json', ...args]) || '[]');
 export const sysctl = (ns: string, key: string, value: string) => inNs(ns, ['sysctl', '-qw', `${key}=${value}`]);
 
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs argv with env and stdin, asynchronously (many CNI calls run at once in the soak). */
-export function run(argv: readonly string[], env: Record<string, string>, stdin: string): Promise<Ran> {
-  return new Promise((done, fail) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+/** Runs argv with env and stdin, asynchronously (many CNI calls run at once in the soak): the plugin's own runner. */
+export const run = (argv: readonly string[], env: Record<string, string>, stdin: string): Promise<Ran> => runProcess([...argv], stdin, { env });

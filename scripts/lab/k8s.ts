@@ -38,8 +38,8 @@ import { Cluster, LAYOUTS, MAX_NODES, installArgs, nodeAddressing, nodeIp, OUTSI
 import type { Conflist } from './chain.js';
 import { inNs, nsPath, sh, trySh } from './sys.js';
 import { askWhoami, whoami } from './matrix.js';
-import { Containerd, PAUSE_IMAGE, buildPauseImage, criSetup } from '../test/helpers/containerd.js';
-import { pidsInCgroups } from '../test/helpers/lab.js';
+import { Containerd, PAUSE_IMAGE, buildPauseImage, criSetup } from '../../test/helpers/containerd.js';
+import { pidsInCgroups } from '../../test/helpers/lab.js';
 
 // Bundled to dist/k8s.cjs by scripts/k8s-e2e.sh: the repository is the bundle's parent's parent.
 const ROOT = resolve(dirname(process.argv[1] ?? '.'), '..');

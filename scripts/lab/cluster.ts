@@ -16,7 +16,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Runtime, type Attachment, type Conflist } from './chain.js';
-import { canonicalIp } from '../src/net/address.js';
+import { canonicalIp } from '../../src/net/address.js';
 import { inNs, ipJson, nsPath, sh, trySh } from './sys.js';
 
 export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
