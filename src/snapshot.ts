@@ -18,9 +18,11 @@ import { modeOf } from './plan/modes.js';
 import { MODES } from './config/netconf.js';
 import type { IfName } from './net/values.js';
 
-export async function warmUp(): Promise<void> {
-  await Promise.allSettled([mainPlugin(), ipamPlugin(), spawn()]);
+/** Runs every warm-up; returns what failed (only a head start lost: the build goes on). */
+export async function warmUp(): Promise<string[]> {
+  const settled = await Promise.allSettled([mainPlugin(), ipamPlugin(), spawn()]);
   processCount.n = 0;
+  return settled.flatMap((r) => (r.status === 'rejected' ? [String((r.reason as Error)?.message ?? r.reason)] : []));
 }
 
 /** The pure part of the main plugin's ADD, in every mode: config, plan, result. */
