@@ -75,7 +75,7 @@ export function renderPlan(plan: Plan): string[] {
   for (const step of plan.steps) {
     out.push('', `# ${escapeControls(step.say)}`);
     for (const cmd of step.ip ?? []) {
-      const ns = step.side === 'host' ? [] : ['nsenter', `--net=${plan.netnsPath}`];
+      const ns = step.side === 'node' ? [] : ['nsenter', `--net=${plan.netnsPath}`];
       out.push(shellWords([...ns, 'ip', ...words(cmd)]));
     }
     for (const [k, v] of step.sysctl ?? []) out.push(shellWords(['sysctl', '-w', `${k}=${v}`]));

@@ -20,12 +20,12 @@ function ipArgv(args: string[], pod?: PodNetns): string[] {
  * start-up overlaps it.
  */
 export class Batches {
-  private readonly started: Partial<Record<'host' | 'pod', Started>>;
+  private readonly started: Partial<Record<'node' | 'pod', Started>>;
   constructor(readonly pod: PodNetns) {
-    this.started = { host: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), pod: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }) };
+    this.started = { node: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), pod: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }) };
   }
   /** The waiting process of a side, once: a later batch of that side starts its own. */
-  take(side: 'host' | 'pod'): Started | undefined {
+  take(side: 'node' | 'pod'): Started | undefined {
     const s = this.started[side];
     delete this.started[side];
     return s;
@@ -39,7 +39,7 @@ export class Batches {
   }
   /** Ends the processes nobody took (an empty batch: ip exits at once). */
   async end(): Promise<void> {
-    const left = [this.take('host'), this.take('pod')];
+    const left = [this.take('node'), this.take('pod')];
     await Promise.all(left.map((s) => s?.finish('').catch(() => undefined)));
   }
 }
@@ -95,7 +95,7 @@ export async function ipRun(cmds: readonly IpCmd[], where: Where = {}): Promise<
     }
     if (lines.length) {
       const stdin = lines.join('\n') + '\n';
-      const ready = where.batches?.take(where.pod ? 'pod' : 'host');
+      const ready = where.batches?.take(where.pod ? 'pod' : 'node');
       const ended = ready ? ready.finish(stdin) : runIp(['-batch', '-'], stdin, where.pod, where.fd3);
       const last = i + lines.length === cmds.length;
       if (gone && last && (await goneBeforeEnd(gone, ended))) {

@@ -46,7 +46,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
   const steps: Step[] = [
     {
       say: `Ensuring bridge ${br} (created once per node with the pinned MAC ${brMac}; shared by every pod, never removed)${input.bridge.promisc ? ', in promiscuous mode (promiscMode)' : ''}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'shared',
       ip: [
         ...(input.facts?.bridgeExists ? [] : [['link', 'add', 'name', br, 'address', brMac, 'type', 'bridge'] as IpCmd]),
@@ -54,7 +54,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       ],
       // Another ADD may have made it a moment ago: that is what "ensured" means.
       tolerate: /File exists/,
-      expect: [{ kind: 'link', side: 'host', name: br, up: true }],
+      expect: [{ kind: 'link', side: 'node', name: br, up: true }],
     },
   ];
   if (up) steps.push(...moveUplink(br, up));
@@ -62,10 +62,10 @@ export function bridgeAddPlan(input: AddInput): Plan {
     const gwCidrs = ips.map((i) => toCidr(`${i.gateway.ip}/${i.cidr.prefix}`)!);
     steps.push({
       say: `Ensuring ${br} holds the pods' gateway${gwCidrs.length > 1 ? 's' : ''} ${gwCidrs.map((c) => c.text).join(', ')}: the node is every pod's next hop`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'shared',
       ip: gwCidrs.map((c) => addrAdd(c, br, 'replace')),
-      expect: gwCidrs.map((address) => ({ kind: 'addr', side: 'host', dev: br, address })),
+      expect: gwCidrs.map((address) => ({ kind: 'addr', side: 'node', dev: br, address })),
     });
   }
   const port: IpCmd[] = [['link', 'set', 'dev', veth, 'master', br, 'up', 'alias', vethAlias(network, attachment)]];
@@ -74,32 +74,32 @@ export function bridgeAddPlan(input: AddInput): Plan {
   steps.push(
     {
       say: `Creating veth pair ${veth} (node side, MAC ${vethMac}) and ${ifname} (inside ${input.netnsPath}, MAC ${mac}), MTU ${mtu}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: [['link', 'add', 'name', veth, 'mtu', mtu, 'address', vethMac, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'address', mac, 'netns', POD_NETNS_REF]],
       undo: [['link', 'del', 'dev', veth]],
-      expect: [{ kind: 'link', side: 'host', name: veth, mac: vethMac, up: true, mtu, master: br }],
+      expect: [{ kind: 'link', side: 'node', name: veth, mac: vethMac, up: true, mtu, master: br }],
     },
     {
       say: `Attaching ${veth} to ${br}${input.bridge.hairpin ? ' with hairpin on (a pod can reach itself through a service)' : ''} and setting it up`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: port,
     },
     {
       say: `Adding ${neighText(cidrs)} ${cidrs.map((c) => `${c.ip} -> ${mac}`).join(', ')} on ${br}: the node never has to ask where the pod is`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: cidrs.map((c): IpCmd => ['neigh', 'replace', c.ip, 'lladdr', mac, 'dev', br, 'nud', 'permanent']),
       undo: cidrs.map((c): IpCmd => ['neigh', 'del', c.ip, 'dev', br]),
-      expect: cidrs.map((c) => ({ kind: 'neigh', side: 'host', dev: br, ip: c.ip, mac })),
+      expect: cidrs.map((c) => ({ kind: 'neigh', side: 'node', dev: br, ip: c.ip, mac })),
     },
     ...(up
       ? [
           // A former holder of the address whose DEL never came may have left its mapping (see net/nft.ts).
           ...cidrs.map((c) => ({
             say: `Clearing any MAC DNAT rule left for ${c.ip} by a former holder of the address`,
-            side: 'host' as const,
+            side: 'node' as const,
             lifecycle: 'attachment' as const,
             nft: clearPodMac(network, c),
             alone: true,
@@ -109,21 +109,21 @@ export function bridgeAddPlan(input: AddInput): Plan {
           l2Step(network, up),
           {
             say: `Adding MAC DNAT rule${cidrs.length > 1 ? 's' : ''} for ${cidrs.map((c) => c.ip).join(', ')}: frames arriving on ${up.name} for ${cidrs.length > 1 ? 'them' : 'it'} take the pod's MAC ${mac} (elements of ${families.map((f) => l2Names(network).map[f]).join(', ')} in nftables table ${L2_TABLE}, tagged ${veth})`,
-            side: 'host' as const,
+            side: 'node' as const,
             lifecycle: 'attachment' as const,
             nft: cidrs.flatMap((c) => addPodMac(network, c, mac, veth)),
             nftUndo: cidrs.flatMap((c) => delPodMac(network, c, mac)),
-            expect: cidrs.map((c) => ({ kind: 'l2' as const, side: 'host' as const, network, ip: c.ip, mac })),
+            expect: cidrs.map((c) => ({ kind: 'l2' as const, side: 'node' as const, network, ip: c.ip, mac })),
           },
         ]
       : []),
     podAddressStep(ifname, cidrs, mac, mtu, `: the pod is on ${br}'s subnet${cidrs.length > 1 ? 's' : ''}`),
     {
       say: `Adding routes ${routes.map((r) => routeText(r.dst, r.gw)).join(', ')}`,
-      side: 'container',
+      side: 'pod',
       lifecycle: 'attachment',
       ip: routes.map((r) => routeCmd('add', r.dst, r.gw, ifname)),
-      expect: routes.map((r) => ({ kind: 'route', side: 'container', dst: r.dst, dev: ifname, gw: r.gw.ip })),
+      expect: routes.map((r) => ({ kind: 'route', side: 'pod', dst: r.dst, dev: ifname, gw: r.gw.ip })),
     },
   );
   steps.push(...masqSteps(network, input.masq, cidrs, families, veth));
@@ -140,7 +140,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
 function l2Step(network: string, up: UplinkFacts): Step {
   return {
     say: `Ensuring Azure's L2 rules on uplink ${up.name} (nftables table ${L2_TABLE}): the SNAT rule for egress traffic on ${up.name} (frames leave with its MAC ${up.mac}: Azure's fabric accepts no other), the DNAT rule for ingress ARP traffic on ${up.name} (ARP replies go to every port), the map of MAC DNAT rules for frames arriving for a pod, and no broadcast or multicast back out ${up.name} (its hairpin is for what kube-proxy DNATs)`,
-    side: 'host',
+    side: 'node',
     lifecycle: 'shared',
     nft: ensureL2(network, up.name, up.mac),
   };
@@ -155,11 +155,11 @@ function l2Step(network: string, up: UplinkFacts): Step {
 function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [...routeCmd(op, r.dst, r.gw, dev, r.metric), ...(op === 'add' && r.proto ? (['proto', r.proto] as const) : [])];
   const expect: Expect[] = [
-    { kind: 'link', side: 'host', name: up.name, up: true, master: br },
-    ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'host', dev: br, address: a })),
+    { kind: 'link', side: 'node', name: up.name, up: true, master: br },
+    ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'node', dev: br, address: a })),
   ];
   if (up.master === br) {
-    return [{ say: `Uplink ${up.name} is already a port of ${br}, its addresses and routes on ${br} (moved by an earlier ADD)`, side: 'host', lifecycle: 'shared', expect }];
+    return [{ say: `Uplink ${up.name} is already a port of ${br}, its addresses and routes on ${br} (moved by an earlier ADD)`, side: 'node', lifecycle: 'shared', expect }];
   }
   const restore: IpCmd[] = [
     ['link', 'set', 'dev', up.name, 'nomaster'],
@@ -172,7 +172,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   return [
     {
       say: `Moving uplink ${up.name} onto ${br}: taking ${what || 'nothing'} off ${up.name}, making it a port of ${br} with hairpin on, and putting the same on ${br}, in one ip process; the node keeps its connectivity`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'shared',
       alone: true,
       // First ADDs at once all see the NIC unmoved: whatever another one did already is done.
@@ -256,7 +256,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
         ? [
             {
               say: `Deleting the MAC DNAT rule${d.podIps.length > 1 ? 's' : ''} for ${d.podIps.map((a) => a.ip).join(', ')} (nftables table ${L2_TABLE})`,
-              side: 'host' as const,
+              side: 'node' as const,
               lifecycle: 'attachment' as const,
               nft: d.podIps.flatMap((a) => delPodMac(d.network, a, containerMac(d.network, d.attachment))),
             },
@@ -266,7 +266,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
         ? [
             {
               say: `Deleting the ${neighText(d.podIps)} ${d.podIps.map((a) => a.ip).join(', ')} on ${br}`,
-              side: 'host' as const,
+              side: 'node' as const,
               lifecycle: 'attachment' as const,
               ip: d.podIps.map((a): IpCmd => ['neigh', 'del', a.ip, 'dev', br]),
             },
@@ -274,7 +274,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
         : []),
       {
         say: `Deleting veth pair ${veth} (its port on ${br} goes with it)`,
-        side: 'host',
+        side: 'node',
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
         doneWhenGone: veth,

@@ -40,14 +40,14 @@ export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
   const needs = (side: Side) => expects.some((e) => e.side === side && e.kind !== 'sysctl' && e.kind !== 'masq' && e.kind !== 'l2');
   const masq = expects.find((e) => e.kind === 'masq');
   const l2 = expects.find((e) => e.kind === 'l2');
-  const [host, container, masqueraded, mapped] = await Promise.all([
-    needs('host') ? readState() : undefined,
-    needs('container') ? readState(pod) : undefined,
+  const [onNode, inPod, masqueraded, mapped] = await Promise.all([
+    needs('node') ? readState() : undefined,
+    needs('pod') ? readState(pod) : undefined,
     masq?.kind === 'masq' ? masqueradedPods(masq.network) : [],
     l2?.kind === 'l2' ? mappedPods(l2.network) : [],
   ]);
   stepDone('read node and pod');
-  const state: Partial<Record<Side, State>> = { host, container };
+  const state: Partial<Record<Side, State>> = { node: onNode, pod: inPod };
   for (const e of expects) {
     const problem =
       e.kind === 'sysctl'
@@ -62,7 +62,7 @@ export async function checkPlan(plan: Plan, pod: PodNetns): Promise<void> {
               : `MAC DNAT rule ${e.ip} -> ${e.mac} is missing from nftables map ${L2_TABLE} ${l2Names(e.network).map[e.ip.includes(':') ? 6 : 4]}`
             : checkOne(e, state[e.side]!);
     if (problem) {
-      const where = e.side === 'host' ? 'on the node' : `in ${plan.netnsPath}`;
+      const where = e.side === 'node' ? 'on the node' : `in ${plan.netnsPath}`;
       throw new CniError(Code.checkFailed, `CHECK failed: ${problem} ${where}`);
     }
   }

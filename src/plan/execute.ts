@@ -42,10 +42,10 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
     while (pending?.cmds.length) {
       const p = pending;
       const first = (current = p.owners[0]!);
-      crashPoint(`before the ${p.side === 'host' ? 'node' : 'pod'} commands: ${first.say}`);
+      crashPoint(`before the ${p.side} commands: ${first.say}`);
       const last = p.owners[p.owners.length - 1]!;
-      const where = { ...(p.side === 'container' ? { pod } : { fd3: pod?.fd }), batches: opts.batches, doneWhenGone: last.doneWhenGone };
-      if (first.restore && first.alone && p.side === 'host' && p.cmds.every((c) => batchLine(c) !== undefined)) {
+      const where = { ...(p.side === 'pod' ? { pod } : { fd3: pod?.fd }), batches: opts.batches, doneWhenGone: last.doneWhenGone };
+      if (first.restore && first.alone && p.side === 'node' && p.cmds.every((c) => batchLine(c) !== undefined)) {
         await runWhole(p, first, opts);
         left.set(first, 0);
         finish(first);
@@ -58,7 +58,7 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
         left.set(s, left.get(s)! - 1);
         finish(s);
       }
-      crashPoint(`after the ${p.side === 'host' ? 'node' : 'pod'} commands: ${p.owners[0]!.say}`);
+      crashPoint(`after the ${p.side} commands: ${p.owners[0]!.say}`);
       if (!failure) {
         pending = undefined;
         return;

@@ -65,7 +65,7 @@ export function gcPlan(conf: NetConf, owned: Owned, valid: ReadonlySet<string>, 
   const macDnat = owned.macDnat.filter((e) => !valid.has(e.tag));
   const br = conf.bridge.name;
   const steps: Step[] = [];
-  const host = { side: 'host', lifecycle: 'attachment' } as const;
+  const host = { side: 'node', lifecycle: 'attachment' } as const;
   if (names.length) steps.push({ ...host, say: `GC: deleting the veths of attachments no longer valid: ${names.join(', ')}`, ip: names.map((n): IpCmd => ['link', 'del', 'dev', n]) });
   if (neighbours.length) {
     steps.push({ ...host, say: `GC: deleting their neighbour entries on ${br}: ${neighbours.map((n) => n.ip.ip).join(', ')}`, ip: neighbours.map((n): IpCmd => ['neigh', 'del', n.ip.ip, 'dev', br]) });

@@ -18,17 +18,17 @@ export function masqSteps(network: string, masq: MasqConf | undefined, cidrs: re
   return [
     {
       say: `Ensuring masquerade for network ${network}: pod traffic to anything outside ${shown.map((c) => c.network).join(', ') || 'nothing'} leaves with the node's address (nftables table ${NFT_TABLE})`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'shared',
       nft: ensureMasquerade(network, exclude, masq.exclude ? FAMILIES : families),
     },
     {
       say: `Masquerading ${cidrs.map((c) => c.ip).join(', ')}: element${cidrs.length > 1 ? 's' : ''} of ${families.map((f) => masqNames(network).pods[f]).join(', ')}, tagged ${veth}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       nft: cidrs.flatMap((c) => addPod(network, c, veth)),
       nftUndo: cidrs.flatMap((c) => delPod(network, c)),
-      expect: cidrs.map((c) => ({ kind: 'masq', side: 'host', network, ip: c.ip })),
+      expect: cidrs.map((c) => ({ kind: 'masq', side: 'node', network, ip: c.ip })),
     },
   ];
 }
@@ -39,7 +39,7 @@ export function masqDelSteps(network: string, masq: MasqConf | undefined, podIps
   return [
     {
       say: `Removing ${podIps.map((a) => a.ip).join(', ')} from the masquerade sets of network ${network}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       nft: podIps.flatMap((a) => delPod(network, a)),
     },

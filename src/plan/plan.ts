@@ -8,7 +8,7 @@ import type { SysctlKey } from '../net/ip.js';
 import type { NftLine } from '../net/nft.js';
 import type { Cidr, IfName, IpText, Mac } from '../net/values.js';
 
-export type Side = 'host' | 'container';
+export type Side = 'node' | 'pod';
 
 /**
  * Per attachment: made by this ADD, removed by DEL and by rollback. Shared: ensured (created when
@@ -22,9 +22,9 @@ export type Expect =
   | { kind: 'addr'; side: Side; dev: IfName; address: Cidr }
   | { kind: 'route'; side: Side; dst: Cidr; dev: IfName; gw?: IpText; scope?: 'link' }
   | { kind: 'neigh'; side: Side; dev: IfName; ip: IpText; mac: Mac }
-  | { kind: 'sysctl'; side: 'host'; key: SysctlKey; value: string }
-  | { kind: 'masq'; side: 'host'; network: string; ip: IpText }
-  | { kind: 'l2'; side: 'host'; network: string; ip: IpText; mac: Mac };
+  | { kind: 'sysctl'; side: 'node'; key: SysctlKey; value: string }
+  | { kind: 'masq'; side: 'node'; network: string; ip: IpText }
+  | { kind: 'l2'; side: 'node'; network: string; ip: IpText; mac: Mac };
 
 export interface Step {
   /** One sentence for the log and for `vnet explain`. */

@@ -37,10 +37,10 @@ export function forwardingStep(families: readonly Family[], why: string): Step {
   const sysctl = families.map((f): [`net.${string}`, string] => [f === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding', '1']);
   return {
     say: `Enabling ${familyText(families)} forwarding on the node (node-wide; it stays on)${why}`,
-    side: 'host',
+    side: 'node',
     lifecycle: 'shared',
     sysctl,
-    expect: sysctl.map(([key, value]) => ({ kind: 'sysctl', side: 'host', key, value })),
+    expect: sysctl.map(([key, value]) => ({ kind: 'sysctl', side: 'node', key, value })),
   };
 }
 
@@ -71,12 +71,12 @@ export const routeText = (dst: Cidr, gw?: Addr) => `${dst.prefix === 0 ? `defaul
 export function podAddressStep(ifname: IfName, cidrs: readonly Cidr[], mac: Mac, mtu: number, why: string): Step {
   return {
     say: `Adding IP address${cidrs.length > 1 ? 'es' : ''} ${cidrs.map((c) => c.text).join(', ')} to ${ifname} and setting ${ifname} and lo up${why}`,
-    side: 'container',
+    side: 'pod',
     lifecycle: 'attachment',
     ip: [['link', 'set', 'dev', LO, 'up'], ['link', 'set', 'dev', ifname, 'up'], ...cidrs.map((c) => addrAdd(c, ifname))],
     expect: [
-      { kind: 'link', side: 'container', name: ifname, mac, up: true, mtu },
-      ...cidrs.map((address) => ({ kind: 'addr' as const, side: 'container' as const, dev: ifname, address })),
+      { kind: 'link', side: 'pod', name: ifname, mac, up: true, mtu },
+      ...cidrs.map((address) => ({ kind: 'addr' as const, side: 'pod' as const, dev: ifname, address })),
     ],
   };
 }

@@ -30,25 +30,25 @@ export function transparentAddPlan(input: AddInput): Plan {
   const steps: Step[] = [
     {
       say: `Creating veth pair ${veth} (node side, MAC ${HOST_VETH_MAC}) and ${ifname} (inside ${input.netnsPath}, MAC ${mac}), MTU ${mtu}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: [['link', 'add', 'name', veth, 'mtu', mtu, 'address', HOST_VETH_MAC, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'address', mac, 'netns', POD_NETNS_REF]],
       undo: [['link', 'del', 'dev', veth]],
-      expect: [{ kind: 'link', side: 'host', name: veth, mac: HOST_VETH_MAC, up: true, mtu }],
+      expect: [{ kind: 'link', side: 'node', name: veth, mac: HOST_VETH_MAC, up: true, mtu }],
     },
     {
       // The alias names the attachment, so GC can tell this network's veths from others'.
       say: `Setting link ${veth} up, alias ${alias}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: [['link', 'set', 'dev', veth, 'up', 'alias', alias]],
     },
     {
       say: `Adding host route${hostRoutes.length > 1 ? 's' : ''} ${hostRoutes.map((r) => r.text).join(', ')} dev ${veth}: the node reaches the pod straight through its veth`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: hostRoutes.map((r) => routeCmd('add', r, undefined, veth)),
-      expect: hostRoutes.map((dst) => ({ kind: 'route', side: 'host', dst, dev: veth })),
+      expect: hostRoutes.map((dst) => ({ kind: 'route', side: 'node', dst, dev: veth })),
     },
   ];
   const v6 = cidrs.filter((c) => c.family === 6);
@@ -57,26 +57,26 @@ export function transparentAddPlan(input: AddInput): Plan {
     // duplicate address detection for a second or two after ADD: a permanent entry needs none.
     steps.push({
       say: `Adding ${neighText(v6)} ${v6.map((c) => `${c.ip} -> ${mac}`).join(', ')} on ${veth}: the node reaches the pod's IPv6 address without neighbour discovery`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       ip: v6.map((c) => ['neigh', 'add', c.ip, 'lladdr', mac, 'dev', veth, 'nud', 'permanent']),
-      expect: v6.map((c) => ({ kind: 'neigh', side: 'host', dev: veth, ip: c.ip, mac })),
+      expect: v6.map((c) => ({ kind: 'neigh', side: 'node', dev: veth, ip: c.ip, mac })),
     });
   }
   if (families.includes(4)) {
     steps.push({
       say: `Enabling proxy ARP on ${veth}: the node answers the pod's ARP for ${POD_GATEWAY[4].ip}`,
-      side: 'host',
+      side: 'node',
       lifecycle: 'attachment',
       sysctl: [[`net.ipv4.conf.${veth}.proxy_arp`, '1']],
-      expect: [{ kind: 'sysctl', side: 'host', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' }],
+      expect: [{ kind: 'sysctl', side: 'node', key: `net.ipv4.conf.${veth}.proxy_arp`, value: '1' }],
     });
   }
   steps.push(podAddressStep(ifname, cidrs, mac, mtu, ''));
   if (subnets.length) {
     steps.push({
       say: `Removing the kernel's subnet route${subnets.length > 1 ? 's' : ''} ${subnets.map((c) => c.network).join(', ')} dev ${ifname}: even same-subnet traffic goes via the gateway`,
-      side: 'container',
+      side: 'pod',
       lifecycle: 'attachment',
       ip: subnets.map((c) => ['route', 'del', c.network, 'dev', ifname]),
     });
@@ -85,23 +85,23 @@ export function transparentAddPlan(input: AddInput): Plan {
     {
       // IPv4 needs an on-link route to its gateway; IPv6 reaches a link-local next hop on the device named.
       say: `Adding routes ${[...(families.includes(4) ? [`${POD_GATEWAY[4].ip} dev ${ifname} scope link`] : []), ...routes.map((r) => routeText(r, POD_GATEWAY[r.family]))].join(', ')}`,
-      side: 'container',
+      side: 'pod',
       lifecycle: 'attachment',
       ip: [
         ...(families.includes(4) ? [['route', 'add', POD_GATEWAY[4].ip, 'dev', ifname, 'scope', 'link'] as const] : []),
         ...routes.map((r) => routeCmd('add', r, POD_GATEWAY[r.family], ifname)),
       ],
       expect: [
-        ...(families.includes(4) ? [{ kind: 'route', side: 'container', dst: hostRoute(POD_GATEWAY[4]), dev: ifname, scope: 'link' } as Expect] : []),
-        ...routes.map((dst): Expect => ({ kind: 'route', side: 'container', dst, dev: ifname, gw: POD_GATEWAY[dst.family].ip })),
+        ...(families.includes(4) ? [{ kind: 'route', side: 'pod', dst: hostRoute(POD_GATEWAY[4]), dev: ifname, scope: 'link' } as Expect] : []),
+        ...routes.map((dst): Expect => ({ kind: 'route', side: 'pod', dst, dev: ifname, gw: POD_GATEWAY[dst.family].ip })),
       ],
     },
     {
       say: `Adding ${neighText(gws)} ${gws.map((g) => `${g.ip} -> ${HOST_VETH_MAC}`).join(', ')} on ${ifname}: the gateway is the host veth`,
-      side: 'container',
+      side: 'pod',
       lifecycle: 'attachment',
       ip: gws.map((g) => ['neigh', 'add', g.ip, 'lladdr', HOST_VETH_MAC, 'dev', ifname, 'nud', 'permanent']),
-      expect: gws.map((g) => ({ kind: 'neigh', side: 'container', dev: ifname, ip: g.ip, mac: HOST_VETH_MAC })),
+      expect: gws.map((g) => ({ kind: 'neigh', side: 'pod', dev: ifname, ip: g.ip, mac: HOST_VETH_MAC })),
     },
   );
   steps.push(...masqSteps(network, input.masq, cidrs, families, veth), forwardingStep(families, ''));
@@ -144,7 +144,7 @@ export function transparentDelPlan({ network, attachment, masq, podIps }: DelInp
     steps: [
       {
         say: `Deleting veth pair ${veth} (its peer and its host routes go with it)`,
-        side: 'host',
+        side: 'node',
         lifecycle: 'attachment',
         ip: [['link', 'del', 'dev', veth]],
         doneWhenGone: veth,
