@@ -10,6 +10,8 @@
 //   neighbour   a permanent entry on the bridge whose MAC is no live attachment's pod MAC
 //   mac-dnat    bridge mode: a MAC DNAT rule (`nft -j list table bridge vnet`) whose address no
 //               allocation holds, or whose MAC is not its holder's pod MAC
+// In three parts: `read` (every process it runs), `match` (pure: allocations against what the node
+// holds, leaks by the mode's `stateRules` from plan/modes.ts), then the output (text or JSON).
 // Exit status (cli/index.ts): 0 no leak, 1 leaks (or a failure), 2 a usage error.
 // Everything shown was read from files and the kernel: the human output escapes control
 // characters, the JSON output escapes them as JSON does (and DEL and C1 controls too).
@@ -27,7 +29,8 @@ import { parseIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, nodeHasLink, type LinkRow, type NeighRow, type RouteRow } from '../net/ip.js';
 import { L2_TABLE, NFT_TABLE, mappedPods, masqNames, readMasqTable } from '../net/nft.js';
 import { toAddr } from '../net/values.js';
-import { containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
+import { modeOf } from '../plan/modes.js';
+import { aliasAttachment, containerMac, hostVethName, networkAliasPrefix } from '../plan/names.js';
 import { readNetConf, UsageError } from './conf.js';
 
 
@@ -172,7 +175,14 @@ function isDir(path: string): boolean | 'not a directory' {
   }
 }
 
+/** What `vnet state` reads, in as few processes as it can: the store, the node (one `ip`), the mode's nft tables. */
+type Seen = Awaited<ReturnType<typeof read>>;
+
 async function survey(o: Options): Promise<StateReport> {
+  return match(o, await read(o));
+}
+
+async function read(o: Options) {
   const { network, dataDir, conf } = o;
   const notes: string[] = [];
 
@@ -221,12 +231,24 @@ async function survey(o: Options): Promise<StateReport> {
   if (masq.note) notes.push(masq.note);
   const sets = masqNames(network).pods;
   const masqSets = masq.sets.filter((s) => s === sets[4] || s === sets[6]);
+  // Azure's layout: the MAC DNAT rules, when the mode has them.
+  const rules = mode ? modeOf(mode).stateRules : undefined;
+  const macDnat = rules?.macDnat ? await readMacDnat(network, notes) : [];
+  return { dd, networkDirExists, allocs, links, byName, addrsOf, routes, neighs, ours, allocVeths, mode, bridgeNames, masq, masqSets, macDnat, notes };
+}
 
+
+/** The allocations matched with what the node holds, and the leaks both ways, by the mode's rules: no I/O. */
+function match(o: Options, seen: Seen): StateReport {
+  const { network, dataDir } = o;
+  const { dd, networkDirExists, allocs, links, byName, addrsOf, routes, neighs, ours, allocVeths, mode, bridgeNames, masq, masqSets, macDnat, notes } = seen;
+  const conf = o.conf;
+  const rules = mode ? modeOf(mode).stateRules : undefined;
   const allocations: StateAllocation[] = allocs.map((a) => {
     const veth = hostVethName(network, a);
     const link = byName.get(veth);
     const family = parseIp(a.ip)!.family;
-    const neighDev = mode === 'bridge' ? (link?.master ?? [...bridgeNames][0]) : veth;
+    const neighDev = rules?.neighbours === 'bridge' ? (link?.master ?? [...bridgeNames][0]) : veth;
     let masquerade: boolean | null = null;
     // Looked at when the config asks for masquerade, or when the network's sets exist.
     if (masq.checked && (conf?.masq || masqSets.length)) masquerade = masq.elements.some((e) => e.ip === a.ip && (!e.tag || e.tag === veth));
@@ -274,7 +296,7 @@ async function survey(o: Options): Promise<StateReport> {
   }
   for (const l of ours) {
     if (allocVeths.has(l.ifname)) continue;
-    const who = aliasAttachment(l.ifalias!, prefix);
+    const who = aliasAttachment(network, l.ifalias)!;
     leaks.push({
       kind: 'link',
       message: `veth ${l.ifname} (container ${who.containerId} ${who.ifname}) holds no address: leaked link`,
@@ -300,9 +322,9 @@ async function survey(o: Options): Promise<StateReport> {
       set: e.set,
     });
   }
-  if (mode === 'bridge') {
+  if (rules?.bridgeNeighbourLeaks) {
     // The pod MAC of every attachment still here: one holding an address, or one whose veth is left.
-    const live = new Set<string>([...allocs, ...ours.map((l) => aliasAttachment(l.ifalias!, prefix))].map((a) => containerMac(network, a)));
+    const live = new Set<string>([...allocs, ...ours.map((l) => aliasAttachment(network, l.ifalias)!)].map((a) => containerMac(network, a)));
     const ranges = o.rangeSets;
     for (const n of neighs) {
       if (!bridgeNames.has(n.dev!) || !n.state?.includes('PERMANENT') || !n.lladdr || live.has(n.lladdr)) continue;
@@ -320,7 +342,6 @@ async function survey(o: Options): Promise<StateReport> {
   }
   // Azure's layout: a MAC DNAT rule is an attachment's when an allocation holds its address and the
   // attachment's pod MAC is its value.
-  const macDnat = mode === 'bridge' ? await readMacDnat(network, notes) : [];
   for (const e of macDnat) {
     const a = holder.get(e.ip);
     if (a && containerMac(network, a) === e.mac) continue;
@@ -359,12 +380,6 @@ async function readMacDnat(network: string, notes: string[]): Promise<{ ip: stri
     notes.push(`The MAC DNAT rules were not read: ${(err as Error).message}`);
     return [];
   }
-}
-
-/** The attachment an alias names (`vnet:<network>:<containerID>:<ifname>`; the ifname may hold ':'). */
-function aliasAttachment(alias: string, prefix: string): Attachment {
-  const [containerId = '', ...ifname] = alias.slice(prefix.length).split(':');
-  return { containerId, ifname: ifname.join(':') };
 }
 
 function rangeSetsOf(json: Record<string, unknown>): RangeSet[] {

@@ -31,6 +31,15 @@ export interface Mode {
   result(input: AddInput): Result;
   /** What the network owns on the node that this mode keys by pod, for GC (see gc.ts). */
   owned(conf: NetConf): Promise<Owned>;
+  /** `vnet state`'s rules for this mode. */
+  stateRules: {
+    /** Where a pod's neighbour entries are: on its veth, or on the bridge. */
+    neighbours: 'veth' | 'bridge';
+    /** A permanent entry on the bridge whose MAC is no live attachment's pod MAC is a leak. */
+    bridgeNeighbourLeaks: boolean;
+    /** The network may have MAC DNAT rules (Azure's layout), each an allocation's or a leak. */
+    macDnat: boolean;
+  };
 }
 
 const MODES = {
@@ -43,6 +52,7 @@ const MODES = {
       masq ? async () => (await masqueradedPods(network)).filter((m) => m.tag === hostVethName(network, a)).map((m) => m.ip) : undefined,
     observe: async (_b: BridgeConf, needMtu: boolean) => ({ bridgeExists: false, mtu: needMtu ? await defaultMtu() : undefined }),
     owned: (conf: NetConf) => readOwned(conf, { masq: !!conf.masq, macDnat: false }),
+    stateRules: { neighbours: 'veth', bridgeNeighbourLeaks: false, macDnat: false },
   },
   bridge: {
     addPlan: bridgeAddPlan,
@@ -55,6 +65,7 @@ const MODES = {
     observe: async (b: BridgeConf, needMtu: boolean) =>
       b.uplink ? readNodeFacts(b.name, b.uplink) : { bridgeExists: await bridgeOnNode(b.name), mtu: needMtu ? await defaultMtu() : undefined },
     owned: (conf: NetConf) => readOwned(conf, { neighboursOn: conf.bridge.name, masq: !!conf.masq, macDnat: !!conf.bridge.uplink }),
+    stateRules: { neighbours: 'bridge', bridgeNeighbourLeaks: true, macDnat: true },
   },
 } satisfies Record<ModeName, Mode>;
 
