@@ -7,7 +7,7 @@ import type * as z from 'zod/mini';
 import { CniError, Code } from './cni/errors.js';
 
 /** "ipam.ranges[0][1].subnet" from a zod issue path. */
-export function fieldPath(path: readonly PropertyKey[]): string {
+function fieldPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out || 'config';

@@ -1,21 +1,20 @@
 // Entry: the file we run as picks the role (vnet or vnet-ipam, like busybox); CNI_COMMAND picks
 // the protocol or the human CLI. This is the one place that prints a result or an error.
 // It exports nothing: in the V8 startup snapshot of the this-cpu build there is no `module`.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import v8 from 'node:v8';
-import { parseEnv, checkArgs, checkIfname, type CniEnv } from './cni/env.js';
-import { asCniError, Code } from './cni/errors.js';
+import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
+import { asCniError } from './cni/errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { unimplementedFields } from './config/unimplemented.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { decodeStdin, decoded, logSettings, parseCommon, parseNetConf, type NetConf, type Stdin } from './config/netconf.js';
 import { configureLog, log, stepDone, timing } from './log.js';
-import { processCount, startProcess } from './proc.js';
+import { processCount } from './proc.js';
 import { cli, type Role } from './cli/index.js';
 import { markSnapshotBuild } from './build-kind.js';
 import { warmUp } from './snapshot.js';
-import { batchLine } from './net/command.js';
 import { add } from './commands/add.js';
 import { del } from './commands/del.js';
 import { check } from './commands/check.js';
@@ -23,8 +22,6 @@ import { gc } from './commands/gc.js';
 import { status } from './commands/status.js';
 import { parseRequest, type Request } from './commands/request.js';
 import { runIpam } from './ipam/plugin.js';
-import { typedIpam } from './plan/input.js';
-import { modeOf } from './plan/modes.js';
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
 const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];

@@ -17,7 +17,7 @@ export interface Ran {
  * on the caller's PATH: a root plugin does not run whatever `ip` a PATH entry offers, and an
  * absolute path spares execvp's walk over every PATH entry, in every child. Looked up once.
  */
-export const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
+const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
 const found = new Map<string, string>();
 export function tool(name: 'ip' | 'nsenter' | 'nft'): string {
   let path = found.get(name);

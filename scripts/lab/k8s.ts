@@ -96,12 +96,6 @@ const nodeOf = (p: any): number => Number(/node(\d+)$/.exec(p.spec.nodeName)![1]
 /** Every address of a pod, IPv4 first (status.podIPs; podIP alone on a cluster that has no podIPs). */
 const podIpsOf = (p: any): string[] => (p.status.podIPs?.length ? p.status.podIPs.map((x: any) => x.ip) : [p.status.podIP]);
 const family = (ip: string) => (ip.includes(':') ? 'ipv6' : 'ipv4');
-const ipInt = (ip: string) => ip.split('.').reduce((a, x) => a * 256 + Number(x), 0);
-function inCidr(ip: string, cidr: string) {
-  const [net, len] = cidr.split('/');
-  const size = 2 ** (32 - Number(len));
-  return Math.floor(ipInt(ip) / size) === Math.floor(ipInt(net!) / size);
-}
 
 export function machineSysctls(): Record<string, string> {
   return Object.fromEntries(Object.keys(KUBELET_SYSCTLS).map((k) => [k, readFileSync(`/proc/sys/${k}`, 'utf8').trim()]));

@@ -5,7 +5,7 @@ import type { Stdin } from '../config/netconf.js';
 export class UsageError extends Error {}
 
 /** The largest config file the commands read: libcni's own files are a few KiB. */
-export const MAX_CONF_BYTES = 1024 * 1024;
+const MAX_CONF_BYTES = 1024 * 1024;
 
 /**
  * The text of a config file: a regular file of at most MAX_CONF_BYTES, opened without blocking

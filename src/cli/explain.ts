@@ -69,7 +69,7 @@ function asUsage<T>(f: () => T, say: (message: string) => string = (m) => m): T 
 }
 
 /** A plan as shell lines: `# sentence`, then its commands, the pod's namespace as its path. */
-export function renderPlan(plan: Plan): string[] {
+function renderPlan(plan: Plan): string[] {
   const out: string[] = [];
   const words = (cmd: readonly (string | number)[]) => cmd.map((t) => (t === POD_NETNS_REF ? plan.netnsPath : t));
   for (const step of plan.steps) {

@@ -19,7 +19,7 @@ import { crashPoint } from '../crash.js';
 export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
 export type Layout = (typeof LAYOUTS)[number];
 
-export interface NodeParams {
+interface NodeParams {
   layout: Layout;
   network?: string;
   /** kubenet, overlay: this node's pod CIDR, one per family; the gateway is its first address. */
@@ -42,7 +42,7 @@ export interface NodeParams {
 const NAMES: Record<Layout, string> = { transparent: 'azure', bridge: 'azure', kubenet: 'kubenet', overlay: 'azure-overlay' };
 
 /** This node's conflist: what conf/ shows, with this node's ranges. */
-export function nodeConflist(p: NodeParams): Record<string, unknown> {
+function nodeConflist(p: NodeParams): Record<string, unknown> {
   const ranges = p.layout === 'kubenet' || p.layout === 'overlay'
     ? p.podCidrs.map((c) => {
         const cidr = parseCidr(c)!;

@@ -18,7 +18,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Attachment } from '../config/attachments.js';
 import { networkNameProblem, parseNetConf, type NetConf } from '../config/netconf.js';
 import { DEFAULT_DATA_DIR, parseIpamConfig } from '../ipam/config.js';
 import { freeLeaked, listAllocations } from '../ipam/plugin.js';
@@ -34,14 +33,14 @@ import { aliasAttachment, containerMac, hostVethName, networkAliasPrefix } from 
 import { readNetConf, UsageError } from './conf.js';
 
 
-export type StateRoute = Pick<RouteRow, 'dst' | 'dev' | 'gateway' | 'protocol' | 'scope' | 'metric'>;
-export interface StateNeighbour {
+type StateRoute = Pick<RouteRow, 'dst' | 'dev' | 'gateway' | 'protocol' | 'scope' | 'metric'>;
+interface StateNeighbour {
   dst: string;
   dev: string;
   lladdr: string | null;
   state: string[];
 }
-export interface StateAllocation {
+interface StateAllocation {
   ip: string;
   containerId: string;
   ifname: string;
@@ -51,13 +50,13 @@ export interface StateAllocation {
   /** An element of the network's pod set for this address, tagged with its veth; null when not looked at. */
   masquerade: boolean | null;
 }
-export type Leak =
+type Leak =
   | { kind: 'address'; message: string; ip: string; containerId: string; ifname: string; veth: string }
   | { kind: 'link'; message: string; veth: string; containerId: string; ifname: string; alias: string }
   | { kind: 'masquerade'; message: string; ip: string; tag: string; set: string }
   | { kind: 'neighbour'; message: string; ip: string; lladdr: string; dev: string }
   | { kind: 'mac-dnat'; message: string; ip: string; mac: string; tag: string };
-export interface StateReport {
+interface StateReport {
   network: string;
   dataDir: string;
   /** From the config, else from the veths (a port of a bridge: bridge mode); null when nothing says. */

@@ -31,7 +31,7 @@ import { readConfText, UsageError } from './conf.js';
 const VALIDATE_USAGE = 'vnet validate FILE…  (a .conflist, or a single plugin config: .conf or .json)';
 
 /** What `vnet validate` prints and its exit status. */
-export interface ValidateRun {
+interface ValidateRun {
   status: 0 | 1;
   stdout: string;
   stderr: string;
@@ -55,7 +55,7 @@ export function validate(args: string[]): ValidateRun {
   return { status: invalid ? 1 : 0, stdout: text(out), stderr: text(err) };
 }
 
-export interface FileCheck {
+interface FileCheck {
   /** One message per problem, each naming its field: `plugins[0].mode: must be one of …`. */
   problems: string[];
   /** When there is none: `2 plugins, vnet at plugins[0]`. */
@@ -65,7 +65,7 @@ export interface FileCheck {
 }
 
 /** Reads and checks one file; a .conflist is a list, anything else one plugin's config. */
-export function checkFile(file: string): FileCheck {
+function checkFile(file: string): FileCheck {
   let text: string;
   try {
     text = readConfText(file);
@@ -83,7 +83,7 @@ const READ_ERRORS: Record<string, string> = {
 };
 
 /** libcni's reading of a file's text: `list` for a .conflist, else one plugin's config. */
-export function checkText(text: string, list: boolean): FileCheck {
+function checkText(text: string, list: boolean): FileCheck {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -26,7 +26,7 @@ const REQUIRED: Record<string, readonly Command[]> = {
 
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-export function parseCommand(value: string | undefined): Command {
+function parseCommand(value: string | undefined): Command {
   if (value === undefined || value === '') throw new CniError(Code.invalidEnv, 'required env variables [CNI_COMMAND] missing');
   const cmd = COMMANDS.find((c) => c === value);
   if (!cmd) throw new CniError(Code.invalidEnv, `unknown CNI_COMMAND: ${value}`, `supported: ${COMMANDS.join(', ')}`);

@@ -23,7 +23,7 @@ export const Code = {
   checkFailed: 103,
   internal: 999,
 } as const;
-export type CniCode = number;
+type CniCode = number;
 
 export class CniError extends Error {
   constructor(

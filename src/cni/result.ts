@@ -6,7 +6,7 @@ import { CniError, Code } from './errors.js';
 import { atLeast } from './version.js';
 import { describeIssue } from '../issue.js';
 
-export interface Interface {
+interface Interface {
   name: string;
   mac?: string;
   mtu?: number;
@@ -14,7 +14,7 @@ export interface Interface {
   socketPath?: string;
   pciID?: string;
 }
-export interface IPConfig {
+interface IPConfig {
   /** CIDR notation: the address and the subnet's prefix, e.g. "10.220.2.11/24". */
   address: string;
   gateway?: string;

@@ -13,7 +13,7 @@ import type { Command } from '../cni/env.js';
 
 /** libcni's rule for network names, plus a length that fits a directory name and a veth alias. */
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-export const NETWORK_NAME_MAX = 200;
+const NETWORK_NAME_MAX = 200;
 
 /** Why a network name is refused, or undefined. */
 export function networkNameProblem(name: string): string | undefined {

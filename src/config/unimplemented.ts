@@ -4,7 +4,7 @@
 // and each ADD logs them in one line. Fields nobody knows stay tolerated without a word.
 
 /** Field → who knows it, what it does there, and what vnet does instead. */
-export const UNIMPLEMENTED: Readonly<Record<string, string>> = {
+const UNIMPLEMENTED: Readonly<Record<string, string>> = {
   addIf: "kubenet's conflist template writes it (the pod's interface name); the reference bridge ignores it, and so does vnet: the pod's interface is CNI_IFNAME",
   isDefaultGateway: "the reference bridge's: the bridge's address as the pod's default route; vnet-ipam's ranges give the gateway, and its routes the default route",
   forceAddress: "the reference bridge's: replace the bridge's address when it differs; vnet never changes an address it did not add",

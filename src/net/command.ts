@@ -10,7 +10,7 @@
 import { CniError, Code } from '../cni/errors.js';
 import type { Alias, CidrText, IfName, IpText, Mac } from './values.js';
 
-export type Keyword =
+type Keyword =
   | 'link' | 'addr' | 'route' | 'neigh'
   | 'add' | 'del' | 'set' | 'replace' | 'show'
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
@@ -20,9 +20,9 @@ export type Keyword =
 
 /** The pod's network namespace as every child sees it: the descriptor we opened, on fd 3. */
 export const POD_NETNS_REF = '/proc/self/fd/3';
-export type NsRef = typeof POD_NETNS_REF;
+type NsRef = typeof POD_NETNS_REF;
 
-export type Token = Keyword | IfName | IpText | CidrText | Mac | Alias | NsRef | number;
+type Token = Keyword | IfName | IpText | CidrText | Mac | Alias | NsRef | number;
 export type IpCmd = readonly Token[];
 
 const PLAIN = /^[A-Za-z0-9._:/@+,=-]+$/;

@@ -15,10 +15,10 @@ export interface UplinkRoute {
 }
 
 /** The route origins the move carries as they are; a route of another origin is refused. */
-export const CARRIED_PROTOS = ['boot', 'static', 'dhcp', 'ra'] as const;
+const CARRIED_PROTOS = ['boot', 'static', 'dhcp', 'ra'] as const;
 type CarriedProto = (typeof CARRIED_PROTOS)[number];
 
-export interface LinkFacts {
+interface LinkFacts {
   name: IfName;
   mac: Mac;
   mtu: number;

@@ -55,7 +55,7 @@ function runIp(args: string[], stdin: string, pod?: PodNetns, fd3 = pod?.fd): Pr
  */
 export const ALREADY_GONE = /Cannot find device|No such device|does not exist|No such file or directory|No such process/;
 
-export interface Failure {
+interface Failure {
   /** 0-based index of the command that failed. */
   index: number;
   message: string;

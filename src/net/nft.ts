@@ -212,7 +212,7 @@ export async function nftRun(lines: readonly NftLine[]): Promise<string | undefi
 }
 
 /** A network's pod sets as nft lists them: each set's name and its elements with their tags. */
-export interface MasqTable {
+interface MasqTable {
   /** false: the table does not exist (no pod of any network is masqueraded). */
   table: boolean;
   sets: { name: string; elements: { ip: Addr; tag: string }[] }[];

@@ -12,7 +12,7 @@ import type { PodNetns } from '../net/netns.js';
 import { log } from '../log.js';
 import type { Plan, Side, Step } from './plan.js';
 
-export interface ExecuteOptions {
+interface ExecuteOptions {
   /** Treat an `ip` failure that matches this as done (DEL of something already gone). */
   tolerate?: RegExp;
   /** `ip` processes started ahead (ADD): the first batch of each side takes its own. */

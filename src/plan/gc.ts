@@ -23,7 +23,7 @@ export interface Owned {
 }
 
 /** Which of the network's entries a mode keys by pod, and so reads. */
-export interface OwnedKinds {
+interface OwnedKinds {
   neighboursOn?: IfName;
   masq: boolean;
   macDnat: boolean;

@@ -12,13 +12,13 @@ export interface PodIp {
   cidr: Cidr;
   gateway?: Addr;
 }
-export interface PodRoute {
+interface PodRoute {
   dst: Cidr;
   gw?: Addr;
 }
 
 /** Where the pod is: its attachment, its interface's name, and the runtime's CNI_NETNS text (the result's sandbox, the log, explain). */
-export interface PodPlace {
+interface PodPlace {
   attachment: Attachment;
   ifname: IfName;
   netnsPath: string;

@@ -3,7 +3,7 @@
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
 import { bridgeOnNode, defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
-import { neighbourAddrs, nodeHasLink } from '../net/ip.js';
+import { neighbourAddrs } from '../net/ip.js';
 import { masqueradedPods } from '../net/nft.js';
 import type { Addr } from '../net/values.js';
 import type { Attachment } from '../config/attachments.js';

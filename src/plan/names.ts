@@ -55,7 +55,7 @@ export function bridgeMac(network: string, bridge: string): Mac {
  * It marks the veth as this network's (GC looks for the `vnet:<network>:` prefix and compares
  * link names, so a cut alias costs nothing) and tells a reader whose it is.
  */
-export const ALIAS_PREFIX = 'vnet:';
+const ALIAS_PREFIX = 'vnet:';
 export function vethAlias(network: string, a: Attachment): Alias {
   return alias([ALIAS_PREFIX + network, a.containerId, a.ifname]);
 }

@@ -14,7 +14,7 @@ export type Side = 'node' | 'pod';
  * Per attachment: made by this ADD, removed by DEL and by rollback. Shared: ensured (created when
  * missing, accepted when present: a bridge, a node-wide sysctl), never undone by rollback or DEL.
  */
-export type Lifecycle = 'attachment' | 'shared';
+type Lifecycle = 'attachment' | 'shared';
 
 /** What a step leaves behind, as CHECK reads it back. */
 export type Expect =

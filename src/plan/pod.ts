@@ -9,7 +9,7 @@ import type { AddInput, PodIp } from './input.js';
 import type { Step } from './plan.js';
 
 export const DEFAULT = { 4: toDst('0.0.0.0/0')!, 6: toDst('::/0')! } as const;
-export const LO = 'lo' as IfName;
+const LO = 'lo' as IfName;
 export const FAMILIES = [4, 6] as const;
 
 /** The pod's addresses, IPv4 first: at least one, whatever the families. */
@@ -27,7 +27,7 @@ export function podIps(input: AddInput, mode: string): PodIp[] {
 export const familiesOf = (ips: readonly { cidr: Cidr }[]): Family[] => FAMILIES.filter((f) => ips.some((i) => i.cidr.family === f));
 
 /** "IPv4", "IPv6" or "IPv4 and IPv6". */
-export const familyText = (fs: readonly Family[]) => fs.map((f) => `IPv${f}`).join(' and ');
+const familyText = (fs: readonly Family[]) => fs.map((f) => `IPv${f}`).join(' and ');
 
 /**
  * Forwarding on the node for the pod's families: node-wide and shared, so last in a plan (an ADD
