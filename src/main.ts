@@ -24,7 +24,7 @@ import { parseRequest, type Request } from './commands/request.js';
 import { runIpam } from './ipam/plugin.js';
 
 /** CNI_ARGS keys we understand; others need IgnoreUnknown=1 (kubelet always sends it). */
-const KNOWN_ARGS = ['IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
+const KNOWN_ARGS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'];
 
 function roleOf(argv0: string): Role {
   return basename(argv0).startsWith('vnet-ipam') ? 'vnet-ipam' : 'vnet';

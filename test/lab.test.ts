@@ -97,7 +97,7 @@ describe('chaining [vnet, portmap]: a host port on the node reaches the pod’s 
 describe('capability ips: the runtime’s runtimeConfig.ips reaches vnet-ipam through the conflist vnet install writes', () => {
   it('a pod that asks for 10.220.2.40 and fd00:220:2::1:40 gets them; one that asks for a held address gets an error and no address', async () => {
     const c = cluster('transparent', { nodes: 1, pods: 0, dualStack: true });
-    expect((c.conflist(0).plugins[0] as { capabilities?: unknown }).capabilities).toEqual({ ips: true });
+    expect((c.conflist(0).plugins[0] as { capabilities?: unknown }).capabilities).toEqual({ ips: true, mac: true });
     const pod = await c.addPod(0, 'fixed', { ips: ['10.220.2.40/24', 'fd00:220:2::1:40/64'] });
     expect(pod.ips).toEqual(['10.220.2.40', 'fd00:220:2::1:40']);
     await expect(c.addPod(0, 'taken', { ips: ['10.220.2.40/24'] })).rejects.toThrow(/10\.220\.2\.40.*(in use|allocated|held)/i);

@@ -84,9 +84,10 @@ const LAYOUTS: Record<string, Layout> = {
   'azure-bridge-moved': azureBridge(true),
 };
 
-function addInput(l: Layout, dual: boolean): AddInput {
+function addInput(l: Layout, dual: boolean, podMac = containerMac('azure', attachment)): AddInput {
   return {
     network: 'azure',
+    podMac,
     bridge: l.bridge,
     masq: l.masq,
     attachment,
@@ -115,24 +116,36 @@ describe('every mode’s DEL plan, with the pod’s addresses known and without,
     if (name.endsWith('-moved')) continue;
     for (const known of [true, false]) {
       it(`${name}, ${known ? 'addresses known' : 'no address known'}`, async () => {
-        const plan = modeOf(l.mode).delPlan({ network: 'azure', attachment, bridge: l.bridge, masq: l.masq, podIps: known ? [l.v4.cidr, l.v6.cidr] : [] });
+        const plan = modeOf(l.mode).delPlan({ network: 'azure', attachment, podMac: containerMac('azure', attachment), bridge: l.bridge, masq: l.masq, podIps: known ? [l.v4.cidr, l.v6.cidr] : [] });
         await expect(render(plan)).toMatchFileSnapshot(`__snapshots__/plans/del-${name}-${known ? 'known' : 'unknown'}.txt`);
       });
     }
   }
 });
 
+describe('a pod MAC the runtime chooses (runtimeConfig.mac) is the pod’s everywhere ADD puts one, and the veth’s alias records it', () => {
+  for (const name of ['transparent', 'azure-bridge']) {
+    it(name, async () => {
+      const plan = modeOf(LAYOUTS[name]!.mode).addPlan(addInput(LAYOUTS[name]!, true, mac('0a:58:0a:f4:01:05')));
+      await expect(render(plan)).toMatchFileSnapshot(`__snapshots__/plans/add-${name}-runtime-mac.txt`);
+    });
+  }
+});
+
 describe('GC’s plan removes exactly what no valid attachment owns', () => {
   const conf = { name: 'azure', mode: 'bridge', bridge: LAYOUTS.kubenet!.bridge, masq: { exclude } } as NetConf;
   const gone = { containerId: 'deadbeef', ifname: 'eth0' };
+  const chose = { containerId: 'macchosen', ifname: 'eth0' };
   const kept = veth(attachment);
   function veth(a: { containerId: string; ifname: string }) {
     return hostVethName('azure', a);
   }
   const owned: Owned = {
     veths: [
-      { name: kept, attachment },
-      { name: veth(gone), attachment: gone },
+      { name: kept, attachment, podMac: containerMac('azure', attachment) },
+      { name: veth(gone), attachment: gone, podMac: containerMac('azure', gone) },
+      // a pod whose MAC the runtime chose: its alias recorded it
+      { name: veth(chose), attachment: chose, podMac: mac('0a:58:0a:f4:01:08') },
       // an alias cut at 255 bytes: the veth goes, its neighbour entries cannot be told
       { name: 'azvcut0', attachment: undefined },
       { name: 'bad name', attachment: undefined },
@@ -140,6 +153,7 @@ describe('GC’s plan removes exactly what no valid attachment owns', () => {
     neighbours: [
       { ip: addr('10.244.1.5'), mac: '02:00:00:00:00:01' },
       { ip: addr('10.244.1.6'), mac: containerMac('azure', gone) },
+      { ip: addr('10.244.1.8'), mac: '0a:58:0a:f4:01:08' },
     ],
     masq: [
       { ip: addr('10.244.1.5'), tag: kept },
@@ -149,7 +163,7 @@ describe('GC’s plan removes exactly what no valid attachment owns', () => {
     macDnat: [{ ip: addr('10.244.1.6'), mac: mac('02:00:00:00:00:06'), tag: veth(gone) }],
     unread: [],
   };
-  it('the stale veths, their neighbour entries and every element whose tag is no valid veth; a name the kernel gave that is not a name is reported', async () => {
+  it('the stale veths, their neighbour entries (by the pod MAC each alias names) and every element whose tag is no valid veth; a name the kernel gave that is not a name is reported', async () => {
     const problems: string[] = [];
     const plan = gcPlan(conf, owned, new Set([kept]), problems);
     expect(problems).toHaveLength(1);

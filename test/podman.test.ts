@@ -71,6 +71,8 @@ interface Mode {
   reachText: string;
   /** what stays on the node after the last container is removed (the bridge, the moved NIC) */
   expectAfterLast(ctx: Ctx): void;
+  /** B's MAC, chosen by the runtime (`--mac-address`: podman 4.3 sends it as CNI_ARGS MAC) */
+  macB?: string;
   /** what the node does that no plugin does, set before the first container (in the node namespace) */
   prepareNode?(ctx: Ctx): void;
 }
@@ -148,7 +150,7 @@ function modeSuite(mode: Mode) {
       // podman 4.3 vendors libcni 1.1, which speaks CNI up to 1.0.0.
       ctx.pm.writeConflist({ cniVersion: '1.0.0', name: ctx.net, plugins: [mode.plugin(ctx), PORTMAP] });
       ctx.pm.runContainer(ctx.A, { publish: [`${HOST_PORT}:${CTR_PORT}`], argv: listener(ctx.A) });
-      ctx.pm.runContainer(ctx.B);
+      ctx.pm.runContainer(ctx.B, { mac: mode.macB });
     });
     afterAll(() => ctx.pm?.cleanup());
 
@@ -199,6 +201,13 @@ function modeSuite(mode: Mode) {
       expect(ctx.pm.inspect(ctx.A).ip).not.toBe(ctx.pm.inspect(ctx.B).ip);
     });
 
+    if (mode.macB) {
+      it('podman run --mac-address: B’s eth0 has the MAC the runtime chose, and its neighbour entry points at it', () => {
+        const c = ctx.pm.inspect(ctx.B);
+        expect(lab.ipJson(c.netns, ['link', 'show', 'dev', 'eth0'])[0].address).toBe(mode.macB);
+        expect(ctx.pm.exec(ctx.B, ['ip', 'link', 'show', 'dev', 'eth0'])).toContain(`link/ether ${mode.macB}`);
+      });
+    }
     it('the node holds one azv veth per container, named from the container ID, wired as the mode wires it', () => {
       expectWired(ctx.A);
       expectWired(ctx.B);
@@ -324,6 +333,7 @@ const KUBENET_GW = '10.231.0.1';
 modeSuite({
   key: 'k',
   rule: 'bridge mode, kubenet’s layout, under podman: a container is a port of the bridge holding its gateway; DEL leaves the bridge',
+  macB: '0a:58:0a:e7:00:42',
   plugin: (ctx) => ({
     type: 'vnet',
     mode: 'bridge',

@@ -72,7 +72,7 @@ conflist() {
       "type": "vnet",
       "mode": "transparent",
       "logFile": "/var/log/vnet.log",
-      "capabilities": { "ips": true },
+      "capabilities": { "ips": true, "mac": true },
       "ipam": {
         "type": "vnet-ipam",
         "ranges": [[{ "subnet": "$subnet", "rangeStart": "$start", "rangeEnd": "$end", "gateway": "$gw" }]],
@@ -100,7 +100,7 @@ EOF
       "ipMasq": true,
       "ipMasqExclude": $(json_list "${no_masq[@]}"),
       "logFile": "/var/log/vnet.log",
-      "capabilities": { "ips": true },
+      "capabilities": { "ips": true, "mac": true },
       "ipam": {
         "type": "vnet-ipam",
         "ranges": [[{ "subnet": "$pod_cidr", "gateway": "$a.$b.$c.$((d + 1))" }]],

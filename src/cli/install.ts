@@ -62,7 +62,7 @@ function nodeConflist(p: NodeParams): Record<string, unknown> {
     ...(p.ipsToRouteViaHost.length ? { ipsToRouteViaHost: p.ipsToRouteViaHost } : {}),
     logFile: p.logFile ?? '/var/log/vnet.log',
     // The runtime's `ips` (a pod asking for its address: runtimeConfig.ips, honoured by vnet-ipam).
-    capabilities: { ips: true },
+    capabilities: { ips: true, mac: true },
     ipam: { type: 'vnet-ipam', ranges, routes: families.map((dst) => ({ dst })), ...(p.dataDir ? { dataDir: p.dataDir } : {}) },
   };
   return {

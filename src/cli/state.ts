@@ -323,7 +323,7 @@ function match(o: Options, seen: Seen): StateReport {
   }
   if (rules?.bridgeNeighbourLeaks) {
     // The pod MAC of every attachment still here: one holding an address, or one whose veth is left.
-    const live = new Set<string>([...allocs, ...ours.map((l) => aliasAttachment(network, l.ifalias)!)].map((a) => containerMac(network, a)));
+    const live = new Set<string>([...allocs.map((a) => containerMac(network, a)), ...ours.map((l) => aliasAttachment(network, l.ifalias)!.podMac)]);
     const ranges = o.rangeSets;
     for (const n of neighs) {
       if (!bridgeNames.has(n.dev!) || !n.state?.includes('PERMANENT') || !n.lladdr || live.has(n.lladdr)) continue;
@@ -340,10 +340,11 @@ function match(o: Options, seen: Seen): StateReport {
     }
   }
   // Azure's layout: a MAC DNAT rule is an attachment's when an allocation holds its address and the
-  // attachment's pod MAC is its value.
+  // attachment's pod MAC (the one its veth's alias records, else the derived one) is its value.
+  const podMacOf = (a: StateAllocation) => aliasAttachment(network, byName.get(a.veth.name)?.ifalias)?.podMac ?? containerMac(network, a);
   for (const e of macDnat) {
     const a = holder.get(e.ip);
-    if (a && containerMac(network, a) === e.mac) continue;
+    if (a && podMacOf(a) === e.mac) continue;
     leaks.push({
       kind: 'mac-dnat',
       message: `MAC DNAT rule ${e.ip} -> ${e.mac} (${e.tag ? `tagged ${e.tag}` : 'untagged'}) in ${L2_TABLE} ${a ? `points to another MAC than the pod of container ${a.containerId} ${a.ifname}` : 'matches no allocation'}: leaked MAC DNAT rule`,

@@ -24,9 +24,8 @@ export async function del(req: DelRequest): Promise<void> {
       // sets) are found by what marks them as this attachment's (its MAC, its veth's tag), never
       // by prevResult's addresses: a DEL retried after the address went to another pod must not
       // remove that pod's entries.
-      const lookUp = mode.podIpsLookUp(conf.name, attachment, conf.bridge, conf.masq);
-      const podIps = lookUp ? await lookUp() : [];
-      const plan = mode.delPlan(delInput(conf, attachment, podIps));
+      const { podMac, podIps } = await mode.delLookUp(conf, attachment);
+      const plan = mode.delPlan(delInput(conf, attachment, podMac, podIps));
       await execute(plan, undefined, { tolerate: ALREADY_GONE });
       stepDone('veth gone');
     })(),

@@ -7,7 +7,7 @@ import { parseResult, type Result } from '../cni/result.js';
 import { validAttachments, type Attachment } from '../config/attachments.js';
 import type { NetConf, Stdin } from '../config/netconf.js';
 import { openPodNetns, type PodNetns } from '../net/netns.js';
-import type { IfName } from '../net/values.js';
+import { podMacOf, type IfName } from '../net/values.js';
 
 interface Common {
   /** The environment as parsed: what a delegated IPAM is given, with the verb it runs. */
@@ -44,7 +44,8 @@ export interface StatusRequest extends Common {
 export type Request = AddRequest | CheckRequest | DelRequest | GcRequest | StatusRequest;
 
 /** The request for env.command (not VERSION), its checks in the order the verbs always made them. */
-export function parseRequest(env: CniEnv, conf: NetConf, stdin: Common['stdin']): Request {
+export function parseRequest(env: CniEnv, given: NetConf, stdin: Common['stdin']): Request {
+  const conf = withArgsMac(env, given);
   const common = { env, conf, stdin };
   const attachment = { containerId: env.containerId, ifname: env.ifname };
   switch (env.command) {
@@ -65,6 +66,22 @@ export function parseRequest(env: CniEnv, conf: NetConf, stdin: Common['stdin'])
       return { ...common, command: 'STATUS' };
     case 'VERSION':
       throw new CniError(Code.internal, 'VERSION has no request');
+  }
+}
+
+/**
+ * CNI_ARGS `MAC=` (what podman sends for `--mac-address`), the pod's MAC when the config names
+ * none (runtimeConfig.mac and args.cni.mac win, as in the reference bridge). Code 4 if it is no
+ * pod's MAC; DEL and GC, which must run whatever the input, ignore it with a warning.
+ */
+function withArgsMac(env: CniEnv, conf: NetConf): NetConf {
+  const text = env.args.get('MAC');
+  if (text === undefined || conf.podMac) return conf;
+  try {
+    return { ...conf, podMac: podMacOf('CNI_ARGS MAC', text, Code.invalidEnv) };
+  } catch (err) {
+    if (env.command !== 'DEL' && env.command !== 'GC') throw err;
+    return { ...conf, ignored: [...conf.ignored, (err as Error).message] };
   }
 }
 

@@ -7,7 +7,7 @@ import * as z from 'zod/mini';
 import { CniError, Code } from '../cni/errors.js';
 import { checkVersion } from '../cni/version.js';
 import { overlappingPair } from '../net/address.js';
-import { ifNameProblem, toAddr, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
+import { ifNameProblem, podMacOf, toAddr, toCidr, type Addr, type Cidr, type IfName, type Mac } from '../net/values.js';
 import { describeIssue, validate } from '../issue.js';
 import type { Command } from '../cni/env.js';
 
@@ -125,6 +125,8 @@ export interface NetConf extends Common {
   masq?: MasqConf;
   mtu?: number;
   ipsToRouteViaHost: Addr[];
+  /** The pod's MAC from the runtime (capability `mac`, runtimeConfig.mac); else one derived from the attachment. */
+  podMac?: Mac;
   ipam?: Parsed['ipam'];
   logFile?: string;
   logLevel: LogLevel;
@@ -170,6 +172,22 @@ export function parseNetConf(input: Stdin | string, command: Command): NetConf {
     conf = out as Parsed;
   }
   const { json: _, ...rest } = common;
+  // As the reference bridge: runtimeConfig.mac wins over args.cni.mac (and both over CNI_ARGS MAC, see commands/request.ts).
+  let podMac: Mac | undefined;
+  const cniArgs = common.args?.cni;
+  const given: [string, unknown][] = [
+    ['runtimeConfig.mac', common.runtimeConfig?.mac],
+    ['args.cni.mac', typeof cniArgs === 'object' && cniArgs !== null ? (cniArgs as Record<string, unknown>).mac : undefined],
+  ];
+  for (const [field, value] of given) {
+    if (value === undefined || podMac) continue;
+    try {
+      podMac = podMacOf(field, value, Code.invalidConfig);
+    } catch (err) {
+      if (!lenient) throw err;
+      ignored.push((err as Error).message);
+    }
+  }
   return {
     ...rest,
     mode: conf.mode,
@@ -177,6 +195,7 @@ export function parseNetConf(input: Stdin | string, command: Command): NetConf {
     masq: conf.ipMasq ? { exclude: conf.ipMasqExclude?.map((s) => toCidr(s)!) } : undefined,
     mtu: conf.mtu,
     ipsToRouteViaHost: conf.ipsToRouteViaHost.map((s) => toAddr(s)!),
+    podMac,
     ipam: conf.ipam,
     logFile: conf.logFile,
     logLevel: conf.logLevel,

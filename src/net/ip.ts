@@ -272,11 +272,25 @@ export function nodeHasLink(name: IfName): boolean {
 }
 
 /** The addresses a bridge's neighbour table maps to this MAC (DEL without prevResult): one process. */
-export async function neighbourAddrs(dev: IfName, mac: string): Promise<Addr[]> {
-  const [neighs = []] = await ipJson(['neigh show']);
-  return (neighs as NeighRow[])
+/**
+ * In one process: the alias of `veth` (when it exists) and the addresses of the neighbour entries on
+ * `dev` that `macOf(alias)` names, for DEL to find a pod's entries by its MAC.
+ */
+export async function neighboursByMac(dev: IfName, veth: IfName, macOf: (alias: string | undefined) => string): Promise<{ mac: string; ips: Addr[] }> {
+  let has = nodeHasLink(veth);
+  const read = () => ipJson(has ? [`link show dev ${veth}`, 'neigh show'] : ['neigh show']);
+  // The veth may go between the look and the read (a GC racing this DEL): then read without it.
+  const rows = await read().catch((err: unknown) => {
+    if (nodeHasLink(veth)) throw err;
+    has = false;
+    return read();
+  });
+  const link = has ? (rows[0] as LinkRow[]).find((l) => l.ifname === veth) : undefined;
+  const mac = macOf(link?.ifalias);
+  const ips = (rows[rows.length - 1] as NeighRow[])
     .filter((n) => n.dev === dev && n.lladdr === mac && typeof n.dst === 'string')
     .flatMap((n) => toAddr(n.dst!) ?? []);
+  return { mac, ips };
 }
 
 /** The name of the interface holding the default IPv4 route, from /proc/net/route (no process). */

@@ -116,6 +116,18 @@ export function macOf(field: string, s: string, code: number): Mac {
   return m as Mac;
 }
 
+/**
+ * A pod MAC from outside (runtimeConfig.mac): colon or hyphen separated, lower-cased; unicast and
+ * not all zeros, since the kernel refuses anything else on a veth.
+ */
+export function podMacOf(field: string, s: unknown, code: number): Mac {
+  const m = typeof s === 'string' ? s.toLowerCase().replace(/-/g, ':') : '';
+  if (!MAC.test(m)) throw new CniError(code, `${field}: invalid MAC address ${JSON.stringify(s)} (expected six hex pairs, like 02:42:0a:00:00:05)`);
+  if (parseInt(m.slice(0, 2), 16) & 1) throw new CniError(code, `${field}: ${m} is a multicast MAC address; a pod's must be unicast`);
+  if (m === '00:00:00:00:00:00') throw new CniError(code, `${field}: the all-zeros MAC address is no pod's`);
+  return m as Mac;
+}
+
 /** A MAC address as the kernel or nft prints it (lower-cased), or undefined. */
 export const toMac = (s: string): Mac | undefined => (MAC.test(s.toLowerCase()) ? (s.toLowerCase() as Mac) : undefined);
 

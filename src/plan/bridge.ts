@@ -15,7 +15,7 @@ import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
 import { hostRoute, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';
 import type { AddInput, DelInput, PodIp } from './input.js';
 import { DEFAULT, addrAdd, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
-import { bridgeMac, containerMac, hostVethMac, hostVethName, vethAlias } from './names.js';
+import { bridgeMac, hostVethMac, hostVethName, vethAlias } from './names.js';
 import type { Expect, Plan, Step } from './plan.js';
 import type { NodeFacts, UplinkRoute } from '../net/facts.js';
 import { masqDelSteps, masqSteps } from './masq.js';
@@ -38,7 +38,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
   const families = familiesOf(ips);
   const veth = hostVethName(network, attachment);
   const vethMac = hostVethMac(network, attachment);
-  const mac = containerMac(network, attachment);
+  const mac = input.podMac;
   const up = uplinkFacts(input);
   // Pinned: to the uplink's MAC when there is one (as Azure does), else one of our own.
   const brMac = up?.mac ?? bridgeMac(network, br);
@@ -68,7 +68,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
       expect: gwCidrs.map((address) => ({ kind: 'addr', side: 'node', dev: br, address })),
     });
   }
-  const port: IpCmd[] = [['link', 'set', 'dev', veth, 'master', br, 'up', 'alias', vethAlias(network, attachment)]];
+  const port: IpCmd[] = [['link', 'set', 'dev', veth, 'master', br, 'up', 'alias', vethAlias(network, attachment, mac)]];
   if (input.bridge.hairpin) port.push(['link', 'set', 'dev', veth, 'type', 'bridge_slave', 'hairpin', 'on']);
   const routes = podRoutes(input, ips, up);
   steps.push(
@@ -230,7 +230,7 @@ export function bridgeResult(input: AddInput): Result {
     interfaces: [
       { name: br, mac: uplinkFacts(input)?.mac ?? bridgeMac(network, br) },
       { name: hostVethName(network, attachment), mac: hostVethMac(network, attachment) },
-      { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
+      { name: ifname, mac: input.podMac, sandbox: input.netnsPath, mtu: input.mtu },
     ],
     ips: ips.map((i) => ({ address: i.cidr.text, gateway: i.gateway.ip, interface: 2 })),
     routes: podRoutes(input, ips, uplinkFacts(input)).map((r): Route => ({ dst: r.dst.text, gw: r.gw.ip })),
@@ -258,7 +258,7 @@ export function bridgeDelPlan(d: DelInput): Plan {
               say: `Deleting the MAC DNAT rule${d.podIps.length > 1 ? 's' : ''} for ${d.podIps.map((a) => a.ip).join(', ')} (nftables table ${L2_TABLE})`,
               side: 'node' as const,
               lifecycle: 'attachment' as const,
-              nft: d.podIps.flatMap((a) => delPodMac(d.network, a, containerMac(d.network, d.attachment))),
+              nft: d.podIps.flatMap((a) => delPodMac(d.network, a, d.podMac)),
             },
           ]
         : []),

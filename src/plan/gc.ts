@@ -8,12 +8,13 @@ import type { IpCmd } from '../net/command.js';
 import { ipJson, type LinkRow, type NeighRow } from '../net/ip.js';
 import { L2_TABLE, NFT_TABLE, delPod, delPodMac, mappedPods, masqueradedPods } from '../net/nft.js';
 import { ifNameProblem, toAddr, type Addr, type IfName, type Mac } from '../net/values.js';
-import { aliasAttachment, containerMac } from './names.js';
+import { aliasAttachment } from './names.js';
 import type { Plan, Step } from './plan.js';
 
 /** What a network owns on the node, each entry with the veth name that marks it as an attachment's. */
 export interface Owned {
-  veths: { name: string; attachment?: Attachment }[];
+  /** With the attachment and pod MAC its alias names, unless the kernel cut the alias. */
+  veths: { name: string; attachment?: Attachment; podMac?: Mac }[];
   /** The bridge's neighbour entries, with the MAC they point at (bridge mode). */
   neighbours: { ip: Addr; mac: string }[];
   masq: { ip: Addr; tag: string }[];
@@ -40,7 +41,7 @@ export async function readOwned(conf: NetConf, kinds: OwnedKinds): Promise<Owned
   const veths = (links as LinkRow[]).flatMap((l) => {
     const a = aliasAttachment(conf.name, l.ifalias);
     // A cut alias still marks the veth as this network's, but no longer names the attachment.
-    return a ? [{ name: l.ifname, attachment: a.cut ? undefined : { containerId: a.containerId, ifname: a.ifname } }] : [];
+    return a ? [a.cut ? { name: l.ifname } : { name: l.ifname, attachment: { containerId: a.containerId, ifname: a.ifname }, podMac: a.podMac }] : [];
   });
   const neighbours = (neighs as NeighRow[]).flatMap((n) => {
     const ip = n.dev === kinds.neighboursOn && n.lladdr && n.dst ? toAddr(n.dst) : undefined;
@@ -59,7 +60,7 @@ export function gcPlan(conf: NetConf, owned: Owned, valid: ReadonlySet<string>, 
     if (why) problems.push(`cannot delete link ${JSON.stringify(v.name)}: ${why}`);
     else names.push(v.name as IfName);
   }
-  const staleMacs = new Set<string>(stale.flatMap((v) => (v.attachment ? [containerMac(conf.name, v.attachment)] : [])));
+  const staleMacs = new Set<string>(stale.flatMap((v) => (v.podMac ? [v.podMac] : [])));
   const neighbours = owned.neighbours.filter((n) => staleMacs.has(n.mac));
   const masq = owned.masq.filter((e) => !valid.has(e.tag));
   const macDnat = owned.macDnat.filter((e) => !valid.has(e.tag));

@@ -6,7 +6,8 @@ import type { Attachment } from '../config/attachments.js';
 import type { BridgeConf, MasqConf, NetConf } from '../config/netconf.js';
 import type { Result } from '../cni/result.js';
 import type { NodeFacts } from '../net/facts.js';
-import { addrOf, cidrOf, dstOf, type Addr, type Cidr, type IfName } from '../net/values.js';
+import { addrOf, cidrOf, dstOf, type Addr, type Cidr, type IfName, type Mac } from '../net/values.js';
+import { containerMac } from './names.js';
 
 export interface PodIp {
   cidr: Cidr;
@@ -26,6 +27,8 @@ interface PodPlace {
 
 export interface AddInput extends PodPlace {
   network: string;
+  /** The pod's MAC: the runtime's (runtimeConfig.mac), else derived from the attachment. */
+  podMac: Mac;
   bridge: BridgeConf;
   masq?: MasqConf;
   ips: PodIp[];
@@ -40,6 +43,7 @@ export interface AddInput extends PodPlace {
 export interface DelInput {
   network: string;
   attachment: Attachment;
+  podMac: Mac;
   bridge: BridgeConf;
   masq?: MasqConf;
   podIps: Addr[];
@@ -47,11 +51,12 @@ export interface DelInput {
 
 /** The one way a plan's input is made (ADD, CHECK, explain, the snapshot's warm-up): the config's part, then the call's. */
 export function addInput(conf: NetConf, place: PodPlace, ipam: { ips: PodIp[]; routes: PodRoute[] }, facts: NodeFacts | undefined, mtu: number): AddInput {
-  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, ipsToRouteViaHost: conf.ipsToRouteViaHost, ...place, ...ipam, mtu, facts };
+  const podMac = conf.podMac ?? containerMac(conf.name, place.attachment);
+  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, ipsToRouteViaHost: conf.ipsToRouteViaHost, ...place, podMac, ...ipam, mtu, facts };
 }
 
-export function delInput(conf: NetConf, attachment: Attachment, podIps: Addr[]): DelInput {
-  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, attachment, podIps };
+export function delInput(conf: NetConf, attachment: Attachment, podMac: Mac, podIps: Addr[]): DelInput {
+  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, attachment, podMac, podIps };
 }
 
 /** IPAM's ips and routes, parsed strictly. `what`: "IPAM result" or "prevResult". */

@@ -3,12 +3,12 @@
 import type { Result } from '../cni/result.js';
 import { bridgeAddPlan, bridgeDelPlan, bridgeResult } from './bridge.js';
 import { bridgeOnNode, defaultMtu, readNodeFacts, type NodeFacts } from '../net/facts.js';
-import { neighbourAddrs } from '../net/ip.js';
+import { neighboursByMac } from '../net/ip.js';
 import { masqueradedPods } from '../net/nft.js';
-import type { Addr } from '../net/values.js';
+import type { Addr, Mac } from '../net/values.js';
 import type { Attachment } from '../config/attachments.js';
-import { containerMac, hostVethName } from './names.js';
-import type { BridgeConf, MasqConf, ModeName, NetConf } from '../config/netconf.js';
+import { aliasAttachment, containerMac, hostVethName } from './names.js';
+import type { BridgeConf, ModeName, NetConf } from '../config/netconf.js';
 import { readOwned, type Owned } from './gc.js';
 import type { AddInput, DelInput } from './input.js';
 import type { Plan } from './plan.js';
@@ -24,10 +24,11 @@ export interface Mode {
    */
   observe(bridge: BridgeConf, needMtu: boolean): Promise<NodeFacts>;
   /**
-   * Where DEL finds the pod's addresses when prevResult has none, or undefined when DEL needs
-   * none (nothing it removes is keyed by them).
+   * What DEL needs from the node, found by what marks it as this attachment's, never by
+   * prevResult: the pod's MAC (the runtime's, else the one its veth's alias records, else the
+   * derived one) and the pod's addresses where something DEL removes is keyed by them.
    */
-  podIpsLookUp(network: string, a: Attachment, b: BridgeConf, masq: MasqConf | undefined): (() => Promise<Addr[]>) | undefined;
+  delLookUp(conf: NetConf, a: Attachment): Promise<{ podMac: Mac; podIps: Addr[] }>;
   result(input: AddInput): Result;
   /** What the network owns on the node that this mode keys by pod, for GC (see gc.ts). */
   owned(conf: NetConf): Promise<Owned>;
@@ -48,8 +49,10 @@ const MODES = {
     delPlan: transparentDelPlan,
     result: transparentResult,
     // Only masquerade elements are keyed by address: found by their tag, the veth's name.
-    podIpsLookUp: (network: string, a: Attachment, _b: BridgeConf, masq: MasqConf | undefined) =>
-      masq ? async () => (await masqueradedPods(network)).filter((m) => m.tag === hostVethName(network, a)).map((m) => m.ip) : undefined,
+    delLookUp: async (conf: NetConf, a: Attachment) => ({
+      podMac: conf.podMac ?? containerMac(conf.name, a),
+      podIps: conf.masq ? (await masqueradedPods(conf.name)).filter((m) => m.tag === hostVethName(conf.name, a)).map((m) => m.ip) : [],
+    }),
     observe: async (_b: BridgeConf, needMtu: boolean) => ({ bridgeExists: false, mtu: needMtu ? await defaultMtu() : undefined }),
     owned: (conf: NetConf) => readOwned(conf, { masq: !!conf.masq, macDnat: false }),
     stateRules: { neighbours: 'veth', bridgeNeighbourLeaks: false, macDnat: false },
@@ -58,8 +61,12 @@ const MODES = {
     addPlan: bridgeAddPlan,
     delPlan: bridgeDelPlan,
     result: bridgeResult,
-    // The bridge's neighbour entries (and masquerade elements) are keyed by address: found by the pod's MAC.
-    podIpsLookUp: (network: string, a: Attachment, b: BridgeConf) => () => neighbourAddrs(b.name, containerMac(network, a)),
+    // The bridge's neighbour entries (and masquerade and MAC DNAT elements) are keyed by address:
+    // found by the pod's MAC, in one process with the veth's alias when the runtime names no MAC.
+    delLookUp: async (conf: NetConf, a: Attachment) => {
+      const { mac, ips } = await neighboursByMac(conf.bridge.name, hostVethName(conf.name, a), (alias) => conf.podMac ?? aliasAttachment(conf.name, alias)?.podMac ?? containerMac(conf.name, a));
+      return { podMac: mac as Mac, podIps: ips };
+    },
     // Azure's layout plans from the uplink's facts, its MTU included (one process); kubenet's
     // needs only to know whether the bridge is there, which /proc tells without a process.
     observe: async (b: BridgeConf, needMtu: boolean) =>

@@ -51,23 +51,31 @@ export function bridgeMac(network: string, bridge: string): Mac {
 }
 
 /**
- * The host veth's alias: `vnet:<network>:<containerID>:<ifname>`, cut to the kernel's 255 bytes.
- * It marks the veth as this network's (GC looks for the `vnet:<network>:` prefix and compares
- * link names, so a cut alias costs nothing) and tells a reader whose it is.
+ * The host veth's alias: `vnet:<network>:<containerID>:<ifname>`, and `:mac=<pod MAC, hyphens>` when
+ * the runtime chose the pod's MAC (runtimeConfig.mac), cut to the kernel's 255 bytes. It marks the
+ * veth as this network's (GC looks for the `vnet:<network>:` prefix and compares link names, so a
+ * cut alias costs nothing), tells a reader whose it is, and tells DEL, GC and `vnet state` a pod
+ * MAC they could not derive.
  */
 const ALIAS_PREFIX = 'vnet:';
-export function vethAlias(network: string, a: Attachment): Alias {
-  return alias([ALIAS_PREFIX + network, a.containerId, a.ifname]);
+export function vethAlias(network: string, a: Attachment, podMac: Mac): Alias {
+  const chosen = podMac === containerMac(network, a) ? [] : [`mac=${podMac.replace(/:/g, '-')}`];
+  return alias([ALIAS_PREFIX + network, a.containerId, a.ifname, ...chosen]);
 }
 export const networkAliasPrefix = (network: string) => `${ALIAS_PREFIX}${network}:`;
 
 /**
- * The attachment a veth's alias names, if the alias is this network's; `cut` when the kernel cut
- * it at 255 bytes (the ifname may be short of its end). The ifname may hold ':'.
+ * The attachment an alias names, if the alias is this network's, with its pod's MAC (the one the
+ * alias records, else the derived one); `cut` when the kernel cut it at 255 bytes (the rest may be
+ * short of its end).
  */
-export function aliasAttachment(network: string, alias: string | undefined): (Attachment & { cut: boolean }) | undefined {
+export function aliasAttachment(network: string, alias: string | undefined): (Attachment & { podMac: Mac; cut: boolean }) | undefined {
   const prefix = networkAliasPrefix(network);
   if (!alias?.startsWith(prefix)) return undefined;
-  const [containerId = '', ...ifname] = alias.slice(prefix.length).split(':');
-  return { containerId, ifname: ifname.join(':'), cut: alias.length >= 255 };
+  const parts = alias.slice(prefix.length).split(':');
+  const chosen = /^mac=([0-9a-f]{2}(-[0-9a-f]{2}){5})$/.exec(parts[parts.length - 1] ?? '');
+  if (chosen) parts.pop();
+  const [containerId = '', ...ifname] = parts;
+  const a = { containerId, ifname: ifname.join(':') };
+  return { ...a, podMac: chosen ? (chosen[1]!.replace(/-/g, ':') as Mac) : containerMac(network, a), cut: alias.length >= 255 };
 }

@@ -9,7 +9,7 @@ import { POD_NETNS_REF } from '../net/command.js';
 import { hostRoute, type Cidr } from '../net/values.js';
 import type { AddInput, DelInput } from './input.js';
 import { DEFAULT, familiesOf, forwardingStep, neighText, podAddressStep, podIps, routeCmd, routeText } from './pod.js';
-import { HOST_VETH_MAC, POD_GATEWAY, containerMac, hostVethName, vethAlias } from './names.js';
+import { HOST_VETH_MAC, POD_GATEWAY, hostVethName, vethAlias } from './names.js';
 import { masqDelSteps, masqSteps } from './masq.js';
 import type { Expect, Plan, Step } from './plan.js';
 
@@ -19,9 +19,9 @@ export function transparentAddPlan(input: AddInput): Plan {
   const cidrs = ips.map((i) => i.cidr);
   const families = familiesOf(ips);
   const veth = hostVethName(network, attachment);
-  const mac = containerMac(network, attachment);
+  const mac = input.podMac;
   const hostRoutes = cidrs.map(hostRoute);
-  const alias = vethAlias(network, attachment);
+  const alias = vethAlias(network, attachment, mac);
   const gws = families.map((f) => POD_GATEWAY[f]);
   // The kernel's subnet route for each address (none for a /32 or /128).
   const subnets = cidrs.filter((c) => c.prefix < (c.family === 4 ? 32 : 128));
@@ -128,7 +128,7 @@ export function transparentResult(input: AddInput): Result {
   return {
     interfaces: [
       { name: hostVethName(network, attachment), mac: HOST_VETH_MAC },
-      { name: ifname, mac: containerMac(network, attachment), sandbox: input.netnsPath, mtu: input.mtu },
+      { name: ifname, mac: input.podMac, sandbox: input.netnsPath, mtu: input.mtu },
     ],
     ips: ips.map((i) => ({ address: i.cidr.text, gateway: POD_GATEWAY[i.cidr.family].ip, interface: 1 })),
     routes: podRoutes(input, familiesOf(ips)).map((dst): Route => ({ dst: dst.text, gw: POD_GATEWAY[dst.family].ip })),

@@ -177,14 +177,16 @@ export class Podman {
 
   /**
    * `podman run -d` a busybox container on the network, running `sleep 600` or `argv`, with
-   * `-p HOST:CTR` for each of `publish` (podman hands them to portmap as runtimeConfig.portMappings).
+   * `-p HOST:CTR` for each of `publish` (podman hands them to portmap as runtimeConfig.portMappings),
+   * and `--mac-address` for `mac` (podman 4.3's CNI backend hands it to the plugins as CNI_ARGS MAC).
    */
-  runContainer(name: string, o: { publish?: string[]; argv?: string[] } = {}): void {
+  runContainer(name: string, o: { publish?: string[]; argv?: string[]; mac?: string } = {}): void {
     this.containers.add(name);
     this.podman([
       'run', '-d', '--name', name,
       '--network', this.network,
       ...(o.publish ?? []).flatMap((p) => ['--publish', p]),
+      ...(o.mac ? ['--mac-address', o.mac] : []),
       '--cgroup-parent', this.cgroupParent,
       '--cap-add', 'NET_RAW',
       '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
