@@ -113,7 +113,6 @@ function v6Groups(r: Rand): number[] {
   }
 }
 const valueOf6 = (gs: number[]) => gs.reduce((v, g) => (v << 16n) | BigInt(g), 0n);
-const groupsOf6 = (v: bigint) => Array.from({ length: 8 }, (_, i) => Number((v >> BigInt((7 - i) * 16)) & 0xffffn));
 
 function hex(r: Rand, g: number): string {
   let h = g.toString(16);
