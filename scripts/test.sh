@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, with its own set-up: Debian packages, Node >= 20, npm ci, the native
-# build, vitest. Run as root (the tests create network namespaces; they never touch the machine's
+# build, vitest: both sets of vitest.config.ts, the fast one (`npm test`, no root, no build) and
+# the rest. Run as root (the tests create network namespaces; they never touch the machine's
 # own). Arguments go to vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."

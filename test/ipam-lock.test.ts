@@ -16,7 +16,6 @@ const env = ipamEnv;
 const conf = () => ({ cniVersion: '1.1.0', name: 'net1', ipam: { type: 'vnet-ipam', dataDir, ranges: [[{ subnet: '10.0.0.0/24' }]] } });
 const dir = () => join(dataDir, 'net1');
 const lockDir = () => join(dir(), LOCK_DIR);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const gone = async (path: string) => stat(path).then(
   () => false,
@@ -36,8 +35,15 @@ describe('a lock held by a live process makes others wait, then give up with cod
   it('times out as "try again later"', async () => {
     await mkdir(dir(), { recursive: true });
     let release!: () => void;
-    const holding = withLock(dir(), () => new Promise<void>((r) => (release = r)));
-    await sleep(50);
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const holding = withLock(dir(), () => {
+      entered();
+      return new Promise<void>((r) => (release = r));
+    });
+    // The holder is in its critical section, so the lock is taken, before the waiter starts.
+    await inside;
+    expect(await gone(lockDir())).toBe(false);
     const err = await rejects(withLock(dir(), async () => 'never', { timeoutMs: 300 }));
     expect(err.code).toBe(Code.tryAgain);
     expect(err.message).toMatch(/timed out after 0\.3s waiting for the lock .*\.lock; try again later/);
@@ -94,11 +100,13 @@ describe('a lock is stale only when its holder is dead, and then taken at once',
       // A holder process running our lock module: takes the lock, says so, and hangs.
       await build({
         stdin: {
-          contents: `import { withLock } from ${JSON.stringify(resolve('src/ipam/lock.ts'))};
+          contents: `import { writeFileSync } from 'node:fs';
+            import { withLock } from ${JSON.stringify(resolve('src/ipam/lock.ts'))};
             const ms = Number(process.argv[3] ?? Infinity);
             if (ms === Infinity) await withLock(process.argv[2], async () => { console.log('locked'); await new Promise(() => setInterval(() => {}, 1000)); });
-            // works synchronously, as the plugin's holders do (no timer could refresh anything), for ms
-            else await withLock(process.argv[2], () => { console.log('locked'); const end = Date.now() + ms; while (Date.now() < end); });
+            // works synchronously, as the plugin's holders do (no timer could refresh anything), for
+            // ms; its last act inside the lock is to create the file argv[4]
+            else await withLock(process.argv[2], () => { console.log('locked'); const end = Date.now() + ms; while (Date.now() < end); writeFileSync(process.argv[4], ''); });
             console.log('released');`,
           resolveDir: resolve('.'),
           loader: 'ts',
@@ -117,18 +125,21 @@ describe('a lock is stale only when its holder is dead, and then taken at once',
 
     it(`a live holder working three times the old stale limit (${(3 * LOCK_STALE_MS) / 1000} s) keeps the lock; a waiter gets it after`, async () => {
       await mkdir(dir(), { recursive: true });
-      const child = spawn(process.execPath, [bundle, dir(), String(3 * LOCK_STALE_MS + 500)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      const events: string[] = [];
-      const exited = new Promise<number | null>((r) => child.on('exit', r));
+      const done = join(bundleDir, 'holder-done');
+      const child = spawn(process.execPath, [bundle, dir(), String(3 * LOCK_STALE_MS + 500), done], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      const closed = new Promise<number | null>((r) => child.on('close', r));
       await new Promise<void>((ok) => child.stdout.on('data', (d: Buffer) => {
-        for (const line of d.toString().split('\n').filter(Boolean)) events.push(`holder ${line}`);
-        if (events.includes('holder locked')) ok();
+        out += d.toString();
+        if (out.includes('locked')) ok();
       }));
       const r = await runIpam(env('ADD'), conf());
-      events.push('waiter allocated');
-      expect(await exited).toBe(0); // the holder never lost it
-      expect(events).toEqual(['holder locked', 'holder released', 'waiter allocated']);
+      // The holder's last act inside the lock came before the waiter had it: the waiter waited.
+      expect(await gone(done)).toBe(false);
       expect(r?.ips[0]?.address).toBe('10.0.0.2/24');
+      // and the holder never lost it (withLock would have thrown: exit 1)
+      expect(await closed).toBe(0);
+      expect(out).toBe('locked\nreleased\n');
     }, 30_000);
 
     it('the next ADD succeeds, taking the lock at once', async () => {

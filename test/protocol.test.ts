@@ -1,5 +1,5 @@
 // The contract as a runtime sees it: the built executable, run as a process.
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -114,7 +114,26 @@ describe('errors are the spec’s JSON on stdout with exit 1', () => {
     await expectError(env, conf({ mtu: 'big' }), 7, /mtu/);
   });
   it('code 3: the container netns does not exist, and nothing is allocated', async () => {
+    // What the store holds for the network: address files, index entries, temp files (not the
+    // lock, the cursor or the boot stamp, which say nothing is held).
+    const store = join(lab.dir, 'ipam', 'protonet');
+    const held = () =>
+      existsSync(store)
+        ? readdirSync(store, { recursive: true, encoding: 'utf8' })
+            .filter((f) => !statSync(join(store, f)).isDirectory())
+            .filter((f) => f !== 'lock' && f !== '.boot' && !f.startsWith('last_reserved_ip.') && !f.startsWith('.lock'))
+            .sort()
+        : [];
+    expect(held()).toEqual([]);
     await expectError(env, conf(), 3, /\/var\/run\/netns\/none/);
+    expect(held()).toEqual([]);
+    // the same call with a netns that exists allocates, and the look above sees it
+    const pod = lab.ns('proto-pod');
+    const added = await lab.run({ node, env: cniEnv('ADD', { id: 'c1', netns: pod }), stdin: conf() });
+    expect(added.stdout, added.stderr).toMatch(/"10\.99\.0\.2\/24"/);
+    expect(held()).toEqual(['.by-container/c1:eth0', '10.99.0.2']);
+    expect((await lab.run({ node, env: cniEnv('DEL', { id: 'c1', netns: pod }), stdin: conf() })).code).toBe(0);
+    expect(held()).toEqual([]);
   });
   it('the error carries the config’s cniVersion', async () => {
     const e = await expectError(env, conf({ cniVersion: '0.3.1' }), 3, /does not exist/);

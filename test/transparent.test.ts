@@ -171,14 +171,35 @@ describe('CHECK compares the live state with the plan and names the first differ
     ok(await del(p));
     expectClean();
   });
-  it('fails when IPAM no longer holds the address', async () => {
-    const p = pod();
-    const prev = ok(await add(p));
-    const r = await check(p, { ...prev, ips: [{ ...prev.ips[0], address: '10.224.0.99/16' }] });
-    expect(r.code).toBe(1);
-    ok(await del(p));
-    expectClean();
-  });
+  // The datapath stays as ADD made it; only the store changes under the attachment: the failure
+  // is IPAM CHECK's (code 103), naming the address and why, and CHECK passes again once the
+  // address file is back.
+  const ipamCases: [string, (file: string) => void, (file: string) => string][] = [
+    ['freed (its address file removed)', (file) => rmSync(file), (file) => `: ${file} does not exist`],
+    ['given to another container', (file) => writeFileSync(file, `${lab.prefix}-other\r\neth0`), () => `: it is allocated to container ${lab.prefix}-other (ifname eth0)`],
+  ];
+  for (const [how, change, cause] of ipamCases) {
+    it(`fails when IPAM no longer holds the address: ${how}`, async () => {
+      const p = pod();
+      const prev = ok(await add(p));
+      const ip = prev.ips[0].address.split('/')[0];
+      const file = join(dataDir(), NET, ip);
+      const held = readFileSync(file);
+      ok(await check(p, prev));
+      change(file);
+      const r = await check(p, prev);
+      expect(r.code).toBe(1);
+      expect(r.json).toEqual({
+        cniVersion: '1.0.0',
+        code: 103,
+        msg: `address ${ip} of prevResult is not allocated to container ${p.id} (ifname eth0)${cause(file)}`,
+      });
+      writeFileSync(file, held);
+      ok(await check(p, prev));
+      ok(await del(p));
+      expectClean();
+    });
+  }
 });
 
 describe('DEL is idempotent and leak-free', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../src/cni/errors.js';
 import { parseResult, resultAsVersion, type Result } from '../src/cni/result.js';
-import { SUPPORTED_VERSIONS, checkVersion, compareVersions } from '../src/cni/version.js';
+import { COMMANDS, type Command } from '../src/cni/env.js';
+import { SUPPORTED_VERSIONS, checkVersion, compareVersions, versionAnswer } from '../src/cni/version.js';
 
 const full: Result = {
   interfaces: [
@@ -17,25 +18,44 @@ const full: Result = {
   dns: { nameservers: ['10.0.0.10'], search: ['svc.cluster.local'] },
 };
 
+// The spec's released versions, and the verbs that came later (SPEC.md: CHECK in 0.4.0, STATUS
+// and GC in 1.1.0; VERSION, ADD and DEL in every version).
+const RELEASED = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+const SINCE: Record<Command, string> = { ADD: '0.1.0', DEL: '0.1.0', VERSION: '0.1.0', CHECK: '0.4.0', STATUS: '1.1.0', GC: '1.1.0' };
+
+/** What checkVersion does with a cniVersion and a verb: 0 (allowed) or the CniError's code. */
+const code = (v: string, cmd: Command) => {
+  try {
+    checkVersion(v, cmd);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof CniError)) throw e;
+    return e.code;
+  }
+};
+
 describe('supported versions: 0.1.0 to 1.1.0, compared numerically', () => {
-  it('lists all seven', () => {
-    expect(SUPPORTED_VERSIONS).toEqual(['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']);
+  it('a config of every released version is accepted, and VERSION lists exactly those, oldest first, whatever the caller speaks', () => {
+    for (const v of RELEASED) {
+      expect(code(v, 'ADD'), v).toBe(0);
+      expect(code(v, 'DEL'), v).toBe(0);
+      expect(versionAnswer(v)).toEqual({ cniVersion: v, supportedVersions: RELEASED });
+    }
   });
-  it('compares by number, not by string', () => {
+  it('any other cniVersion is refused with code 1: unreleased, malformed, padded', () => {
+    for (const v of ['0.5.0', '1.2.0', '2.0.0', '0.3.2', '1.0', '1', '01.0.0', '1.0.0 ', ' 1.0.0', 'v1.0.0', '1.0.0-rc1', '']) {
+      expect(code(v, 'ADD'), JSON.stringify(v)).toBe(1);
+    }
+  });
+  it('compares by number, not by string, and the list is in order', () => {
     expect(compareVersions('0.10.0', '0.4.0')).toBe(1);
+    expect(compareVersions('0.4.0', '0.10.0')).toBe(-1);
     expect(compareVersions('1.0.0', '1.0.0')).toBe(0);
+    for (let i = 1; i < SUPPORTED_VERSIONS.length; i++) expect(compareVersions(SUPPORTED_VERSIONS[i - 1]!, SUPPORTED_VERSIONS[i]!)).toBe(-1);
   });
 });
 
 describe('verbs allowed per version (code 1 otherwise)', () => {
-  const code = (v: string, cmd: 'ADD' | 'CHECK' | 'STATUS' | 'GC') => {
-    try {
-      checkVersion(v, cmd);
-      return 0;
-    } catch (e) {
-      return (e as CniError).code;
-    }
-  };
   it('an unsupported cniVersion is code 1 with both sides in details', () => {
     try {
       checkVersion('2.0.0', 'ADD');
@@ -46,13 +66,14 @@ describe('verbs allowed per version (code 1 otherwise)', () => {
       expect((e as CniError).details).toContain('1.1.0');
     }
   });
-  it('CHECK needs 0.4.0, STATUS and GC need 1.1.0', () => {
-    expect(code('0.3.1', 'CHECK')).toBe(1);
-    expect(code('0.4.0', 'CHECK')).toBe(0);
-    expect(code('1.0.0', 'STATUS')).toBe(1);
-    expect(code('1.0.0', 'GC')).toBe(1);
-    expect(code('1.1.0', 'GC')).toBe(0);
-    expect(code('0.1.0', 'ADD')).toBe(0);
+  it('CHECK needs 0.4.0, STATUS and GC need 1.1.0, ADD, DEL and VERSION any: every verb at every version', () => {
+    for (const v of RELEASED) {
+      for (const cmd of COMMANDS) {
+        const allowed = compareVersions(v, SINCE[cmd]) >= 0;
+        expect(code(v, cmd), `${cmd} at ${v}`).toBe(allowed ? 0 : 1);
+        if (!allowed) expect(() => checkVersion(v, cmd)).toThrow(`config version does not allow ${cmd}: cniVersion is "${v}", ${cmd} needs ${SINCE[cmd]} or later`);
+      }
+    }
   });
 });
 
