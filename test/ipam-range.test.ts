@@ -294,3 +294,16 @@ describe('requested addresses cost linear time, however many the runtime sends',
     expect(cfg.requested[199_999]!.source).toBe('runtimeConfig.ips[199999]');
   });
 });
+
+describe('the walk never offers an IPv4-mapped IPv6 address (::ffff:0:0/96): the kernel and Go read each as two', () => {
+  it('a range across the block goes from just below it to just above it, and wraps as before', () => {
+    const set = resolveRangeSet([{ subnet: '::/64', rangeStart: '::fffe:ffff:fffe', rangeEnd: '::1:0:0:1' }], 's');
+    expect(walk(set, undefined)).toEqual(['::fffe:ffff:fffe', '::fffe:ffff:ffff', '::1:0:0:0', '::1:0:0:1']);
+    expect(walk(set, '::fffe:ffff:ffff')).toEqual(['::1:0:0:0', '::1:0:0:1', '::fffe:ffff:fffe', '::fffe:ffff:ffff']);
+  });
+  it('a range that ends inside the block moves on to the next range', () => {
+    // ::fffe:0:0/95 ends at ::ffff:ffff:ffff, inside the block
+    const set = resolveRangeSet([{ subnet: '::fffe:0:0/95', rangeStart: '::fffe:ffff:ffff' }, { subnet: 'fd00::/126' }], 's');
+    expect(walk(set, undefined)).toEqual(['::fffe:ffff:ffff', 'fd00::2', 'fd00::3']); // fd00::1 is the gateway
+  });
+});

@@ -160,6 +160,15 @@ export function* candidates(set: RangeSet, last: IP | undefined): Generator<{ ra
       v = set[ri]!.start;
     } else {
       v += 1n;
+      // ::ffff:0:0/96 is skipped whole: the kernel and Go read each IPv4-mapped address as two
+      // different ones, and the plugin's parser refuses them.
+      if (r.family === 6 && v >> 32n === 0xffffn) {
+        v = 0x10000n << 32n;
+        if (v > r.end) {
+          ri = (ri + 1) % set.length;
+          v = set[ri]!.start;
+        }
+      }
     }
   };
   const lastRange = last ? set.findIndex((r) => r.family === last.family && last.value >= r.start && last.value <= r.end) : -1;
