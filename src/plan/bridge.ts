@@ -161,10 +161,14 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
   if (up.master === br) {
     return [{ say: `Uplink ${up.name} is already a port of ${br}, its addresses and routes on ${br} (moved by an earlier ADD)`, side: 'node', lifecycle: 'shared', expect }];
   }
+  // The routes leave the bridge explicitly: deleting an IPv6 address, unlike an IPv4 one, leaves
+  // the routes through it, and the uplink's own would then be "File exists".
   const restore: IpCmd[] = [
     ['link', 'set', 'dev', up.name, 'nomaster'],
+    ...up.routes.map((r) => route('del', r, br)),
     ...up.addrs.map((a): IpCmd => ['addr', 'del', a.text, 'dev', br]),
-    ...up.addrs.map((a) => addrAdd(a, up.name)),
+    // As the NIC had them: without the `nodad` they carry on the bridge.
+    ...up.addrs.map((a): IpCmd => ['addr', 'add', a.text, 'dev', up.name]),
     ['link', 'set', 'dev', up.name, 'up'],
     ...up.routes.map((r) => route('add', r, up.name)),
   ];
