@@ -6,6 +6,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // it runs as an ordinary user without dist/.
 const FAST = [
   'test/address-oracles.test.ts',
+  'test/elf.test.ts',
   'test/env.test.ts',
   'test/errors.test.ts',
   'test/hash.test.ts',
@@ -17,6 +18,7 @@ const FAST = [
   'test/ipam-store.test.ts',
   'test/ipam-verbs.test.ts',
   'test/plans.test.ts',
+  'test/snapshot.test.ts',
   'test/versions.test.ts',
 ];
 

@@ -39,8 +39,8 @@ export async function add(req: AddRequest): Promise<Result> {
     throw allocated.reason;
   }
   stepDone('IPAM');
-  crashPoint('after IPAM ADD');
   try {
+    crashPoint('after IPAM ADD');
     const ipam = ipamResult(allocated.value, conf.ipam.type);
     const typed = typedIpam(ipam, `result of IPAM plugin ${conf.ipam.type}:`, Code.decode);
     log.info(`Plugin ${conf.ipam.type} returned ${typed.ips.map((i) => i.cidr.text).join(', ') || 'no address'}`);

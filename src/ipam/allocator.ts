@@ -129,9 +129,9 @@ export function allocate(
 
   // 2. The index first, then 3. the address files; undo both on any failure.
   store.writeIndex(a, picks.map((p) => p.ip));
-  crashPoint('vnet-ipam: the index entry written, no address file yet');
   const claimed: Assigned[] = [];
   try {
+    crashPoint('vnet-ipam: the index entry written, no address file yet');
     for (let s = 0; s < sets.length; s++) {
       let pick = picks[s]!;
       while (!store.claim(tmps[s]!, pick.ip)) {

@@ -93,12 +93,16 @@ export async function execute(plan: Plan, pod: PodNetns | undefined, opts: Execu
           current = step;
           crashPoint(`before the nftables script: ${step.say}`);
           const failure = await nftRun(group.flatMap((s) => s.nft!));
-          crashPoint('after the nftables script');
           if (failure && !(step.tolerate ?? opts.tolerate)?.test(failure)) {
             throw new CniError(Code.datapath, `${group.map((s) => s.say).join('; ')}: failed: ${failure}`, group.flatMap((s) => s.nft!).join('; '));
           }
-          for (const s of group) nftDone.add(s);
+          // Done (and so rolled back on a later failure) from here on, the whole transaction.
+          for (const s of group) {
+            nftDone.add(s);
+            finish(s);
+          }
           current = undefined;
+          crashPoint('after the nftables script');
         }
       }
       if (step.ip?.length) {
