@@ -1,8 +1,9 @@
 // The one address library of the code base: IPv4 and IPv6 text to BigInt values and back,
-// strictly. Parsing follows Go's net.ParseIP (what host-local and every reference plugin accept)
-// and refuses more: no zone ("%eth0"), no surrounding space, no leading zeros in IPv4, no
-// IPv4-mapped IPv6 (IPv4 to Go, IPv6 to the kernel: one address, two meanings). Printing is Go's
-// String(), which is RFC 5952 for IPv6 and what host-local names its files with.
+// strictly. Parsing follows Go's net.ParseIP (what host-local and every reference plugin accept:
+// no zone, no surrounding space, no leading zeros in IPv4) and refuses more: IPv4-mapped IPv6
+// (IPv4 to Go, IPv6 to the kernel: one address, two meanings), and in a CIDR a prefix length
+// with a leading zero. Printing is Go's String(), which is RFC 5952 for IPv6 and what host-local
+// names its files with.
 
 export type Family = 4 | 6;
 
@@ -83,7 +84,7 @@ export function parseCidr(s: string): IpNet | undefined {
   if (slash < 0) return undefined;
   const ip = parseIp(s.slice(0, slash));
   const p = s.slice(slash + 1);
-  if (!ip || !/^\d{1,3}$/.test(p)) return undefined;
+  if (!ip || !/^(0|[1-9]\d{0,2})$/.test(p)) return undefined;
   const prefix = Number(p);
   if (prefix > bitsOf(ip.family)) return undefined;
   return { ip, prefix };
@@ -98,9 +99,9 @@ export function networkOf(c: IpNet): bigint {
 }
 
 /**
- * The first two of these CIDRs (given as text) that share an address, in input order, or
- * undefined: sorted by family and start, each is compared with the widest end seen before it
- * (n log n, for lists of any length).
+ * Two of these CIDRs (given as text) that share an address, the earlier one first, or undefined:
+ * sorted by family and start, each is compared with the widest end seen before it (n log n, for
+ * lists of any length), so the pair named is the first found in that order, not in the input's.
  */
 export function overlappingPair(texts: readonly string[]): [string, string] | undefined {
   const spans = texts.flatMap((text, i) => {
