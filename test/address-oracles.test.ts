@@ -454,7 +454,9 @@ describe('a CIDR is an address, "/", and a prefix length within the family’s b
         expect(() => dstOf('routes', s, Code.invalidConfig), what).toThrow(`route destination ${what} has host bits set (the network is ${c.network})`);
       }
     }
-    expect(accepted).toBeGreaterThan(N / 2);
+    // most are valid (80% of addresses, 2 in 3 prefixes written plainly): a generator that stopped
+    // making valid CIDRs would show here
+    expect(accepted).toBeGreaterThan(N / 3);
     expect(hostBits).toBeGreaterThan(N / 4);
     for (const why of ['zone', 'IPv4-mapped', 'prefix with leading zeros']) expect(refused.get(why), why).toBeGreaterThan(5);
   });
