@@ -7,7 +7,7 @@
 // at each of them in turn and prove that DEL, and the next ADD, still leave nothing behind, or
 // that the failed call itself left nothing. Read at run time, never at snapshot time.
 import v8 from 'node:v8';
-import { CniError, Code } from './cni/errors.js';
+import { CniError, Code } from './errors.js';
 import { log } from './log.js';
 
 let reached = 0;

@@ -4,7 +4,7 @@
 // A given value is shown as JSON, cut short and with every control or bidi character escaped,
 // so a message stays one line that says what the file holds.
 import type * as z from 'zod/mini';
-import { CniError, Code } from './cni/errors.js';
+import { CniError, Code } from './errors.js';
 
 /** "ipam.ranges[0][1].subnet" from a zod issue path. */
 function fieldPath(path: readonly PropertyKey[]): string {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import v8 from 'node:v8';
 import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
-import { asCniError } from './cni/errors.js';
+import { asCniError } from './errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
 import { unimplementedFields } from './config/unimplemented.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';

@@ -2,7 +2,7 @@
 // argv only, never a shell.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { CniError, Code, OUT_OF_RESOURCES } from './cni/errors.js';
+import { CniError, Code, OUT_OF_RESOURCES } from './errors.js';
 
 export interface Ran {
   code: number;

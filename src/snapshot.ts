@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnv, type CniEnv } from './cni/env.js';
-import { Code } from './cni/errors.js';
+import { Code } from './errors.js';
 import { resultAsVersion } from './cni/result.js';
 import { parseNetConf } from './config/netconf.js';
 import { runIpam } from './ipam/plugin.js';

@@ -15,7 +15,7 @@
 import net from 'node:net';
 import { Address4, Address6 } from 'ip-address';
 import { describe, expect, it, onTestFailed } from 'vitest';
-import { Code } from '../src/cni/errors.js';
+import { Code } from '../src/errors.js';
 import {
   bitsOf,
   canonicalIp,

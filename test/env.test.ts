@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkArgs, parseArgs, parseEnv } from '../src/cni/env.js';
-import { CniError } from '../src/cni/errors.js';
+import { CniError } from '../src/errors.js';
 
 const base = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CniError, Code, asCniError } from '../src/cni/errors.js';
+import { CniError, Code, asCniError } from '../src/errors.js';
 import { ALREADY_GONE } from '../src/net/ip.js';
 
 describe('one error type carries a spec code; anything else becomes a plugin code', () => {

@@ -7,7 +7,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Code } from '../src/cni/errors.js';
+import { Code } from '../src/errors.js';
 import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { LOCK_DIR, withLock } from '../src/ipam/lock.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';

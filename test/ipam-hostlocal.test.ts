@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CniEnv, Command } from '../src/cni/env.js';
-import { CniError, Code } from '../src/cni/errors.js';
+import { CniError, Code } from '../src/errors.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 
 const HOST_LOCAL = '/usr/lib/cni/host-local';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniError, Code } from '../src/cni/errors.js';
+import { CniError, Code } from '../src/errors.js';
 import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { LOCK_DIR, LOCK_STALE_MS, withLock } from '../src/ipam/lock.js';
 import { runIpam } from '../src/ipam/plugin.js';

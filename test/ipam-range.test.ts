@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CniError, Code } from '../src/cni/errors.js';
+import { CniError, Code } from '../src/errors.js';
 import { parseIpamConfig, parseIpamLocation } from '../src/ipam/config.js';
 import { formatIp, parseCidr, parseIp, type IP } from '../src/net/address.js';
 import {

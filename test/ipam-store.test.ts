@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CniError, Code } from '../src/cni/errors.js';
+import { CniError, Code } from '../src/errors.js';
 import { ipamEnv, useTempDataDir } from './helpers/ipam.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 import { indexName, Store } from '../src/ipam/store.js';

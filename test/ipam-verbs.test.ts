@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Code } from '../src/cni/errors.js';
+import { Code } from '../src/errors.js';
 import { ipamEnv, rejects, useTempDataDir } from './helpers/ipam.js';
 import { listAllocations, runIpam } from '../src/ipam/plugin.js';
 

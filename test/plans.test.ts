@@ -5,7 +5,7 @@
 // change to any of them shows here as a diff to review (`npx vitest run test/plans.test.ts -u`
 // rewrites the files once the change is meant).
 import { describe, expect, it } from 'vitest';
-import { Code } from '../src/cni/errors.js';
+import { Code } from '../src/errors.js';
 import type { NodeFacts } from '../src/net/facts.js';
 import { addrOf, cidrOf, mac, type IfName } from '../src/net/values.js';
 import type { BridgeConf, MasqConf, ModeName, NetConf } from '../src/config/netconf.js';

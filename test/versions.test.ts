@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../src/cni/errors.js';
+import { CniError } from '../src/errors.js';
 import { parseResult, resultAsVersion, type Result } from '../src/cni/result.js';
 import { COMMANDS, type Command } from '../src/cni/env.js';
 import { SUPPORTED_VERSIONS, checkVersion, compareVersions, versionAnswer } from '../src/cni/version.js';

@@ -3,7 +3,7 @@
 // Every value is validated as the plugin would validate it, and quoted for the shell.
 import { parseArgs } from 'node:util';
 import { checkContainerId } from '../cni/env.js';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { parseNetConf, type NetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { formatCidr, formatValue, parseIp } from '../net/address.js';

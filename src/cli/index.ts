@@ -1,5 +1,5 @@
 // The human CLI: what `vnet` does when no CNI_COMMAND is set. Usage errors exit 2, failures 1.
-import { CniError } from '../cni/errors.js';
+import { CniError } from '../errors.js';
 import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { buildKind } from '../build-kind.js';
 import { escapeControls } from '../log.js';

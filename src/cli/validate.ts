@@ -17,7 +17,7 @@
 // A field vnet does not implement is a warning (`FILE: warning: …`), which leaves the file valid.
 import { parseArgs } from 'node:util';
 import * as z from 'zod/mini';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { describeIssues, showValue } from '../issue.js';
 import { commonSchema, netConfSchema, networkNameProblem, parseNetConf } from '../config/netconf.js';

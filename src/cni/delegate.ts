@@ -3,7 +3,7 @@
 import { runProcess } from '../proc.js';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, Code, firstLine } from './errors.js';
+import { CniError, Code, firstLine } from '../errors.js';
 import type { Command } from './env.js';
 
 export function findPlugin(type: string, path: string[]): string {

@@ -1,5 +1,5 @@
 // CNI_* environment variables, parsed with the spec's rules (SPEC.md section 2, "Parameters").
-import { CniError, Code } from './errors.js';
+import { CniError, Code } from '../errors.js';
 import { ifName, type IfName } from '../net/values.js';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;

@@ -2,7 +2,7 @@
 // Rules follow libcni's converters: 0.1.0/0.2.0 carry one ip4 and one ip6 with their routes;
 // 0.3.x/0.4.0 add a "version" to each IP; 1.0.0 drops it; 1.1.0 adds route and interface fields.
 import * as z from 'zod/mini';
-import { CniError, Code } from './errors.js';
+import { CniError, Code } from '../errors.js';
 import { atLeast } from './version.js';
 import { describeIssue } from '../issue.js';
 

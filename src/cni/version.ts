@@ -1,5 +1,5 @@
 // Spec versions: which we speak, how they compare, which verbs each allows.
-import { CniError, Code } from './errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Command } from './env.js';
 
 export const SUPPORTED_VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;

@@ -2,7 +2,7 @@
 // failure after IPAM answered, the plan rolls back what it made and the address goes back to
 // IPAM: a failed ADD leaves nothing behind. An attachment that is already wired is refused
 // before anything happens, so a repeated ADD never touches the running pod.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Result } from '../cni/result.js';
 import { crashPoint } from '../crash.js';
 import { attachmentText } from '../ipam/allocator.js';

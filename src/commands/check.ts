@@ -1,7 +1,7 @@
 // CHECK: rebuild the plan ADD ran from prevResult and compare it with the live state; then
 // IPAM CHECK. The first difference is the error. prevResult is outside text: it is parsed as
 // strictly as an IPAM result, and a bad one is a config error (7).
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { checkPlan } from '../plan/check.js';
 import { addInput, typedIpam } from '../plan/input.js';
 import { modeOf } from '../plan/modes.js';

@@ -2,7 +2,7 @@
 // (compared by the veth name each valid attachment would have): the mode reads what the network
 // owns, plan/gc.ts turns the strays into steps, and they all run whatever fails; then IPAM frees
 // the addresses. Every failure is reported, in one error.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { ALREADY_GONE } from '../net/ip.js';
 import { executeAll } from '../plan/execute.js';
 import { gcPlan } from '../plan/gc.js';

@@ -3,7 +3,7 @@
 // code runs in-process instead, saving a process start; the result is the same.
 import { execPlugin, findPlugin, isSelf } from '../cni/delegate.js';
 import type { Command } from '../cni/env.js';
-import { CniError, Code, firstLine } from '../cni/errors.js';
+import { CniError, Code, firstLine } from '../errors.js';
 import { parseResult, type Result } from '../cni/result.js';
 import { runIpam } from '../ipam/plugin.js';
 import { log } from '../log.js';

@@ -2,7 +2,7 @@
 // takes its own request and never parses outside text again. ADD's and CHECK's carry the pod's
 // namespace already opened; GC's its valid attachments; CHECK's its prevResult, parsed.
 import type { CniEnv } from '../cni/env.js';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { parseResult, type Result } from '../cni/result.js';
 import { validAttachments, type Attachment } from '../config/attachments.js';
 import type { NetConf, Stdin } from '../config/netconf.js';

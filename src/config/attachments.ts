@@ -1,6 +1,6 @@
 // GC's input (spec 1.1.0): the attachments a network still has; everything else is to be freed.
 import * as z from 'zod/mini';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { describeIssue } from '../issue.js';
 
 export interface Attachment {

@@ -4,7 +4,7 @@
 // need (name, IPAM) and fall back to the default, with a warning, for any other field in error.
 import { isLogName, type LogLevel } from '../log.js';
 import * as z from 'zod/mini';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { checkVersion } from '../cni/version.js';
 import { overlappingPair } from '../net/address.js';
 import { ifNameProblem, podMacOf, toAddr, toCidr, type Addr, type Cidr, type IfName, type Mac } from '../net/values.js';

@@ -1,7 +1,7 @@
 // Allocation rules on top of the store: which address each range set hands out, what a release
 // removes, what GC frees. Everything here runs under the network's lock (lock.ts), except
 // `assignRequested`, which only looks at the config.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import { crashPoint } from '../crash.js';
 import { log } from '../log.js';

@@ -2,7 +2,7 @@
 // plus the requested addresses the runtime may pass. Raw JSON in, resolved ranges out; every
 // error is CniError(invalidConfig) naming the field, e.g. "ipam.ranges[0][1].subnet: …".
 import * as z from 'zod/mini';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Route } from '../cni/result.js';
 import { validate } from '../issue.js';
 import { networkNameProblem } from '../config/netconf.js';

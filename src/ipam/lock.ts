@@ -23,7 +23,7 @@
 // marker is only parsed, never followed. The caller checks the network directory itself.
 import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { isErrno } from '../fsutil.js';
 import { randomHex } from '../hash.js';
 import { makeDir, UnsafePath } from './safefs.js';

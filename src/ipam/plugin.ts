@@ -2,7 +2,7 @@
 // through: parse the config, then do the work under the network's lock.
 import { readFileSync } from 'node:fs';
 import type { CniEnv } from '../cni/env.js';
-import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../cni/errors.js';
+import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../errors.js';
 import { crashPoint } from '../crash.js';
 import { parseResult, type DNS, type Result } from '../cni/result.js';
 import { validAttachments } from '../config/attachments.js';

@@ -2,7 +2,7 @@
 // backend/allocator/range.go): a range is [rangeStart, rangeEnd] inside a subnet, by default from
 // network+1 to the broadcast-1 (IPv4) or the last address (IPv6); a range set is an ordered list
 // of ranges of one family from which one address is allocated, round-robin.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { formatCidr, formatValue, hostMask, networkOf, parseCidr, parseIp, type Family, type IP } from '../net/address.js';
 
 /** One resolved range. All addresses are values of `family`. */

@@ -18,7 +18,7 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs';
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { isErrno } from '../fsutil.js';
 
 const FILE_MODE = 0o600;

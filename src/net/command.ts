@@ -7,7 +7,7 @@
 // legally hold # " ' \) makes the command run alone, as an argv array that `ip` reads verbatim.
 // A token that no argv can carry either (a control character) is refused: it can only be a bug,
 // since the values were validated where they came in.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Alias, CidrText, IfName, IpText, Mac } from './values.js';
 
 type Keyword =

@@ -1,7 +1,7 @@
 // Node facts a plan is built from, read in one `ip -json` process: does the bridge exist, and the
 // uplink's MAC, bridge master, addresses and routes. What the kernel reports is outside text like
 // anything else: names, addresses and routes are parsed into typed values or left out.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { log } from '../log.js';
 import { ROUTES, defaultRouteInterface, ipJson, linkMtu, linkRow, mainRoutes, nodeHasLink, type LinkRow, type RouteRow } from './ip.js';
 import { ifNameProblem, macOf, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';

@@ -3,7 +3,7 @@
 // cannot carry as its own argv; state read back with `ip -json`. Never a shell.
 import { runProcess as run, startProcess, tool, type Ran, type Started } from '../proc.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { CniError, Code, firstLine } from '../cni/errors.js';
+import { CniError, Code, firstLine } from '../errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
 import type { PodNetns } from './netns.js';
 import { ifNameProblem, toAddr, toDst, type Addr, type Cidr, type IfName } from './values.js';

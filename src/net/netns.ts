@@ -2,7 +2,7 @@
 // it, make sure it is a network namespace and not our own (the node's), and from then on the
 // children get the opened descriptor as their fd 3 (`/proc/self/fd/3`), never the path text.
 import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../cni/errors.js';
+import { asCniError, CniError, Code, OUT_OF_RESOURCES } from '../errors.js';
 import { isErrno } from '../fsutil.js';
 
 export interface PodNetns {

@@ -8,7 +8,7 @@
 // iptables: one atomic transaction per call instead of a process per rule, sets instead of a rule
 // per pod, and a table of our own instead of edits to shared chains.
 // Every line is built here from typed values (canonical addresses and CIDRs, our own names).
-import { CniError, Code, firstLine } from '../cni/errors.js';
+import { CniError, Code, firstLine } from '../errors.js';
 import { sha1Hex } from '../hash.js';
 import { runProcess, tool } from '../proc.js';
 import type { Family } from './address.js';

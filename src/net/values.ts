@@ -2,7 +2,7 @@
 // make, so a plan builder cannot put unchecked outside text into a command: an interface name
 // the kernel would accept, a canonical address or CIDR, a MAC, a veth alias. Everything from
 // outside (env, config, an IPAM result, prevResult) passes through one of these on its way in.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { formatCidr, formatIp, networkOf, parseCidr, parseIp, type Family } from './address.js';
 
 declare const brand: unique symbol;

@@ -9,7 +9,7 @@
 // by the first ADD; later ADDs find it done (node facts, read before planning). The pods are then
 // on the VNet's L2 and route via the VNet's gateway. Should the move fail half-way, the NIC gets
 // its addresses and routes back; once done it is never undone (the node's connectivity is on it).
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Result, Route } from '../cni/result.js';
 import { POD_NETNS_REF, type IpCmd } from '../net/command.js';
 import { hostRoute, toCidr, type Addr, type Cidr, type IfName } from '../net/values.js';

@@ -1,7 +1,7 @@
 // CHECK: what the plan says should exist, compared with the live state read back in one `ip`
 // process per side. Only what the plan creates is checked, so routes or rules a later chained
 // plugin added never fail it. The first difference is reported, named.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { canonicalIp } from '../net/address.js';
 import { ROUTES, ipJson, mainRoutes, readSysctl, type RouteRow } from '../net/ip.js';
 import { L2_TABLE, NFT_TABLE, l2Names, mappedPods, masqNames, masqueradedPods } from '../net/nft.js';

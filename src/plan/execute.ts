@@ -3,7 +3,7 @@
 // fails, rollback undoes, in reverse, the per-attachment steps this call completed, and only
 // those: a step that failed (say `link add` finding the name taken by a running pod's veth) made
 // nothing and undoes nothing, and shared steps are never undone.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import { crashPoint } from '../crash.js';
 import { batchLine, type IpCmd } from '../net/command.js';
 import { ipRun, ipRunAll, writeSysctl, type Batches } from '../net/ip.js';

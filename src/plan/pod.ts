@@ -1,6 +1,6 @@
 // What every mode does alike, per address family: the pod's addresses, the node's forwarding,
 // the default route of a family, a route's command.
-import { CniError, Code } from '../cni/errors.js';
+import { CniError, Code } from '../errors.js';
 import type { Family } from '../net/address.js';
 import type { IpCmd } from '../net/command.js';
 import type { Addr, Cidr, IfName, Mac } from '../net/values.js';

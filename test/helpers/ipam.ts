@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import type { IfName } from '../../src/net/values.js';
 import type { CniEnv, Command } from '../../src/cni/env.js';
-import { CniError } from '../../src/cni/errors.js';
+import { CniError } from '../../src/errors.js';
 
 /** Makes a data dir before each test (handed to `use`) and deletes it after, pass or fail. */
 export function useTempDataDir(prefix: string, use: (dir: string) => void): void {
