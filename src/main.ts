@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import { parseEnv, checkArgs, type CniEnv } from './cni/env.js';
 import { asCniError } from './errors.js';
 import { resultAsVersion, type Result } from './cni/result.js';
-import { unimplementedFields } from './config/unimplemented.js';
+import { caveats, unimplementedFields } from './config/unimplemented.js';
 import { CURRENT_VERSION, versionAnswer } from './cni/version.js';
 import { decodeStdin, decoded, logSettings, parseCommon, parseNetConf, type NetConf, type Stdin } from './config/netconf.js';
 import { configureLog, log, stepDone, timing } from './log.js';
@@ -77,6 +77,7 @@ async function mainVerb(env: CniEnv, conf: NetConf, stdin: Request['stdin']): Pr
   if (env.command === 'ADD') {
     const ignored = unimplementedFields(stdin.json);
     if (ignored.length) log.warn(`config fields other plugins know and vnet does not implement: ${ignored.join('; ')}`);
+    for (const c of caveats(stdin.json)) log.warn(c);
   }
   const req = parseRequest(env, conf, stdin);
   switch (req.command) {

@@ -591,3 +591,46 @@ describe('explain prints both bridge layouts as this node would run them', () =>
     expect(lab.ipJson(n, ['link', 'show']).map((l) => l.ifname)).not.toContain('azure0');
   });
 });
+
+describe('hairpin: a pod reaches itself through a Service (kube-proxy’s DNAT, under br_netfilter) with hairpinMode, and not with promiscMode alone', () => {
+  // kube-proxy's part, played in the node namespace: a ClusterIP DNATed to the pod, and hairpin
+  // traffic masqueraded (KUBE-MARK-MASQ), so the pod sees the bridge's address as the source.
+  const SVC = '10.96.0.10';
+  function service(podIp: string): () => void {
+    lab.in(node, ['sh', '-c', 'echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables']);
+    const rules = [
+      ['PREROUTING', '-d', `${SVC}/32`, '-p', 'tcp', '--dport', '7000', '-j', 'DNAT', '--to-destination', `${podIp}:7000`],
+      ['POSTROUTING', '-s', `${podIp}/32`, '-d', `${podIp}/32`, '-j', 'MASQUERADE'],
+    ];
+    for (const r of rules) lab.in(node, ['iptables', '-t', 'nat', '-A', ...r]);
+    return () => {
+      for (const r of rules) lab.in(node, ['iptables', '-t', 'nat', '-D', ...r]);
+    };
+  }
+  const answer = (from: string) => {
+    try {
+      return ask(from, SVC);
+    } catch {
+      return 'no answer';
+    }
+  };
+  for (const [what, over, want] of [
+    ['hairpinMode: the pod’s port sends the frame back where it came from', { hairpinMode: true }, '10.244.0.1'],
+    ['promiscMode without hairpinMode (kubenet’s conflist): no answer, as vnet validate warns', { promiscMode: true, hairpinMode: false }, 'no answer'],
+  ] as const) {
+    it(what, async () => {
+      const a = pod();
+      const ip = ok(await add(a, conf(over))).ips[0].address.split('/')[0];
+      const undo = service(ip);
+      const self = whoami(a.netns, ip);
+      try {
+        await self.ready;
+        expect(answer(a.netns)).toBe(want);
+      } finally {
+        self.stop();
+        undo();
+      }
+      ok(await del(a, conf(over)));
+    });
+  }
+});

@@ -50,11 +50,12 @@ describe('AKS transparent + portmap (10-azure.conflist, azure-vnet → vnet)', (
 });
 
 describe('AKS kubenet (10-containerd-net.conflist, bridge → vnet): promiscMode, ipMasq false, addIf named', () => {
-  it('validates with one warning (addIf); cbr0 is promiscuous; pods leave unmasqueraded, as ipMasq false says', async () => {
+  it('validates with two warnings (addIf; promiscMode without hairpinMode); cbr0 is promiscuous; pods leave unmasqueraded, as ipMasq false says', async () => {
     const v = validate('aks-kubenet.conflist');
     expect(v.status).toBe(0);
     expect(v.stderr).toMatch(/^conf\/seeds\/aks-kubenet\.conflist: warning: plugins\[0\]\.addIf: not implemented by vnet, ignored/);
-    expect(v.stderr.trim().split('\n')).toHaveLength(1);
+    expect(v.stderr.trim().split('\n')[1]).toMatch(/^conf\/seeds\/aks-kubenet\.conflist: warning: plugins\[0\]: promiscMode without hairpinMode: .* set hairpinMode: true$/);
+    expect(v.stderr.trim().split('\n')).toHaveLength(2);
     const c = await seeded('kubenet', 'aks-kubenet.conflist');
     expect(ipIn(c.node(0), ['-d', 'link', 'show', 'dev', 'cbr0'])[0].promiscuity).toBeGreaterThan(0);
     expect(c.expectedOutsideSource(c.pods[0]!, 4)).toBe(c.pods[0]!.ips[0]); // the matrix checked it

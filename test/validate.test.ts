@@ -406,7 +406,7 @@ describe('overlapping ipMasqExclude entries are refused where the config is read
 });
 
 describe('fields other plugins know and vnet does not implement: validate warns, the file stays valid', () => {
-  it("AKS's kubenet conflist with vnet's bridge mode: ok, and addIf named with its reason (promiscMode is implemented)", () => {
+  it("AKS's kubenet conflist with vnet's bridge mode: ok, addIf named with its reason, and promiscMode without hairpinMode named with what to set", () => {
     const file = join(tmp, 'kubenet-unimpl.conflist');
     writeFileSync(file, JSON.stringify({
       cniVersion: '0.3.1', name: 'kubenet',
@@ -421,7 +421,13 @@ describe('fields other plugins know and vnet does not implement: validate warns,
     expect(r.stdout).toBe(`${file}: ok (2 plugins, vnet at plugins[0])\n`);
     expect(lines(r.stderr)).toEqual([
       expect.stringMatching(new RegExp(`^${file}: warning: plugins\\[0\\]\\.addIf: not implemented by vnet, ignored: kubenet's conflist template`)),
+      expect.stringMatching(new RegExp(`^${file}: warning: plugins\\[0\\]: promiscMode without hairpinMode: .*set hairpinMode: true$`)),
     ]);
+    // hairpinMode on, or no promiscMode: no such warning
+    for (const over of [{ hairpinMode: true }, { promiscMode: false }]) {
+      writeFileSync(file, JSON.stringify({ cniVersion: '0.3.1', name: 'kubenet', plugins: [{ type: 'vnet', mode: 'bridge', bridge: 'cbr0', isGateway: true, promiscMode: true, ...over, ipam: { type: 'vnet-ipam', subnet: '10.244.1.0/24' } }] }));
+      expect(vnet(['validate', file]).stderr).toBe('');
+    }
   });
   it('cniVersion 1.1.0: valid, with a warning that containerd 1.6 and 1.7 cannot read it', () => {
     const file = join(tmp, 'v110.conflist');

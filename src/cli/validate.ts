@@ -21,7 +21,7 @@ import { CniError, Code } from '../errors.js';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from '../cni/version.js';
 import { describeIssues, showValue } from '../issue.js';
 import { commonSchema, netConfSchema, networkNameProblem, parseNetConf } from '../config/netconf.js';
-import { unimplementedFields } from '../config/unimplemented.js';
+import { caveats, unimplementedFields } from '../config/unimplemented.js';
 import { ipamConfSchema, parseIpamConfig, parseIpamLocation } from '../ipam/config.js';
 import { checkNoOverlap, resolveRange, resolveRangeSet, type Range, type RawRange } from '../ipam/range.js';
 import { escapeControls } from '../log.js';
@@ -115,7 +115,7 @@ function checkText(text: string, list: boolean): FileCheck {
     const found: string[] = [];
     if (plugin.type === 'vnet') {
       found.push(...mainProblems(plugin, name, cniVersion));
-      warnings.push(...unimplementedFields(plugin).map((w) => under(at, w)));
+      warnings.push(...unimplementedFields(plugin).map((w) => under(at, w)), ...caveats(plugin).map((w) => under(at, w)));
       ours.push(at ? `vnet at ${at}` : 'vnet');
     }
     // vnet-ipam reads the section when vnet (or any plugin) names it, or when it is run itself.

@@ -1,7 +1,8 @@
 // Fields other plugins know and vnet does not implement. The spec asks a plugin to tolerate fields
 // it does not know, so none of these is an error; but a user who wrote one asked for something,
 // and silence would let them believe they got it. `vnet validate` warns about each one present,
-// and each ADD logs them in one line. Fields nobody knows stay tolerated without a word.
+// and each ADD logs them in one line. Fields nobody knows stay tolerated without a word. Below,
+// the settings vnet honours that do not give what they are usually set for.
 
 /** Field → who knows it, what it does there, and what vnet does instead. */
 const UNIMPLEMENTED: Readonly<Record<string, string>> = {
@@ -43,4 +44,18 @@ export function unimplementedFields(config: Record<string, unknown>): string[] {
   return Object.keys(config)
     .filter((k) => Object.hasOwn(UNIMPLEMENTED, k) && config[k] !== undefined)
     .map((k) => `${k}: not implemented by vnet, ignored: ${UNIMPLEMENTED[k]}`);
+}
+
+/**
+ * Settings vnet honours that do not give what they are usually set for, each with what to set
+ * instead: `vnet validate` warns, ADD logs them.
+ */
+export function caveats(config: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  if (config.mode === 'bridge' && config.promiscMode === true && config.hairpinMode !== true) {
+    out.push(
+      "promiscMode without hairpinMode: the bridge is promiscuous, as asked, but that does not let a pod reach itself through a Service (kubenet's \"promiscuous-bridge\"): the copy the bridge hands up is forwarded without its connection, so it is never masqueraded and the pod drops it (measured on Linux 6.18, test/bridge.test.ts); set hairpinMode: true",
+    );
+  }
+  return out;
 }
