@@ -1,9 +1,12 @@
 // The lab's pictures (scripts/lab/svg.ts, scripts/lab/picture.ts), on made-up state: no root, no
 // namespaces. Names come from the kernel, so the writer is given hostile ones; what it writes must
-// be well-formed XML with every text escaped.
+// be well-formed XML with every text escaped. Then where the bench writes its table.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dnatRules, nsBox, routeText, trace, type NsState, type RouteGet } from '../scripts/lab/picture.js';
 import { esc, pictureSvg, xmlProblems, type Picture } from '../scripts/lab/svg.js';
+import { withBenchTable } from '../scripts/bench-table.mjs';
 
 const HOSTILE = `x<y>&"'\u001b]]>\u0000\ufffe`;
 
@@ -183,5 +186,18 @@ describe('trace: a packet through the tables', () => {
     expect(routeText({ dst: '10.220.2.32', dev: 'azv1' })).toBe('10.220.2.32/32 dev azv1');
     expect(routeText({ dst: 'default', gateway: '169.254.1.1', dev: 'eth0' })).toBe('default via 169.254.1.1 dev eth0');
     expect(routeText({ type: 'blackhole', dst: '10.0.0.0/8' })).toBe('blackhole 10.0.0.0/8');
+  });
+});
+
+describe('scripts/bench.mjs --readme: its table goes into scripts/README.md', () => {
+  it('replaces the block, and refuses a file without one', () => {
+    const text = 'a\n<!-- bench -->\nold\ntable\n<!-- /bench -->\nb\n';
+    expect(withBenchTable(text, '| new |\n')).toBe('a\n<!-- bench -->\n| new |\n<!-- /bench -->\nb\n');
+    expect(() => withBenchTable('no block `<!-- bench -->` here\n', 'x')).toThrow(/no <!-- bench -->/);
+  });
+  it('scripts/README.md has the block, and README.md none', () => {
+    const root = join(import.meta.dirname, '..');
+    expect(() => withBenchTable(readFileSync(join(root, 'scripts', 'README.md'), 'utf8'), 'x')).not.toThrow();
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).not.toContain('<!-- bench -->');
   });
 });
