@@ -1,7 +1,8 @@
 // The lab's pictures (scripts/lab/svg.ts, scripts/lab/picture.ts), on made-up state: no root, no
 // namespaces. Names come from the kernel, so the writer is given hostile ones; what it writes must
-// be well-formed XML with every text escaped. Then where the bench writes its table.
-import { readFileSync } from 'node:fs';
+// be well-formed XML with every text escaped. Then the pictures in the repository, as
+// `scripts/lab.sh readme` last wrote them, and where the bench writes its table.
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dnatRules, nsBox, routeText, trace, type NsState, type RouteGet } from '../scripts/lab/picture.js';
@@ -186,6 +187,27 @@ describe('trace: a packet through the tables', () => {
     expect(routeText({ dst: '10.220.2.32', dev: 'azv1' })).toBe('10.220.2.32/32 dev azv1');
     expect(routeText({ dst: 'default', gateway: '169.254.1.1', dev: 'eth0' })).toBe('default via 169.254.1.1 dev eth0');
     expect(routeText({ type: 'blackhole', dst: '10.0.0.0/8' })).toBe('blackhole 10.0.0.0/8');
+  });
+});
+
+describe('the pictures in the repository (scripts/lab.sh readme)', () => {
+  const dir = join(import.meta.dirname, '..', 'scripts', 'lab', 'pictures');
+  const want: Record<string, string[]> = {
+    transparent: ['169.254.1.1 lladdr aa:aa:aa:aa:aa:aa PERMANENT', '/32 dev azv', 'default via 169.254.1.1 dev eth0'],
+    bridge: ['azure0', '00:0d:3a:00:02:04', 'PERMANENT'],
+    kubenet: ['cbr0', '10.244.0.1/24', 'PERMANENT'],
+    overlay: ['10.244.', '169.254.1.1', '/32 dev azv'],
+  };
+  it('one per layout, each well-formed XML holding its layout\'s real names, and each in README.md', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+    expect(readdirSync(dir).sort()).toEqual(Object.keys(want).map((l) => `${l}.svg`).sort());
+    for (const [layout, names] of Object.entries(want)) {
+      const svg = readFileSync(join(dir, `${layout}.svg`), 'utf8');
+      expect(xmlProblems(svg), layout).toEqual([]);
+      for (const n of names) expect(svg, `${layout}: ${n}`).toContain(n);
+      expect(svg, layout).toContain('is its own address: delivered');
+      expect(readme).toContain(`(scripts/lab/pictures/${layout}.svg)`);
+    }
   });
 });
 
