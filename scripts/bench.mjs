@@ -5,13 +5,15 @@
 // the bench also makes the this-cpu build (a V8 startup snapshot) in its temp dir and runs the two
 // side by side, so that what portability costs is a ratio of the same run. Run as root after
 // `npm run build`:
-//   node scripts/bench.mjs [--runs 30] [--quick]
+//   node scripts/bench.mjs [--runs 30] [--quick] [--out FILE] [--readme]
+// --readme also writes the table into scripts/README.md, between <!-- bench --> and <!-- /bench -->.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeBenchTable } from './bench-table.mjs';
 import { emptySnapshotExe } from './empty-snapshot.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,7 +25,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean' },
     inner: { type: 'string' },
     out: { type: 'string', default: join(root, '.tmp', 'bench.md') },
-    // Also put the table into README.md, between <!-- bench --> and <!-- /bench -->.
+    // Also put the table into scripts/README.md (its Speed section), between <!-- bench --> and <!-- /bench -->.
     readme: { type: 'boolean' },
   },
 });
@@ -68,12 +70,8 @@ if (!values.inner) {
     const r = spawnSync('ip', ['netns', 'exec', `${p}-node`, process.execPath, fileURLToPath(import.meta.url), '--inner', JSON.stringify({ p, dir }), '--runs', String(RUNS), '--out', values.out, ...(values.quick ? ['--quick'] : [])], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
     if (r.status === 0 && values.readme) {
-      const file = join(root, 'README.md');
-      const text = readFileSync(file, 'utf8');
-      const next = text.replace(/<!-- bench -->\n[\s\S]*?<!-- \/bench -->/, () => `<!-- bench -->\n${readFileSync(values.out, 'utf8').trimEnd()}\n<!-- /bench -->`);
-      if (next === text && !text.includes('<!-- bench -->')) throw new Error('README.md has no <!-- bench --> block');
-      writeFileSync(file, next);
-      console.log('README.md: the benchmark table is updated');
+      const file = join(root, 'scripts', 'README.md');
+      console.log(`${writeBenchTable(file, readFileSync(values.out, 'utf8'))}: the benchmark table is updated`);
     }
   } finally {
     for (const n of made) spawnSync('ip', ['netns', 'del', n]);

@@ -8,15 +8,16 @@
 #   scripts/lab.sh kubectl ARGS…                  kubectl against it, from its control plane's namespace
 #   scripts/lab.sh soak LAYOUT [--cycles N] [--parallel P] [--dual-stack]
 #   scripts/lab.sh demo [--dual-stack]
-#   scripts/lab.sh readme      every command output in README.md, regenerated from labs
+#   scripts/lab.sh readme      every command output in README.md and scripts/README.md, and the pictures
+#                              of the layouts (scripts/lab/pictures/), regenerated from labs
 #
-# up, soak and demo install what is missing and build first (scripts/deps.sh --for lab --build); the lab's
+# up, soak, demo and readme install what is missing and build first (scripts/deps.sh --for lab --build); the lab's
 # code is scripts/lab/*.ts, the same the end-to-end tests (test/lab.test.ts) run. Nothing touches the
 # machine's own namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  ''|-h|--help|help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit ;;
+  ''|-h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "lab.sh: run as root: it creates network namespaces" >&2; exit 1; }
 

@@ -1,11 +1,11 @@
 // `scripts/lab.sh`: the lab from a shell. One lab at a time, its state in /run/vnet-lab (gone at
 // reboot, like the namespaces it describes), its namespaces named vlab-….
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cluster, LAYOUTS, MAX_NODES, firstAddLog, nodeIp, type Layout, type Spec } from './cluster.js';
 import { matrix, matrixTable } from './matrix.js';
-import { readmeBlocks, rewrite } from './readme.js';
+import { readmeBlocks, writeAll } from './readme.js';
 import { SOAK_HEADER, soak, soakSummary } from './soak.js';
 import { nsPath, sh, trySh } from './sys.js';
 
@@ -23,7 +23,8 @@ const USAGE = `usage: scripts/lab.sh COMMAND (as root)
                                                     a lab of its own: ADD/DEL cycles, then errors and leaks
   demo [--dual-stack]                               up transparent (2 nodes, 2 pods each), the walkthrough,
                                                     the matrix, down
-  readme                                            regenerate every command output in README.md from labs
+  readme                                            regenerate every command output in README.md and
+                                                    scripts/README.md, and the layouts' pictures, from labs
 `;
 
 class Usage extends Error {}
@@ -214,10 +215,12 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'readme': {
         if (Cluster.load(STATE_DIR)) throw new Usage('a lab is up: scripts/lab.sh down first (the README is made from labs of its own)');
+        // Its labs take the names `up` gives (what the README shows is what a reader's lab shows): none may be there.
+        const taken = existsSync('/var/run/netns') ? readdirSync('/var/run/netns').filter((n) => n.startsWith('vlab-')) : [];
+        if (taken.length) throw new Usage(`namespaces of a lab are left (${taken.join(', ')}): scripts/lab.sh down, or ip netns del each, first`);
         const { binDir, refDir, nodes, pods, dualStack } = spec('transparent', {});
-        const blocks = await readmeBlocks({ binDir, refDir, nodes, pods, dualStack }, join(ROOT, 'conf'));
-        const done = rewrite(join(ROOT, 'README.md'), blocks);
-        console.log(`README.md: ${done.length} blocks regenerated (${done.join(', ')})`);
+        const generated = await readmeBlocks({ binDir, refDir, nodes, pods, dualStack }, join(ROOT, 'conf'));
+        for (const line of writeAll(ROOT, generated)) console.log(line);
         return 0;
       }
       case 'demo': {
