@@ -17,6 +17,7 @@ const FAST = [
   'test/ipam-range.test.ts',
   'test/ipam-store.test.ts',
   'test/ipam-verbs.test.ts',
+  'test/lab-svg.test.ts',
   'test/plans.test.ts',
   'test/snapshot.test.ts',
   'test/versions.test.ts',
