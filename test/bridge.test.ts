@@ -313,6 +313,25 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
   const v4 = (l: any) => l.addr_info.filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`);
   const defaultRoute = (on: string) => lab.ipJson(on, ['route', 'show', 'default'])[0];
 
+  it('an ADD that reads the node while another ADD is moving the uplink (its address on neither link) reads again, and routes ipsToRouteViaHost via the node, not the gateway', async () => {
+    const { node: n } = lab.aksNode('azmid');
+    // Another ADD's move, stopped half-way by hand: the address is off eth0, not yet on the bridge.
+    lab.in(n, ['ip', 'link', 'add', AZ, 'type', 'bridge']);
+    lab.in(n, ['ip', 'route', 'del', 'default']);
+    lab.in(n, ['ip', 'addr', 'del', '10.224.0.4/16', 'dev', 'eth0']);
+    const a = pod();
+    const adding = add(a, azure({ ipsToRouteViaHost: ['169.254.20.10'] }), n);
+    await new Promise((r) => setTimeout(r, 100));
+    // ... and the move ends.
+    lab.in(n, ['ip', 'link', 'set', 'dev', 'eth0', 'master', AZ]);
+    lab.in(n, ['ip', 'link', 'set', 'dev', AZ, 'address', link(n, 'eth0').address, 'up']);
+    lab.in(n, ['ip', 'addr', 'add', '10.224.0.4/16', 'dev', AZ]);
+    lab.in(n, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1', 'dev', AZ]);
+    ok(await adding);
+    expect(lab.ipJson(a.netns, ['route', 'show', '169.254.20.10'])).toEqual([expect.objectContaining({ dst: '169.254.20.10', gateway: '10.224.0.4' })]);
+    ok(await del(a, azure(), n));
+  });
+
   it('after the first ADD the node’s address and default route are on the bridge, whose MAC is the NIC’s, the NIC a port with hairpin on; pods reach the gateway, each other and the node', async () => {
     const { node: n } = lab.aksNode('aznode');
     const eth0Mac = link(n, 'eth0').address;

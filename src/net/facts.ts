@@ -44,8 +44,23 @@ function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
   return { name: row.ifname as IfName, mac: macOf(`link ${row.ifname}`, row.address ?? '', Code.io), mtu: row.mtu ?? 1500, master: row.master, addrs };
 }
 
-/** What bridge mode needs to know about this node. */
+/**
+ * What bridge mode needs to know about this node. Another ADD may be moving the uplink onto the
+ * bridge right now (first ADDs at once on a fresh node), in one `ip` process that takes the
+ * addresses off the NIC and then puts them on the bridge: a read in between finds them on
+ * neither, and a plan made from it would route ipsToRouteViaHost via the gateway instead of the
+ * node. Such a read is made again, a few milliseconds later, for up to half a second.
+ */
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
+  for (let tries = 1; ; tries++) {
+    const facts = await readNodeFactsOnce(bridge, uplink);
+    if (!facts.uplink || facts.uplink.addrs.length || tries >= 50) return facts;
+    if (tries === 1) log.info(`Uplink ${uplink} and bridge ${bridge} hold no address (another ADD moving it?): reading again`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function readNodeFactsOnce(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
   // ROUTES (`route show table all`) lists both families' routes, every table.
   const [links = [], routes = [], bridges = []] = await ipJson(['addr show', ROUTES, 'link show type bridge']);
   const find = (name: string) => (links as LinkRow[]).find((l) => l.ifname === name);
