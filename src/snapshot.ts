@@ -9,13 +9,12 @@ import { join } from 'node:path';
 import { parseEnv, type CniEnv } from './cni/env.js';
 import { Code } from './errors.js';
 import { resultAsVersion } from './cni/result.js';
-import { parseNetConf } from './config/netconf.js';
+import { MODES, parseNetConf } from './config/netconf.js';
 import { runIpam } from './ipam/plugin.js';
 import { batchLine } from './net/command.js';
 import { processCount, startProcess } from './proc.js';
 import { addInput, typedIpam } from './plan/input.js';
 import { modeOf } from './plan/modes.js';
-import { MODES } from './config/netconf.js';
 import type { IfName } from './net/values.js';
 
 /** Runs every warm-up; returns what failed (only a head start lost: the build goes on). */
@@ -31,7 +30,7 @@ async function mainPlugin(): Promise<void> {
   for (const mode of MODES) {
     const conf = parseNetConf(JSON.stringify({ cniVersion: '1.0.0', name: 'warm-up', type: 'vnet', mode, mtu: 1500, ipMasq: true, ipam: { type: 'vnet-ipam' } }), 'ADD');
     const typed = typedIpam({ ips: [{ address: '10.0.0.2/24', gateway: '10.0.0.1' }], routes: [{ dst: '0.0.0.0/0' }] }, 'warm-up', Code.internal);
-    const input = addInput(conf, { attachment: { containerId: env.containerId, ifname: env.ifname }, ifname: env.ifname, netnsPath: '/x' }, typed, { bridgeExists: false }, 1500);
+    const input = addInput(conf, { containerId: env.containerId, ifname: env.ifname }, '/x', typed, { bridgeExists: false }, 1500);
     const plan = modeOf(mode).addPlan(input);
     for (const step of plan.steps) for (const cmd of step.ip ?? []) batchLine(cmd);
     resultAsVersion(modeOf(mode).result(input), conf.cniVersion);

@@ -164,8 +164,7 @@ describe('GC’s plan removes exactly what no valid attachment owns', () => {
     unread: [],
   };
   it('the stale veths, their neighbour entries (by the pod MAC each alias names) and every element whose tag is no valid veth; a name the kernel gave that is not a name is reported', async () => {
-    const problems: string[] = [];
-    const plan = gcPlan(conf, owned, new Set([kept]), problems);
+    const { plan, unremovable: problems } = gcPlan(conf, owned, new Set([kept]));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^cannot delete link "bad name": must not contain whitespace/);
     await expect(render(plan)).toMatchFileSnapshot('__snapshots__/plans/gc-kubenet.txt');

@@ -45,7 +45,7 @@ export async function explain(args: string[]): Promise<string> {
     throw new UsageError(`explain reads this node's facts to show what ADD would run here: ${e.message}`);
   });
   const typed = typedIpam({ ips, routes: ipamConf?.routes ?? [] }, '--ip', Code.invalidConfig);
-  const plan = mode.addPlan(addInput(conf, { attachment: { containerId, ifname }, ifname, netnsPath: netns }, typed, facts, conf.mtu ?? 1500));
+  const plan = mode.addPlan(addInput(conf, { containerId, ifname }, netns, typed, facts, conf.mtu ?? 1500));
   const nsenter = `nsenter ${shellQuote(`--net=${netns}`)} ip -batch -`;
   const head = [
     `# What ADD does for container ${containerId} (${ifname} in ${netns}), network "${conf.name}", mode ${conf.mode}.`,

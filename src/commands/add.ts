@@ -48,8 +48,7 @@ export async function add(req: AddRequest): Promise<Result> {
     // Both sides' processes must be running before the first change: a node batch run alone
     // (the pod's could not start) would leave a veth that the rollback, out of processes too, could not remove.
     batches.check();
-    const place = { attachment, ifname: attachment.ifname, netnsPath: pod.path };
-    const input = addInput(conf, place, typed, observed.value, conf.mtu ?? observed.value.mtu ?? 1500);
+    const input = addInput(conf, attachment, pod.path, typed, observed.value, conf.mtu ?? observed.value.mtu ?? 1500);
     await execute(mode.addPlan(input), pod, { batches });
     stepDone('plan');
     return { ...mode.result(input), dns: ipam.dns };

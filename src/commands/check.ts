@@ -22,7 +22,7 @@ export async function check(req: CheckRequest): Promise<void> {
   const mode = modeOf(conf.mode);
   const facts = await mode.observe(conf.bridge, false);
   // mtu 0: unknown (a config without mtu and a prevResult older than 1.1.0), so not compared.
-  const input = addInput(conf, { attachment, ifname: attachment.ifname, netnsPath: pod.path }, { ips, routes }, facts, conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0);
+  const input = addInput(conf, attachment, pod.path, { ips, routes }, facts, conf.mtu ?? prev.interfaces[idx]?.mtu ?? 0);
   await checkPlan(mode.addPlan(input), pod);
   stepDone('compare');
   if (hasIpam(conf)) await callIpam(req, conf, 'CHECK');

@@ -17,9 +17,9 @@ export async function gc(req: GcRequest): Promise<void> {
   for (const why of conf.ignored) log.warn(`GC ignores a field in error: ${why}`);
   const valid = new Set<string>(req.valid.map((a) => hostVethName(conf.name, a)));
   const owned = await modeOf(conf.mode).owned(conf);
-  const problems = [...owned.unread];
+  const { plan, unremovable } = gcPlan(conf, owned, valid);
   // A DEL racing this GC may have removed some already: that is what was wanted.
-  problems.push(...(await executeAll(gcPlan(conf, owned, valid, problems), ALREADY_GONE)));
+  const problems = [...owned.unread, ...unremovable, ...(await executeAll(plan, ALREADY_GONE))];
   if (hasIpam(conf)) {
     try {
       await callIpam(req, conf, 'GC');

@@ -49,12 +49,13 @@ function linkFacts(row: LinkRow | undefined): LinkFacts | undefined {
  * bridge right now (first ADDs at once on a fresh node), in one `ip` process that takes the
  * addresses off the NIC and then puts them on the bridge: a read in between finds them on
  * neither, and a plan made from it would route ipsToRouteViaHost via the gateway instead of the
- * node. Such a read is made again, a few milliseconds later, for up to half a second.
+ * node. Such a read (the bridge already made, no address on either) is made again, a few
+ * milliseconds later, for up to half a second; a first ADD, which finds no bridge, never waits.
  */
 export async function readNodeFacts(bridge: IfName, uplink: IfName | undefined): Promise<NodeFacts> {
   for (let tries = 1; ; tries++) {
     const facts = await readNodeFactsOnce(bridge, uplink);
-    if (!facts.uplink || facts.uplink.addrs.length || tries >= 50) return facts;
+    if (!facts.uplink || facts.uplink.addrs.length || !facts.bridgeExists || tries >= 50) return facts;
     if (tries === 1) log.info(`Uplink ${uplink} and bridge ${bridge} hold no address (another ADD moving it?): reading again`);
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CniError, Code, firstLine } from '../errors.js';
 import { POD_NETNS_REF, argvOf, batchLine, type IpCmd } from './command.js';
 import type { PodNetns } from './netns.js';
-import { ifNameProblem, toAddr, toDst, type Addr, type Cidr, type IfName } from './values.js';
+import { ifNameProblem, toAddr, toDst, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 import { log } from '../log.js';
 
 /** The argv that runs `ip ARGS` on the node (no pod) or inside the pod's netns. */
@@ -21,7 +21,7 @@ function ipArgv(args: string[], pod?: PodNetns): string[] {
  */
 export class Batches {
   private readonly started: Partial<Record<'node' | 'pod', Started>>;
-  constructor(readonly pod: PodNetns) {
+  constructor(pod: PodNetns) {
     this.started = { node: startProcess(ipArgv(['-batch', '-']), { fd3: pod.fd }), pod: startProcess(ipArgv(['-batch', '-'], pod), { fd3: pod.fd }) };
   }
   /** The waiting process of a side, once: a later batch of that side starts its own. */
@@ -121,8 +121,9 @@ export async function ipRun(cmds: readonly IpCmd[], where: Where = {}): Promise<
 /**
  * Whether the link left the node before `ip` ended. The kernel unlists a link at once and then
  * tears it down (RCU grace periods, references), which takes longer than the rest of a DEL,
- * before it answers ip's netlink request. Once the link is gone the commands have succeeded (ip stops at its first failing line,
- * and the deletion is the last): a DEL need not wait for the teardown, ip finishes it by itself.
+ * before it answers ip's netlink request. Once the link is gone the commands have succeeded (ip
+ * stops at its first failing line, and the deletion is the last): a DEL need not wait for the
+ * teardown, ip finishes it by itself.
  */
 async function goneBeforeEnd(name: IfName, ended: Promise<Ran>): Promise<boolean> {
   let over = false;
@@ -276,7 +277,7 @@ export function nodeHasLink(name: IfName): boolean {
  * In one process: the alias of `veth` (when it exists) and the addresses of the neighbour entries on
  * `dev` that `macOf(alias)` names, for DEL to find a pod's entries by its MAC.
  */
-export async function neighboursByMac(dev: IfName, veth: IfName, macOf: (alias: string | undefined) => string): Promise<{ mac: string; ips: Addr[] }> {
+export async function neighboursByMac(dev: IfName, veth: IfName, macOf: (alias: string | undefined) => Mac): Promise<{ mac: Mac; ips: Addr[] }> {
   let has = nodeHasLink(veth);
   const read = () => ipJson(has ? [`link show dev ${veth}`, 'neigh show'] : ['neigh show']);
   // The veth may go between the look and the read (a GC racing this DEL): then read without it.

@@ -50,14 +50,15 @@ export async function readOwned(conf: NetConf, kinds: OwnedKinds): Promise<Owned
   return { veths, neighbours, masq, macDnat, unread };
 }
 
-/** The removals of what no valid attachment (by its veth's name) owns; `problems` gets what cannot be removed. */
-export function gcPlan(conf: NetConf, owned: Owned, valid: ReadonlySet<string>, problems: string[]): Plan {
+/** The removals of what no valid attachment (by its veth's name) owns, and what cannot be removed, with why. */
+export function gcPlan(conf: NetConf, owned: Owned, valid: ReadonlySet<string>): { plan: Plan; unremovable: string[] } {
+  const unremovable: string[] = [];
   const stale = owned.veths.filter((v) => !valid.has(v.name));
   const names: IfName[] = [];
   for (const v of stale) {
     // A name read back from the kernel is outside text too.
     const why = ifNameProblem(v.name);
-    if (why) problems.push(`cannot delete link ${JSON.stringify(v.name)}: ${why}`);
+    if (why) unremovable.push(`cannot delete link ${JSON.stringify(v.name)}: ${why}`);
     else names.push(v.name as IfName);
   }
   const staleMacs = new Set<string>(stale.flatMap((v) => (v.podMac ? [v.podMac] : [])));
@@ -79,5 +80,5 @@ export function gcPlan(conf: NetConf, owned: Owned, valid: ReadonlySet<string>, 
   if (macDnat.length) {
     steps.push({ ...host, alone: true, say: `GC: removing MAC DNAT rules ${macDnat.map((e) => `${e.ip.ip} -> ${e.mac} (${e.tag || 'untagged'})`).join(', ')} (nftables table ${L2_TABLE})`, nft: macDnat.flatMap((e) => delPodMac(conf.name, e.ip, e.mac)) });
   }
-  return { netnsPath: '', steps };
+  return { plan: { netnsPath: '', steps }, unremovable };
 }

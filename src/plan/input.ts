@@ -18,15 +18,13 @@ interface PodRoute {
   gw?: Addr;
 }
 
-/** Where the pod is: its attachment, its interface's name, and the runtime's CNI_NETNS text (the result's sandbox, the log, explain). */
-interface PodPlace {
-  attachment: Attachment;
-  ifname: IfName;
-  netnsPath: string;
-}
-
-export interface AddInput extends PodPlace {
+export interface AddInput {
   network: string;
+  attachment: Attachment;
+  /** The attachment's interface name, typed (CNI_IFNAME's rules). */
+  ifname: IfName;
+  /** The runtime's CNI_NETNS text: the result's sandbox, the log, explain. */
+  netnsPath: string;
   /** The pod's MAC: the runtime's (runtimeConfig.mac), else derived from the attachment. */
   podMac: Mac;
   bridge: BridgeConf;
@@ -39,7 +37,7 @@ export interface AddInput extends PodPlace {
   facts?: NodeFacts;
 }
 
-/** What DEL knows: names, and the pod's addresses when prevResult had them. */
+/** What DEL knows: names, and what the node marks as the pod's (its MAC, its addresses; never prevResult's). */
 export interface DelInput {
   network: string;
   attachment: Attachment;
@@ -50,9 +48,16 @@ export interface DelInput {
 }
 
 /** The one way a plan's input is made (ADD, CHECK, explain, the snapshot's warm-up): the config's part, then the call's. */
-export function addInput(conf: NetConf, place: PodPlace, ipam: { ips: PodIp[]; routes: PodRoute[] }, facts: NodeFacts | undefined, mtu: number): AddInput {
-  const podMac = conf.podMac ?? containerMac(conf.name, place.attachment);
-  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, ipsToRouteViaHost: conf.ipsToRouteViaHost, ...place, podMac, ...ipam, mtu, facts };
+export function addInput(
+  conf: NetConf,
+  attachment: Attachment & { ifname: IfName },
+  netnsPath: string,
+  ipam: { ips: PodIp[]; routes: PodRoute[] },
+  facts: NodeFacts | undefined,
+  mtu: number,
+): AddInput {
+  const podMac = conf.podMac ?? containerMac(conf.name, attachment);
+  return { network: conf.name, bridge: conf.bridge, masq: conf.masq, ipsToRouteViaHost: conf.ipsToRouteViaHost, attachment, ifname: attachment.ifname, netnsPath, podMac, ...ipam, mtu, facts };
 }
 
 export function delInput(conf: NetConf, attachment: Attachment, podMac: Mac, podIps: Addr[]): DelInput {

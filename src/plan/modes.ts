@@ -65,7 +65,7 @@ const MODES = {
     // found by the pod's MAC, in one process with the veth's alias when the runtime names no MAC.
     delLookUp: async (conf: NetConf, a: Attachment) => {
       const { mac, ips } = await neighboursByMac(conf.bridge.name, hostVethName(conf.name, a), (alias) => conf.podMac ?? aliasAttachment(conf.name, alias)?.podMac ?? containerMac(conf.name, a));
-      return { podMac: mac as Mac, podIps: ips };
+      return { podMac: mac, podIps: ips };
     },
     // Azure's layout plans from the uplink's facts, its MTU included (one process); kubenet's
     // needs only to know whether the bridge is there, which /proc tells without a process.
