@@ -19,6 +19,7 @@ const FAST = [
   'test/ipam-verbs.test.ts',
   'test/lab-svg.test.ts',
   'test/plans.test.ts',
+  'test/readme.test.ts',
   'test/snapshot.test.ts',
   'test/versions.test.ts',
 ];

@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { Cluster, LAYOUTS, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../scripts/lab/cluster.js';
+import { Cluster, LAYOUTS, SDN_MAC, VNET_GW, nodeIp, nodeShape, podLeftovers, type Layout, type Spec } from '../scripts/lab/cluster.js';
 import { matrix } from '../scripts/lab/matrix.js';
 import { SOAK_HEADER, soak, soakSummary } from '../scripts/lab/soak.js';
 import { BIN_DIR, REF_DIR, sh } from './helpers/lab.js';
@@ -48,6 +48,93 @@ for (const layout of LAYOUTS) {
     });
   });
 }
+
+describe('Azure’s L2 rules, each needed behind the lab’s Azure-like fabric (bridge layout, both families)', () => {
+  it('without each rule the fabric or the node shows it missing; the next ADD ensures it again; DEL leaves nothing', async () => {
+    const c = cluster('bridge', { dualStack: true });
+    await c.populate();
+    const [a, b] = c.pods.filter((p) => p.node === 0);
+    const inNs = (ns: string, argv: string[], input?: string) => sh(['nsenter', `--net=/var/run/netns/${ns}`, ...argv], input);
+    const n0 = c.node(0);
+    /** The TTL (IPv6: hop limit) of the reply to one ping from pod a, or undefined when none came back. */
+    const ttl = (to: string) => {
+      try {
+        return Number(/ttl=(\d+)/.exec(inNs(a!.netns, ['ping', '-c', '1', '-W', '2', to]))?.[1]);
+      } catch {
+        return undefined;
+      }
+    };
+    const forget = () => inNs(a!.netns, ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    /** Deletes the rule of node0's `bridge vnet` table whose text holds `what`, as if vnet had not made it. */
+    const drop = (what: string) => {
+      const lines = inNs(n0, ['nft', '-a', 'list', 'table', 'bridge', 'vnet']).split('\n');
+      let chain = '';
+      let n = 0;
+      for (const l of lines) {
+        chain = /^\s*chain (\S+)/.exec(l)?.[1] ?? chain;
+        const h = l.includes(what) ? /# handle (\d+)$/.exec(l)?.[1] : undefined;
+        if (h) (inNs(n0, ['nft', 'delete', 'rule', 'bridge', 'vnet', chain, 'handle', h]), n++);
+      }
+      expect(n, what).toBeGreaterThan(0);
+    };
+    const again = () => c.addPod(0); // every ADD ensures the node's rules
+    const gw4 = VNET_GW[4];
+    const gw6 = VNET_GW[6];
+    const peer = c.podAddr(b!, 4);
+    // What reaches the fabric and what it answers, counted on each side of node0's NIC.
+    inNs(c.vnet, ['nft', 'insert', 'rule', 'netdev', 'fabric', 'n0', 'arp', 'operation', 'request', 'arp', 'daddr', 'ip', peer, 'counter']);
+    inNs(a!.netns, ['nft', '-f', '-'], `table netdev probe {\n  chain in {\n    type filter hook ingress device "eth0" priority 0; policy accept;\n    arp operation reply arp saddr ip ${peer} arp saddr ether ${SDN_MAC} counter\n  }\n}\n`);
+    const counted = (ns: string, table: string) => [...inNs(ns, ['nft', 'list', 'table', 'netdev', table]).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+
+    // All rules: the pod's traffic is bridged both ways (the node does not route it: TTL 64), and
+    // its ARP request for a pod of its own node never leaves the node.
+    expect([ttl(gw4), ttl(gw6)]).toEqual([64, 64]);
+    forget();
+    expect(ttl(peer)).toBe(64);
+    expect(counted(c.vnet, 'fabric')[0]).toBe(0);
+    expect(counted(a!.netns, 'probe')).toEqual([0]);
+
+    // Azure's arpreply per pod, here the request kept off the uplink: without it the fabric is
+    // asked, and answers for the neighbour pod with its own MAC, racing the pod's answer.
+    drop('arp operation request arp daddr ip @podmac_');
+    forget();
+    ttl(peer);
+    expect(counted(c.vnet, 'fabric')[0]).toBeGreaterThan(0);
+    expect(counted(a!.netns, 'probe')[0]).toBeGreaterThan(0);
+
+    // MAC DNAT by address: the fabric sends a pod's traffic to the NIC's MAC; without the rule the
+    // node routes it to the pod (one hop more), in both families.
+    await again();
+    drop('ether daddr set ip');
+    expect([ttl(gw4), ttl(gw6)]).toEqual([63, 63]);
+    await again();
+    expect([ttl(gw4), ttl(gw6)]).toEqual([64, 64]);
+
+    // ARP replies to every port: the fabric answers the pod's request to the NIC's MAC; without the
+    // rule the reply stops at the node, and the pod never learns the gateway's MAC.
+    drop('arp operation reply ether daddr set ff:ff:ff:ff:ff:ff');
+    forget();
+    expect(ttl(gw4)).toBeUndefined();
+    await again();
+    forget();
+    expect(ttl(gw4)).toBe(64);
+
+    // SNAT to the NIC's MAC: the fabric takes no other; without the rule it drops the pod's frames.
+    const dropped = () => counted(c.vnet, 'fabric')[1]!;
+    const before = dropped();
+    drop('saddr ether set');
+    drop('ether saddr set');
+    forget();
+    expect([ttl(gw4), ttl(gw6)]).toEqual([undefined, undefined]);
+    expect(dropped()).toBeGreaterThan(before);
+    await again();
+    forget();
+    expect([ttl(gw4), ttl(gw6)]).toEqual([64, 64]);
+
+    for (const p of [...c.pods]) await c.delPod(p);
+    expect(podLeftovers(c, 0)).toEqual({ links: [], routes: [], neighbours: [], masquerade: [], macDnat: [], allocations: [], index: [], temps: [], cached: [] });
+  });
+});
 
 /** A TCP server in the pod answering each connection with `text`, or swallowing what it is sent. */
 function server(ns: string, port: number, text?: string) {

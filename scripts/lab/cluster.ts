@@ -6,9 +6,12 @@
 // Layouts (the VNet is 10.220.2.0/24 and fd00:220:2::/64, gateway .1 and ::1, node i at .4+i):
 //   transparent  Azure CNI: pods from the VNet subnet, node i's pre-allocated slice 10.220.2.32(i+1)/27
 //                (fd00:220:2::i+1:0/112). The VNet is a router like Azure's SDN: it answers every
-//                ARP with 12:34:56:78:9a:bc (proxy ARP) and routes each node's address and slice to it.
-//   bridge       Azure CNI bridge mode: the VNet is one L2 segment; each node's eth0 is the uplink of
-//                its azure0. Pods from the node's slice, on the VNet's L2, via the VNet's gateway.
+//                ARP with 12:34:56:78:9a:bc (proxy ARP), routes each node's address and slice to it,
+//                and takes a node's frames only with its NIC's MAC (00:0d:3a:…, Azure's OUI).
+//   bridge       Azure CNI bridge mode: each node's eth0 is the uplink of its azure0; pods from the
+//                node's slice, on-link in the VNet's subnet. The same routed VNet: it answers ARP for
+//                every address it routes elsewhere, and neighbour solicitations for the nodes' and
+//                pods' IPv6 addresses it knows (a proxy entry per address, as Azure programs each).
 //   kubenet      10.244.i.0/24 (fd00:244:i::/64) per node on cbr0; the VNet's route table sends each
 //                node's pod CIDR to that node; ipMasq for traffic leaving the cluster.
 //   overlay      Azure CNI Overlay: transparent mode with kubenet's per-node pod CIDRs and masquerade.
@@ -77,8 +80,8 @@ export function nodeAddressing(layout: Layout, i: number, dualStack: boolean) {
   const v6 = azure
     ? { subnet: 'fd00:220:2::/64', rangeStart: `fd00:220:2::${hex(i + 1)}:0`, rangeEnd: `fd00:220:2::${hex(i + 1)}:ffff`, gateway: VNET_GW[6] }
     : { subnet: `fd00:244:${hex(i)}::/64`, gateway: `fd00:244:${hex(i)}::1` };
-  // The VNet's routes to this node's pods: none on bridge's L2, the slice in transparent mode.
-  const routed = layout === 'bridge' ? [] : azure ? [`10.220.2.${32 * (i + 1)}/27`, `fd00:220:2::${hex(i + 1)}:0/112`] : [v4.subnet, v6.subnet];
+  // The VNet's routes to this node's pods: its slice of the VNet (Azure) or its pod CIDR.
+  const routed = azure ? [`10.220.2.${32 * (i + 1)}/27`, `fd00:220:2::${hex(i + 1)}:0/112`] : [v4.subnet, v6.subnet];
   return {
     ranges: dualStack ? [[v4], [v6]] : [[v4]],
     vnetRoutes: routed.filter((r) => dualStack || !r.includes(':')),
@@ -200,16 +203,9 @@ export class Cluster {
     inNs(this.outside, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_GW[4]]);
     if (dualStack) inNs(this.outside, ['ip', '-6', 'route', 'add', 'default', 'via', OUTSIDE_GW[6], 'dev', 'eth0']);
 
-    const l2 = layout === 'bridge';
-    if (l2) {
-      // Pinned, and locally administered like a pod's MAC (02:…): a gateway's MAC may be, and the
-      // uplink's guard must not take it for a pod's (src/net/nft.ts).
-      inNs(v, ['ip', 'link', 'add', 'vnetbr', 'address', VNET_BRIDGE_MAC, 'type', 'bridge']);
-      this.noDad(v, 'vnetbr');
-      inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', 'vnetbr']);
-      if (dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', 'vnetbr', 'nodad']);
-      inNs(v, ['ip', 'link', 'set', 'vnetbr', 'up']);
-    }
+    // IPv6 has no proxy neighbour discovery for a prefix: the VNet answers for the addresses it
+    // knows, one proxy entry each (the bridge layout's, whose pods have the subnet on-link).
+    if (layout === 'bridge' && dualStack) inNs(v, ['sysctl', '-qw', 'net.ipv6.conf.all.proxy_ndp=1']);
     for (let i = 0; i < this.spec.nodes; i++) {
       const n = this.node(i);
       const port = `n${i}`;
@@ -218,36 +214,55 @@ export class Cluster {
       // The node-side installer, as on a real node: the binary into its bin dir, its conflist.
       inNs(n, [join(this.spec.binDir, 'vnet'), ...installArgs(this.spec, i)]);
       if (this.spec.seed) writeFileSync(this.conflistFile(i), JSON.stringify(seededConflist(this.spec, i), null, 2));
-      inNs(v, ['ip', 'link', 'add', port, ...(l2 ? [] : ['address', SDN_MAC]), 'type', 'veth', 'peer', 'name', 'eth0', ...(l2 ? ['address', nicMac(i)] : []), 'netns', nsPath(n)]);
+      inNs(v, ['ip', 'link', 'add', port, 'address', SDN_MAC, 'type', 'veth', 'peer', 'name', 'eth0', 'address', nicMac(i), 'netns', nsPath(n)]);
       this.noDad(v, port);
       this.noDad(n, 'eth0');
       inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 4)}/24`, 'dev', 'eth0']);
-      if (dualStack) inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 6)}/64`, 'dev', 'eth0', 'nodad', ...(l2 ? [] : ['noprefixroute'])]);
+      // Azure's bridge layout keeps the subnet on-link (the move takes the prefix route to azure0);
+      // the routed layouts reach the VNet through its gateway.
+      const onLink = layout === 'bridge';
+      if (dualStack) inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 6)}/64`, 'dev', 'eth0', 'nodad', ...(onLink ? [] : ['noprefixroute'])]);
       inNs(n, ['ip', 'link', 'set', 'eth0', 'up']);
-      if (l2) {
-        inNs(v, ['ip', 'link', 'set', port, 'master', 'vnetbr', 'up']);
-        // As Azure's fabric: from a VM it takes only frames with the NIC's MAC (vnet's bridge mode
-        // rewrites its pods' to it: src/net/nft.ts). Without that rewrite the matrix fails here.
-        inNs(v, ['nft', '-f', '-'], `table netdev fabric {\n  chain ${port} {\n    type filter hook ingress device "${port}" priority 0; policy accept;\n    ether saddr != ${nicMac(i)} counter drop\n  }\n}\n`);
-      } else {
-        // A routed VNet, as Azure's SDN: the gateway address on every node's port, proxy ARP for
-        // everything, a route to each node and to what it holds.
-        inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', port, 'noprefixroute']);
-        if (dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', port, 'nodad', 'noprefixroute']);
-        inNs(v, ['sysctl', '-qw', `net.ipv4.conf.${port}.proxy_arp=1`]);
-        inNs(v, ['ip', 'link', 'set', port, 'up']);
-        inNs(v, ['ip', 'route', 'add', `${nodeIp(i, 4)}/32`, 'dev', port]);
-        if (dualStack) {
-          inNs(v, ['ip', '-6', 'route', 'add', `${nodeIp(i, 6)}/128`, 'dev', port]);
-          // IPv6 has no proxy neighbour discovery for a whole prefix: the node reaches the VNet through its gateway.
-          inNs(n, ['ip', '-6', 'route', 'add', VNET_GW[6], 'dev', 'eth0']);
-        }
-        for (const dst of nodeAddressing(layout, i, dualStack).vnetRoutes) {
-          inNs(v, ['ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'add', dst, 'via', nodeIp(i, dst.includes(':') ? 6 : 4), 'dev', port]);
-        }
+      this.attachPort(port, onLink);
+      // As Azure's fabric: from a VM it takes only frames with the NIC's MAC (vnet's bridge mode
+      // rewrites its pods' to it: src/net/nft.ts), and it answers no ARP request for the VM's own
+      // address (Azure CNI's bridge_networkclient_linux.go says so). Without the rewrite the
+      // matrix fails here.
+      inNs(v, ['nft', '-f', '-'], `table netdev fabric {\n  chain ${port} {\n    type filter hook ingress device "${port}" priority 0; policy accept;\n    ether saddr != ${nicMac(i)} counter drop\n    arp operation request arp daddr ip ${nodeIp(i, 4)} drop\n  }\n}\n`);
+      inNs(v, ['ip', 'route', 'add', `${nodeIp(i, 4)}/32`, 'dev', port]);
+      if (dualStack) {
+        inNs(v, ['ip', '-6', 'route', 'add', `${nodeIp(i, 6)}/128`, 'dev', port]);
+        if (!onLink) inNs(n, ['ip', '-6', 'route', 'add', VNET_GW[6], 'dev', 'eth0']);
+      }
+      for (const dst of nodeAddressing(layout, i, dualStack).vnetRoutes) {
+        inNs(v, ['ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'add', dst, 'via', nodeIp(i, dst.includes(':') ? 6 : 4), 'dev', port]);
       }
       inNs(n, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
       if (dualStack) inNs(n, ['ip', '-6', 'route', 'add', 'default', 'via', VNET_GW[6], 'dev', 'eth0']);
+    }
+    if (layout === 'bridge' && dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, nodeIp(i, 6));
+  }
+
+  /**
+   * A port of the VNet's router, as Azure's SDN: the gateway's addresses on it, and an ARP reply
+   * for every address it routes, back out this port too (`proxy_arp_pvlan`: a pod asking for
+   * another pod of its node gets the fabric's answer as well), at once (a proxy reply is
+   * otherwise delayed up to 0.8 s).
+   */
+  attachPort(port: string, onLink: boolean) {
+    const v = this.vnet;
+    inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', port, 'noprefixroute']);
+    if (this.spec.dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', port, 'nodad', 'noprefixroute']);
+    inNs(v, ['sysctl', '-qw', `net.ipv4.conf.${port}.proxy_arp=1`, `net.ipv4.conf.${port}.proxy_arp_pvlan=1`, `net.ipv4.neigh.${port}.proxy_delay=0`]);
+    if (onLink && this.spec.dualStack) inNs(v, ['sysctl', '-qw', `net.ipv6.neigh.${port}.proxy_delay=0`]);
+    inNs(v, ['ip', 'link', 'set', port, 'up']);
+  }
+
+  /** The bridge layout's IPv6: the VNet answers solicitations for an address of node i on every other node's port. */
+  private fabricKnows(i: number, addr: string, known = true) {
+    if (this.spec.layout !== 'bridge') return;
+    for (let j = 0; j < this.spec.nodes; j++) {
+      if (j !== i) inNs(this.vnet, ['ip', '-6', 'neigh', known ? 'add' : 'del', 'proxy', addr, 'dev', `n${j}`]);
     }
   }
 
@@ -261,6 +276,7 @@ export class Cluster {
     const result = await this.runtime(i).add(this.conflist(i), this.attachment(pod));
     pod.ips = (result.ips as { address: string }[]).map((x) => x.address.split('/')[0]!);
     this.save();
+    for (const ip of pod.ips) if (ip.includes(':')) this.fabricKnows(i, ip);
     return pod;
   }
 
@@ -270,6 +286,7 @@ export class Cluster {
 
   async delPod(p: Pod): Promise<void> {
     await this.runtime(p.node).del(this.conflist(p.node), this.attachment(p));
+    for (const ip of p.ips) if (ip.includes(':')) this.fabricKnows(p.node, ip, false);
     trySh(['ip', 'netns', 'del', p.netns]);
     this.pods = this.pods.filter((x) => x !== p);
     this.save();
@@ -323,10 +340,7 @@ export function seededConflist(spec: Spec, i: number, ranges: unknown[][] = node
   return list;
 }
 
-/** The VNet's bridge (its gateway) in the bridge layout. */
-export const VNET_BRIDGE_MAC = '02:00:0a:dc:02:01';
-
-/** Node i's NIC MAC in the bridge layout: Azure's own OUI (00:0d:3a), as an Azure VM's NIC has. */
+/** Node i's NIC MAC: Azure's own OUI (00:0d:3a), as an Azure VM's NIC has. */
 export const nicMac = (i: number) => `00:0d:3a:00:02:${(i + 4).toString(16).padStart(2, '0')}`;
 
 /** Reads what the plugin left for pods on node i, per kind: all must be empty when no pod is left. */

@@ -179,7 +179,7 @@ export async function readmeBlocks(base: Omit<Spec, 'layout' | 'prefix' | 'dir'>
       cmd(c.pods[0]!.netns, ['ip', 'route']),
       cmd(node, ['nft', 'list', 'table', 'bridge', 'vnet']),
     ].join('\n');
-    pictures['bridge'] = picture(c, 'Bridge mode, Azure\'s layout: eth0 is a port of azure0, which holds the node\'s address; the pods are on the VNet\'s L2');
+    pictures['bridge'] = picture(c, 'Bridge mode, Azure\'s layout: eth0 is a port of azure0, which holds the node\'s address; the pods are on-link in the VNet\'s subnet, behind the NIC\'s MAC');
   });
   await withLab(base, 'overlay', {}, (c) => {
     pictures['overlay'] = picture(c, 'Overlay (Azure CNI Overlay): transparent mode with a pod CIDR per node; the VNet routes each node\'s pod CIDR to the node');

@@ -90,8 +90,13 @@ export function delPod(network: string, ip: Addr): NftLine[] {
 // call like the masquerade, with a map instead of a rule per pod. Per network:
 //     prerouting: iifname UPLINK arp operation reply ether daddr set ff:ff:ff:ff:ff:ff
 //                 iifname UPLINK ether daddr set ip daddr map @podmac_N     (and ip6, @podmac6_N)
-//     postrouting: oifname UPLINK arp saddr ether set NIC_MAC; oifname UPLINK ether saddr set NIC_MAC
+//     postrouting: oifname UPLINK arp operation request arp daddr ip @podmac_N drop
+//                 oifname UPLINK arp saddr ether set NIC_MAC; oifname UPLINK ether saddr set NIC_MAC
 //     forward:    iifname UPLINK oifname UPLINK ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 drop
+// Azure's fabric answers an ARP request for any address it knows, a pod on the asking node
+// included, with its one MAC; Azure CNI therefore answers ARP for each of its pods itself
+// (ebtables' arpreply, which nftables lacks). vnet keeps a request for one of the node's pods off
+// the uplink instead (the map's keys are the node's pods), and the pod answers it on the bridge.
 // The forward chain is vnet's own. The uplink has hairpin on (as Azure sets it) so that a frame
 // kube-proxy DNATs on the bridge to another node goes back out, to a NIC's or the gateway's MAC.
 // A broadcast or multicast that came in on the uplink and would go back out is a flood's copy:
@@ -134,6 +139,7 @@ export function ensureL2(network: string, uplink: IfName, nicMac: Mac): NftLine[
       `iifname ${up} ether type ip6 ether daddr set ip6 daddr map @${n.map[6]}`,
     ]),
     ...chain(n.post, 'postrouting', 'srcnat', [
+      `oifname ${up} arp operation request arp daddr ip @${n.map[4]} drop`,
       `oifname ${up} arp htype 1 arp hlen 6 arp saddr ether set ${nicMac}`,
       `oifname ${up} ether saddr set ${nicMac}`,
     ]),

@@ -139,7 +139,7 @@ export function bridgeAddPlan(input: AddInput): Plan {
  */
 function l2Step(network: string, up: UplinkFacts): Step {
   return {
-    say: `Ensuring Azure's L2 rules on uplink ${up.name} (nftables table ${L2_TABLE}): the SNAT rule for egress traffic on ${up.name} (frames leave with its MAC ${up.mac}: Azure's fabric accepts no other), the DNAT rule for ingress ARP traffic on ${up.name} (ARP replies go to every port), the map of MAC DNAT rules for frames arriving for a pod, and no broadcast or multicast back out ${up.name} (its hairpin is for what kube-proxy DNATs)`,
+    say: `Ensuring Azure's L2 rules on uplink ${up.name} (nftables table ${L2_TABLE}): the SNAT rule for egress traffic on ${up.name} (frames leave with its MAC ${up.mac}: Azure's fabric accepts no other), the DNAT rule for ingress ARP traffic on ${up.name} (ARP replies go to every port), the map of MAC DNAT rules for frames arriving for a pod, ARP requests for this node's pods kept off ${up.name} (the pod answers on the bridge, not the fabric), and no broadcast or multicast back out ${up.name} (its hairpin is for what kube-proxy DNATs)`,
     side: 'node',
     lifecycle: 'shared',
     nft: ensureL2(network, up.name, up.mac),
