@@ -210,6 +210,7 @@ async function runPod(e: Env, i: number, name: string, times = timings.run): Pro
   const netns = info.runtimeSpec.linux?.namespaces?.find((n) => n.type === 'network')?.path ?? '';
   sandboxIds.add(id);
   const pod = { node: i, name, id, ips: sandboxIps(status), pid: info.pid, netns };
+  e.c.fabricKnows(i, pod.ips); // the VNet answers for the pod's IPv6 address, as Azure's fabric is told of it
   e.pods.push(pod);
   return pod;
 }

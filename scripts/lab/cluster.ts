@@ -240,7 +240,7 @@ export class Cluster {
       inNs(n, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
       if (dualStack) inNs(n, ['ip', '-6', 'route', 'add', 'default', 'via', VNET_GW[6], 'dev', 'eth0']);
     }
-    if (layout === 'bridge' && dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, nodeIp(i, 6));
+    if (dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, [nodeIp(i, 6)]);
   }
 
   /**
@@ -258,11 +258,17 @@ export class Cluster {
     inNs(v, ['ip', 'link', 'set', port, 'up']);
   }
 
-  /** The bridge layout's IPv6: the VNet answers solicitations for an address of node i on every other node's port. */
-  private fabricKnows(i: number, addr: string, known = true) {
+  /**
+   * The bridge layout's IPv6: the VNet answers neighbour solicitations for these addresses of node
+   * i on every other node's port (or no longer, `known` false). Whoever adds a pod other than by
+   * addPod (a CRI runtime) tells the fabric so; an address known already is fine.
+   */
+  fabricKnows(i: number, addrs: string[], known = true) {
     if (this.spec.layout !== 'bridge') return;
-    for (let j = 0; j < this.spec.nodes; j++) {
-      if (j !== i) inNs(this.vnet, ['ip', '-6', 'neigh', known ? 'add' : 'del', 'proxy', addr, 'dev', `n${j}`]);
+    for (const addr of addrs.filter((a) => a.includes(':'))) {
+      for (let j = 0; j < this.spec.nodes; j++) {
+        if (j !== i) inNs(this.vnet, ['ip', '-6', 'neigh', known ? 'replace' : 'del', 'proxy', addr, 'dev', `n${j}`]);
+      }
     }
   }
 
@@ -276,7 +282,7 @@ export class Cluster {
     const result = await this.runtime(i).add(this.conflist(i), this.attachment(pod));
     pod.ips = (result.ips as { address: string }[]).map((x) => x.address.split('/')[0]!);
     this.save();
-    for (const ip of pod.ips) if (ip.includes(':')) this.fabricKnows(i, ip);
+    this.fabricKnows(i, pod.ips);
     return pod;
   }
 
@@ -286,7 +292,7 @@ export class Cluster {
 
   async delPod(p: Pod): Promise<void> {
     await this.runtime(p.node).del(this.conflist(p.node), this.attachment(p));
-    for (const ip of p.ips) if (ip.includes(':')) this.fabricKnows(p.node, ip, false);
+    this.fabricKnows(p.node, p.ips, false);
     trySh(['ip', 'netns', 'del', p.netns]);
     this.pods = this.pods.filter((x) => x !== p);
     this.save();
