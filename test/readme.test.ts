@@ -28,6 +28,16 @@ describe('the veth names the README computes are the ones the code makes', () =>
   });
 });
 
+describe('the comparison with Azure CNI cites Azure’s source in every row', () => {
+  const section = readme.split('## What differs from Azure CNI')[1]?.split('\n## ')[0] ?? '';
+  const rows = section.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| |'));
+  it('has its rows', () => expect(rows.length).toBeGreaterThanOrEqual(10));
+  for (const row of rows) {
+    const [what, azure] = row.split(' | ');
+    it(`${what!.slice(2)}: a file of Azure/azure-container-networking named`, () => expect(azure).toMatch(/`[a-z]+\/[\w/]+\.go`/));
+  }
+});
+
 describe('sentences the README had wrong stay out', () => {
   const wrong: [string, RegExp][] = [
     ['the IPAM lock is proper-lockfile (it is src/ipam/lock.ts)', /the lock vnet-ipam holds \(proper-lockfile\)|locks? (with|by|through) proper-lockfile/i],
