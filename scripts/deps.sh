@@ -11,8 +11,10 @@
 #                                           caller's arguments)
 #
 #   build (the default)  Node >= 20 and the npm packages: building dist/bin/vnet needs nothing else
-#   lab                  + iproute2, util-linux (nsenter), iputils-ping, nftables: the lab, the demo
-#   bench                + containernetworking-plugins: the reference plugins the bench runs beside
+#   lab                  + iproute2, util-linux (nsenter), iputils-ping, nftables, and
+#                        containernetworking-plugins (portmap, which each lab node's conflist
+#                        chains): the lab, the demo
+#   bench                the same: the reference plugins are what the bench runs beside
 #   test                 + podman, runc, containerd (the real runtimes the tests drive; on a machine
 #                        with systemd, Debian's containerd starts its service), busybox-static,
 #                        qemu-user (the build and a test run the executable on the baseline CPU),
@@ -49,7 +51,7 @@ for deps_arg in "$@"; do
 done
 case "$deps_for" in
   build) deps_packages=() ;;
-  lab) deps_packages=(iproute2 util-linux iputils-ping nftables) ;;
+  lab) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
   bench) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
   test) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user) ;;
   k8s) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user iptables openssl golang-go golang-github-modern-go-reflect2-dev) ;;
@@ -126,8 +128,8 @@ deps_node() {
   fi
   export PATH="$DEPS_NODE_DIR/bin:$PATH"
   hash -r
-  # Run by hand (not sourced, no --build), PATH is lost on exit: say how to use it.
-  if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "$deps_build" = 0 ]; then
+  # Run by hand (not sourced), PATH is lost on exit: say how to use it.
+  if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     echo "deps: Node $DEPS_NODE_VERSION is in .tmp/node20/bin; to run npm by hand: export PATH=\"$DEPS_NODE_DIR/bin:\$PATH\""
   fi
 }

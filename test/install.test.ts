@@ -1,6 +1,6 @@
 // `vnet install`: the node-side installer the lab, containerd nodes, kind and Vagrant share.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,8 @@ describe('hostile or malformed parameters are refused with exit 2, naming the pa
     ['a peer covering it (a wider prefix)', [...KUBENET, '--peer', '10.220.0.0/16=10.220.2.5'], /--peer 10\.220\.0\.0\/16: holds 10\.220\.2\.0\/24/],
     ['a peer via this node’s own address', [...KUBENET, '--peer', '10.244.1.0/24=10.220.2.4'], /10\.220\.2\.4 is this node's own address/],
     ['a peer via an address on no connected network', [...KUBENET, '--peer', '10.244.1.0/24=10.99.0.5'], /10\.99\.0\.5 is on no network this node is connected to/],
+    ['a relative --plugins-dir', [...KUBENET, '--plugins-dir', 'usr/lib/cni'], /--plugins-dir "usr\/lib\/cni": expected an absolute path/],
+    ['portmap chained but in neither the bin dir nor the plugins dir', [...KUBENET, '--plugins-dir', '/nonexistent-cni'], /the conflist chains portmap, which is neither in .*hostile\/bin nor in \/nonexistent-cni: apt-get install containernetworking-plugins/],
   ];
   for (const [what, args, msg] of cases) {
     it(what, () => {
@@ -121,6 +123,47 @@ describe('hostile or malformed parameters are refused with exit 2, naming the pa
       expect(lab.ipJson(home, ['route', 'show'])).toEqual(before);
     });
   }
+});
+
+describe('the plugins the conflist chains are where the runtime looks: the bin dir', () => {
+  it('portmap missing from the bin dir is linked from the plugins dir (Debian’s /usr/lib/cni); present, it is left alone; --no-portmap needs none', () => {
+    const plugins = join(dir, 'refplugins');
+    mkdirSync(plugins, { recursive: true });
+    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const at = join(dir, 'chain');
+    const r = install([...KUBENET, '--bin-dir', join(at, 'bin'), '--conf-dir', at, '--plugins-dir', plugins]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(`linked ${join(at, 'bin', 'portmap')} -> ${join(plugins, 'portmap')}`);
+    expect(readlinkSync(join(at, 'bin', 'portmap'))).toBe(join(plugins, 'portmap'));
+    // A second run finds it there: nothing to link.
+    const again = install([...KUBENET, '--bin-dir', join(at, 'bin'), '--conf-dir', at, '--plugins-dir', '/nonexistent-cni']);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).not.toContain('linked');
+    const bare = join(dir, 'bare');
+    const none = install([...KUBENET, '--no-portmap', '--bin-dir', join(bare, 'bin'), '--conf-dir', bare, '--plugins-dir', '/nonexistent-cni']);
+    expect(none.code, none.err).toBe(0);
+    expect(existsSync(join(bare, 'bin', 'portmap'))).toBe(false);
+  });
+});
+
+describe('scripts/install.sh --conf: the plugins a shipped conflist chains are linked into the bin dir, or nothing is installed', () => {
+  // Inside the test's node namespace, as everything that runs the plugin here.
+  const installSh = (args: string[]) => spawnSync('nsenter', [`--net=${home}`, 'bash', 'scripts/install.sh', '--bin-link', '', ...args], { encoding: 'utf8' });
+  it('portmap from the plugins dir beside vnet; a plugin found nowhere refuses the install', () => {
+    const plugins = join(dir, 'sh-plugins');
+    mkdirSync(plugins, { recursive: true });
+    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const at = join(dir, 'sh-ok');
+    const r = installSh(['--prefix', join(at, 'bin'), '--conf', 'conf/10-azure-transparent.conflist', '--conf-dir', join(at, 'conf'), '--plugins-dir', plugins]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readlinkSync(join(at, 'bin', 'portmap'))).toBe(join(plugins, 'portmap'));
+    expect(r.stdout).toContain(`linked ${join(at, 'bin', 'portmap')} -> ${join(plugins, 'portmap')}`);
+    const none = join(dir, 'sh-none');
+    const bad = installSh(['--prefix', join(none, 'bin'), '--conf', 'conf/10-azure-transparent.conflist', '--conf-dir', join(none, 'conf'), '--plugins-dir', '/nonexistent-cni']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/chains portmap, which is neither in .*sh-none\/bin nor in \/nonexistent-cni: apt-get install containernetworking-plugins/);
+    expect(existsSync(none)).toBe(false);
+  });
 });
 
 describe('routes to the other nodes’ pod ranges are installed, as Azure’s route table would', () => {

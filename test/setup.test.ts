@@ -55,9 +55,9 @@ describe('deps.sh installs only what the command at hand needs, and says what fi
     expect(r.stdout).not.toMatch(/apt-get/);
     expect(r.status).toBe(0);
   });
-  it('--for lab (the demo) names only the datapath tools it lacks: no container runtime', () => {
-    const r = deps(['--for', 'lab'], machine('no-nft', ['nftables', 'containerd', 'podman']));
-    expect(r.stdout).toMatch(/^deps: for lab: apt-get install nftables$/m);
+  it('--for lab (the demo) names only the datapath tools and reference plugins it lacks: no container runtime', () => {
+    const r = deps(['--for', 'lab'], machine('no-nft', ['nftables', 'containernetworking-plugins', 'containerd', 'podman']));
+    expect(r.stdout).toMatch(/^deps: for lab: apt-get install nftables containernetworking-plugins$/m);
     expect(r.status).toBe(0);
   }, 300_000);
   it('an unknown --for is refused', () => {

@@ -36,10 +36,12 @@ As a command:
                (--range SUBNET,START,END,GATEWAY | --pod-cidr CIDR)… [--no-masq CIDR]…
                [--peer CIDR=NODE_IP]… [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d]
                [--network NAME] [--bridge NAME] [--uplink IF] [--mtu N] [--data-dir DIR]
-               [--log-file FILE] [--route-via-host ADDR]… [--no-portmap] [--hard-link] [--dry-run]
+               [--log-file FILE] [--route-via-host ADDR]… [--no-portmap] [--plugins-dir /usr/lib/cni]
+               [--hard-link] [--dry-run]
                              this node: the executable into the CNI bin dir as vnet and vnet-ipam,
                              its conflist (its slice or pod CIDR, one per family) into the conf
-                             dir, routes to the other nodes' pod ranges; overlaps are refused
+                             dir, routes to the other nodes' pod ranges; overlaps are refused;
+                             portmap, when the bin dir lacks it, linked from the plugins dir
 
 Exit status: 0 done, 1 failed (or, for state and validate, found a problem), 2 bad usage.
 

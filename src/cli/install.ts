@@ -4,8 +4,8 @@
 // installs the routes to the other nodes' pod ranges that a network without Azure's fabric needs
 // (what Azure's route table does for kubenet). Ranges that would overlap are refused before
 // anything is written.
-import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, writeSync, copyFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeSync, copyFileSync, chmodSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatValue, hostMask, networkOf, parseCidr, parseIp, type Family } from '../net/address.js';
 import { ipJson, ipRun, mainRoutes, ROUTES, type RouteRow } from '../net/ip.js';
@@ -167,6 +167,40 @@ async function installBinary(dir: string, link: boolean): Promise<void> {
   renameSync(tmp2, join(dir, 'vnet-ipam'));
 }
 
+/**
+ * The plugins the conflist chains besides vnet (portmap), which a runtime looks for in the bin dir
+ * only: those missing there, each with where it will be linked from. Debian's
+ * containernetworking-plugins keeps them in /usr/lib/cni (Fedora's in /usr/libexec/cni), where no
+ * runtime looks by default. One found in neither directory is refused before anything is written.
+ */
+function chainedToLink(list: Record<string, unknown>, binDir: string, pluginsDir: string): { name: string; from: string }[] {
+  const types = (list.plugins as { type: string }[]).map((p) => p.type).filter((t) => t !== 'vnet');
+  const present = (path: string) => {
+    try {
+      lstatSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const executable = (path: string) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return types.flatMap((name) => {
+    if (present(join(binDir, name))) return [];
+    const from = join(pluginsDir, name);
+    if (!executable(from)) {
+      throw new UsageError(`the conflist chains ${name}, which is neither in ${binDir} nor in ${pluginsDir}: apt-get install containernetworking-plugins (or --plugins-dir where ${name} is), or --no-portmap; nothing installed`);
+    }
+    return [{ name, from }];
+  });
+}
+
 /** Why the executable at path gives no VERSION answer here, or nothing if it does. */
 async function runsHere(path: string): Promise<string | undefined> {
   let r;
@@ -196,6 +230,7 @@ export async function install(args: string[]): Promise<string> {
       'data-dir': { type: 'string' },
       'log-file': { type: 'string' },
       'bin-dir': { type: 'string', default: '/opt/cni/bin' },
+      'plugins-dir': { type: 'string', default: '/usr/lib/cni' },
       'conf-dir': { type: 'string', default: '/etc/cni/net.d' },
       'route-via-host': { type: 'string', multiple: true },
       'no-portmap': { type: 'boolean', default: false },
@@ -258,11 +293,14 @@ export async function install(args: string[]): Promise<string> {
   // Read once: the peer checks and, after a failure, which routes this run added.
   const node = routes.length ? await nodeNetworks() : undefined;
   if (node) checkPeersAgainstNode(routes, node);
+  if (!isAbsolute(values['plugins-dir'])) throw new UsageError(`--plugins-dir ${JSON.stringify(values['plugins-dir'])}: expected an absolute path`);
+  const links = chainedToLink(list, values['bin-dir'], values['plugins-dir']);
   const conflist = JSON.stringify(list, null, 2) + '\n';
   const confFile = join(values['conf-dir'], '10-vnet.conflist');
   const out: string[] = [];
   if (values['dry-run']) {
     out.push(`# ${confFile}`, conflist.trimEnd(), ...routes.map((r) => `ip route replace ${r.dst.text} via ${r.via.ip}`));
+    out.push(...links.map((l) => `ln -s ${l.from} ${join(values['bin-dir'], l.name)}`));
     return out.join('\n') + '\n';
   }
   // Everything checked, then written in the order that leaves nothing half done: the routes
@@ -284,6 +322,7 @@ export async function install(args: string[]): Promise<string> {
   try {
     crashPoint('vnet install: the routes added, no executable yet');
     await installBinary(values['bin-dir'], values['hard-link']);
+    for (const l of links) symlinkSync(l.from, join(values['bin-dir'], l.name));
     mkdirSync(values['conf-dir'], { recursive: true, mode: 0o755 });
     writeAtomic(confFile, conflist, 0o644);
   } catch (err) {
@@ -291,6 +330,7 @@ export async function install(args: string[]): Promise<string> {
     throw err;
   }
   out.push(`installed ${join(values['bin-dir'], 'vnet')} and ${join(values['bin-dir'], 'vnet-ipam')}`);
+  for (const l of links) out.push(`linked ${join(values['bin-dir'], l.name)} -> ${l.from} (the conflist chains it; the runtime looks only in ${values['bin-dir']})`);
   out.push(`wrote ${confFile} (layout ${layout}, network ${list.name as string})`);
   for (const r of routes) out.push(`route ${r.dst.text} via ${r.via.ip}`);
   return out.join('\n') + '\n';
