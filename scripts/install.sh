@@ -5,8 +5,9 @@
 # (portmap, host-local, …) linked into the CNI bin dir from --plugins-dir when missing there: a
 # runtime looks only in its bin dir, and Debian keeps the reference plugins in /usr/lib/cni. The
 # executable is run on this node before anything is written: one that cannot start here (a
-# this-cpu build from a machine with another CPU) is refused, and so is a conflist naming a
-# plugin found in neither directory; nothing changes then.
+# this-cpu build from a machine with another CPU) is refused, and nothing changes. A type found
+# in neither directory is named in a warning: this reads every "type" of the file (no JSON parser
+# here), and a plugin's own field may be called so (calico's "policy": {"type": "k8s"}).
 #   scripts/install.sh [--binary dist/bin/vnet] [--prefix /opt/cni/bin] [--bin-link /usr/local/bin] [--conf conf/10-azure-transparent.conflist] [--conf-dir /etc/cni/net.d] [--plugins-dir /usr/lib/cni]
 # Needs on the node: ip (iproute2), nsenter (util-linux), nft (nftables, for ipMasq), libstdc++6.
 set -euo pipefail
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --conf) conf="${2:?--conf needs a file}"; shift 2 ;;
     --conf-dir) confdir="${2:?--conf-dir needs a directory}"; shift 2 ;;
     --plugins-dir) pluginsdir="${2:?--plugins-dir needs a directory}"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,14 +39,15 @@ fi
 [ -z "$conf" ] || [ -f "$conf" ] || { echo "install.sh: no such conf file: $conf" >&2; exit 1; }
 [ -z "$conf" ] || "$binary" validate "$conf" || { echo "install.sh: $conf is not valid (see above); nothing installed" >&2; exit 1; }
 # The plugins the conflist names besides vnet (validated above: plain JSON), each needed in the bin dir.
+# Every "type" value is read, a plugin's own field so named too: only what --plugins-dir holds is linked.
 links=()
 if [ -n "$conf" ]; then
   while read -r type; do
     case "$type" in vnet|vnet-ipam) continue ;; esac
     [[ $type =~ ^[A-Za-z0-9_.-]+$ ]] || { echo "install.sh: $conf names a plugin type $type that is not a file name; nothing installed" >&2; exit 1; }
     [ -e "$prefix/$type" ] || [ -L "$prefix/$type" ] && continue
-    [ -x "$pluginsdir/$type" ] || { echo "install.sh: $conf chains $type, which is neither in $prefix nor in $pluginsdir: apt-get install containernetworking-plugins (or --plugins-dir where it is); nothing installed" >&2; exit 1; }
-    links+=("$type")
+    if [ -x "$pluginsdir/$type" ]; then links+=("$type"); continue; fi
+    echo "install.sh: warning: $conf names type $type, which is neither in $prefix nor in $pluginsdir: if it is a plugin the runtime must run, install it there (apt-get install containernetworking-plugins, or --plugins-dir where it is)" >&2
   done < <(grep -o '"type"[[:space:]]*:[[:space:]]*"[^"]*"' "$conf" | sed 's/.*"\([^"]*\)"$/\1/' | sort -u)
 fi
 for tool in ip nsenter; do

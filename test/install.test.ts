@@ -146,10 +146,10 @@ describe('the plugins the conflist chains are where the runtime looks: the bin d
   });
 });
 
-describe('scripts/install.sh --conf: the plugins a shipped conflist chains are linked into the bin dir, or nothing is installed', () => {
+describe('scripts/install.sh --conf: the plugins a shipped conflist chains are linked into the bin dir, and one found nowhere is named', () => {
   // Inside the test's node namespace, as everything that runs the plugin here.
   const installSh = (args: string[]) => spawnSync('nsenter', [`--net=${home}`, 'bash', 'scripts/install.sh', '--bin-link', '', ...args], { encoding: 'utf8' });
-  it('portmap from the plugins dir beside vnet; a plugin found nowhere refuses the install', () => {
+  it('portmap from the plugins dir beside vnet; a type found nowhere is named in a warning, not linked', () => {
     const plugins = join(dir, 'sh-plugins');
     mkdirSync(plugins, { recursive: true });
     writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
@@ -160,9 +160,19 @@ describe('scripts/install.sh --conf: the plugins a shipped conflist chains are l
     expect(r.stdout).toContain(`linked ${join(at, 'bin', 'portmap')} -> ${join(plugins, 'portmap')}`);
     const none = join(dir, 'sh-none');
     const bad = installSh(['--prefix', join(none, 'bin'), '--conf', 'conf/10-azure-transparent.conflist', '--conf-dir', join(none, 'conf'), '--plugins-dir', '/nonexistent-cni']);
-    expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/chains portmap, which is neither in .*sh-none\/bin nor in \/nonexistent-cni: apt-get install containernetworking-plugins/);
-    expect(existsSync(none)).toBe(false);
+    expect(bad.status, bad.stderr).toBe(0);
+    expect(bad.stderr).toMatch(/warning: .* names type portmap, which is neither in .*sh-none\/bin nor in \/nonexistent-cni: .*apt-get install containernetworking-plugins/);
+    expect(existsSync(join(none, 'bin', 'portmap'))).toBe(false);
+  });
+  it('a plugin’s own field called "type" (calico’s policy) is not taken for a plugin to link', () => {
+    const plugins = join(dir, 'sh-plugins');
+    mkdirSync(plugins, { recursive: true });
+    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const at = join(dir, 'sh-calico');
+    const r = installSh(['--prefix', join(at, 'bin'), '--conf', 'conf/seeds/aks-calico-chain.conflist', '--conf-dir', join(at, 'conf'), '--plugins-dir', plugins]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(join(at, 'bin', 'k8s'))).toBe(false);
+    expect(readlinkSync(join(at, 'bin', 'portmap'))).toBe(join(plugins, 'portmap'));
   });
 });
 
