@@ -203,9 +203,11 @@ export class Cluster {
     inNs(this.outside, ['ip', 'route', 'add', 'default', 'via', OUTSIDE_GW[4]]);
     if (dualStack) inNs(this.outside, ['ip', '-6', 'route', 'add', 'default', 'via', OUTSIDE_GW[6], 'dev', 'eth0']);
 
-    // IPv6 has no proxy neighbour discovery for a prefix: the VNet answers for the addresses it
-    // knows, one proxy entry each (the bridge layout's, whose pods have the subnet on-link).
-    if (layout === 'bridge' && dualStack) inNs(v, ['sysctl', '-qw', 'net.ipv6.conf.all.proxy_ndp=1']);
+    // Azure's bridge layout keeps the subnet on-link (the move takes the prefix route to azure0);
+    // the routed layouts reach the VNet through its gateway. IPv6 has no proxy neighbour discovery
+    // for a prefix: the VNet answers for the on-link addresses it knows, one proxy entry each.
+    const onLink = layout === 'bridge';
+    if (onLink && dualStack) inNs(v, ['sysctl', '-qw', 'net.ipv6.conf.all.proxy_ndp=1']);
     for (let i = 0; i < this.spec.nodes; i++) {
       const n = this.node(i);
       const port = `n${i}`;
@@ -218,12 +220,9 @@ export class Cluster {
       this.noDad(v, port);
       this.noDad(n, 'eth0');
       inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 4)}/24`, 'dev', 'eth0']);
-      // Azure's bridge layout keeps the subnet on-link (the move takes the prefix route to azure0);
-      // the routed layouts reach the VNet through its gateway.
-      const onLink = layout === 'bridge';
       if (dualStack) inNs(n, ['ip', 'addr', 'add', `${nodeIp(i, 6)}/64`, 'dev', 'eth0', 'nodad', ...(onLink ? [] : ['noprefixroute'])]);
       inNs(n, ['ip', 'link', 'set', 'eth0', 'up']);
-      this.attachPort(port, onLink);
+      this.attachPort(port);
       // As Azure's fabric: from a VM it takes only frames with the NIC's MAC (vnet's bridge mode
       // rewrites its pods' to it: src/net/nft.ts), and it answers no ARP request for the VM's own
       // address (Azure CNI's bridge_networkclient_linux.go says so). Without the rewrite the
@@ -240,7 +239,7 @@ export class Cluster {
       inNs(n, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
       if (dualStack) inNs(n, ['ip', '-6', 'route', 'add', 'default', 'via', VNET_GW[6], 'dev', 'eth0']);
     }
-    if (dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, [nodeIp(i, 6)]);
+    if (onLink && dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, [nodeIp(i, 6)]);
   }
 
   /**
@@ -249,12 +248,12 @@ export class Cluster {
    * another pod of its node gets the fabric's answer as well), at once (a proxy reply is
    * otherwise delayed up to 0.8 s).
    */
-  attachPort(port: string, onLink: boolean) {
+  attachPort(port: string) {
     const v = this.vnet;
     inNs(v, ['ip', 'addr', 'add', `${VNET_GW[4]}/24`, 'dev', port, 'noprefixroute']);
     if (this.spec.dualStack) inNs(v, ['ip', 'addr', 'add', `${VNET_GW[6]}/64`, 'dev', port, 'nodad', 'noprefixroute']);
     inNs(v, ['sysctl', '-qw', `net.ipv4.conf.${port}.proxy_arp=1`, `net.ipv4.conf.${port}.proxy_arp_pvlan=1`, `net.ipv4.neigh.${port}.proxy_delay=0`]);
-    if (onLink && this.spec.dualStack) inNs(v, ['sysctl', '-qw', `net.ipv6.neigh.${port}.proxy_delay=0`]);
+    if (this.spec.dualStack) inNs(v, ['sysctl', '-qw', `net.ipv6.neigh.${port}.proxy_delay=0`]);
     inNs(v, ['ip', 'link', 'set', port, 'up']);
   }
 

@@ -291,7 +291,7 @@ class K8s {
     inNs(v, ['ip', 'link', 'add', 'cp0', 'address', SDN_MAC, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', nsPath(this.cp)]);
     inNs(this.cp, ['ip', 'addr', 'add', `${CP_IP}/24`, 'dev', 'eth0']);
     inNs(this.cp, ['ip', 'link', 'set', 'eth0', 'up']);
-    this.lab.attachPort('cp0', false);
+    this.lab.attachPort('cp0');
     inNs(v, ['ip', 'route', 'add', `${CP_IP}/32`, 'dev', 'cp0']);
     inNs(this.cp, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
   }

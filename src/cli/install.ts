@@ -175,26 +175,18 @@ async function installBinary(dir: string, link: boolean): Promise<void> {
  */
 function chainedToLink(list: Record<string, unknown>, binDir: string, pluginsDir: string): { name: string; from: string }[] {
   const types = (list.plugins as { type: string }[]).map((p) => p.type).filter((t) => t !== 'vnet');
-  const present = (path: string) => {
+  const ok = (probe: () => void) => {
     try {
-      lstatSync(path);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const executable = (path: string) => {
-    try {
-      accessSync(path, constants.X_OK);
+      probe();
       return true;
     } catch {
       return false;
     }
   };
   return types.flatMap((name) => {
-    if (present(join(binDir, name))) return [];
+    if (ok(() => lstatSync(join(binDir, name)))) return [];
     const from = join(pluginsDir, name);
-    if (!executable(from)) {
+    if (!ok(() => accessSync(from, constants.X_OK))) {
       throw new UsageError(`the conflist chains ${name}, which is neither in ${binDir} nor in ${pluginsDir}: apt-get install containernetworking-plugins (or --plugins-dir where ${name} is), or --no-portmap; nothing installed`);
     }
     return [{ name, from }];
