@@ -125,11 +125,17 @@ describe('hostile or malformed parameters are refused with exit 2, naming the pa
   }
 });
 
+/** A plugins directory (as Debian's /usr/lib/cni) holding a stand-in portmap. */
+function pluginsDir(name: string): string {
+  const plugins = join(dir, name);
+  mkdirSync(plugins, { recursive: true });
+  writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  return plugins;
+}
+
 describe('the plugins the conflist chains are where the runtime looks: the bin dir', () => {
   it('portmap missing from the bin dir is linked from the plugins dir (Debian’s /usr/lib/cni); present, it is left alone; --no-portmap needs none', () => {
-    const plugins = join(dir, 'refplugins');
-    mkdirSync(plugins, { recursive: true });
-    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const plugins = pluginsDir('refplugins');
     const at = join(dir, 'chain');
     const r = install([...KUBENET, '--bin-dir', join(at, 'bin'), '--conf-dir', at, '--plugins-dir', plugins]);
     expect(r.code, r.err).toBe(0);
@@ -150,9 +156,7 @@ describe('scripts/install.sh --conf: the plugins a shipped conflist chains are l
   // Inside the test's node namespace, as everything that runs the plugin here.
   const installSh = (args: string[]) => spawnSync('nsenter', [`--net=${home}`, 'bash', 'scripts/install.sh', '--bin-link', '', ...args], { encoding: 'utf8' });
   it('portmap from the plugins dir beside vnet; a type found nowhere is named in a warning, not linked', () => {
-    const plugins = join(dir, 'sh-plugins');
-    mkdirSync(plugins, { recursive: true });
-    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const plugins = pluginsDir('sh-plugins');
     const at = join(dir, 'sh-ok');
     const r = installSh(['--prefix', join(at, 'bin'), '--conf', 'conf/10-azure-transparent.conflist', '--conf-dir', join(at, 'conf'), '--plugins-dir', plugins]);
     expect(r.status, r.stderr).toBe(0);
@@ -165,9 +169,7 @@ describe('scripts/install.sh --conf: the plugins a shipped conflist chains are l
     expect(existsSync(join(none, 'bin', 'portmap'))).toBe(false);
   });
   it('a plugin’s own field called "type" (calico’s policy) is not taken for a plugin to link', () => {
-    const plugins = join(dir, 'sh-plugins');
-    mkdirSync(plugins, { recursive: true });
-    writeFileSync(join(plugins, 'portmap'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const plugins = pluginsDir('sh-plugins');
     const at = join(dir, 'sh-calico');
     const r = installSh(['--prefix', join(at, 'bin'), '--conf', 'conf/seeds/aks-calico-chain.conflist', '--conf-dir', join(at, 'conf'), '--plugins-dir', plugins]);
     expect(r.status, r.stderr).toBe(0);
