@@ -56,9 +56,12 @@ plugin_bin() {
 }
 nplugins() { jq '.plugins | length' "$CONF"; }
 
-# call VERB INDEX POD [PREV_RESULT_FILE]: one plugin of the list, as libcni calls it.
+# call VERB INDEX POD [PREV_RESULT_FILE]: one plugin of the list, as libcni calls it: stdout is
+# the result (or the error), stderr is not part of the protocol (libcni passes it to the
+# runtime's own log). Prints stdout, and stderr too when the call failed; a call that succeeded
+# and still wrote to stderr leaves a note, shown when the command ends.
 call() {
-  local verb=$1 i=$2 pod=$3 prev=${4:-} type bin cfg
+  local verb=$1 i=$2 pod=$3 prev=${4:-} type bin cfg err rc=0
   type=$(jq -r ".plugins[$i].type" "$CONF")
   bin=$(plugin_bin "$type") || { echo "plugin $type is on none of $CNI_DIRS"; return 1; }
   if [ -n "$prev" ]; then
@@ -66,9 +69,18 @@ call() {
   else
     cfg=$(jq -c ".plugins[$i] + {name: .name, cniVersion: .cniVersion}" "$CONF")
   fi
+  err=$(mktemp "$CACHE/.stderr.XXXXXX")
   CNI_COMMAND=$verb CNI_CONTAINERID="$PFX-$pod" CNI_NETNS="/run/netns/$(podns "$pod")" CNI_IFNAME=eth0 CNI_PATH="$CNI_DIRS" \
-    "${IN_NODE[@]}" "$bin" <<<"$cfg" 2>&1
+    "${IN_NODE[@]}" "$bin" <<<"$cfg" 2>"$err" || rc=$?
+  if [ -s "$err" ]; then
+    if [ $rc = 0 ]; then echo "note [$node] $type $verb $pod succeeded and wrote to stderr: $(head -c 600 "$err" | tr '\n' ' ')" >>"$CACHE/.notes"
+    else cat "$err"; fi
+  fi
+  rm -f "$err"
+  return $rc
 }
+# The notes calls left (above), once each, when a command ends.
+show_notes() { [ -s "$CACHE/.notes" ] && cat "$CACHE/.notes"; rm -f "$CACHE/.notes"; return 0; }
 
 del_chain() {
   local pod=$1 i n out rc=0 prev=""
@@ -102,7 +114,7 @@ add_one() {
 
 cmd=${1:-}
 shift || true
-case "$cmd" in add|check|tamper|del|clean) mkdir -p "$CACHE" ;; esac
+case "$cmd" in add|check|tamper|del|clean) mkdir -p "$CACHE"; trap show_notes EXIT ;; esac
 case "$cmd" in
   add)
     [ $# -gt 0 ] || fail "add: no pod"
@@ -153,7 +165,7 @@ case "$cmd" in
     done ;;
   state)
     want=${1:?state N}
-    set +e; out=$("${IN_NODE[@]}" "$VNET" state --conf "$CONF" --json 2>&1); rc=$?; set -e
+    set +e; out=$("${IN_NODE[@]}" "$VNET" state --conf "$CONF" --json); rc=$?; set -e
     [ $rc = 0 ] || fail "vnet state exit $rc: $("${IN_NODE[@]}" "$VNET" state --conf "$CONF" 2>&1 | tail -20)"
     got=$(jq '.allocations | length' <<<"$out")
     leaks=$(jq '.leaks | length' <<<"$out")
