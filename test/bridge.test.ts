@@ -446,6 +446,36 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
     ok(await del(p, azure(), n));
   });
 
+  describe('a route whose preferred source is the uplink’s own address (systemd-networkd’s DHCP default route) moves with it, source and all', () => {
+    // As a DHCP-configured Azure VM has it: `default via … proto dhcp src <node address> metric 100`.
+    const dhcpDefault = (n: string) => {
+      lab.in(n, ['ip', 'route', 'del', 'default']);
+      lab.in(n, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1', 'dev', 'eth0', 'proto', 'dhcp', 'src', '10.224.0.4', 'metric', '100']);
+    };
+    const expected = (dev: string) => [{ dst: 'default', gateway: '10.224.0.1', dev, protocol: 'dhcp', prefsrc: '10.224.0.4', metric: 100, flags: [] }];
+
+    it('ADD: the default route is on the bridge with its source, protocol and metric; pod and node reach the gateway', async () => {
+      const { node: n } = lab.aksNode('azsrc1');
+      dhcpDefault(n);
+      const p = pod();
+      ok(await add(p, azure(), n));
+      expect(lab.ipJson(n, ['route', 'show', 'default'])).toEqual(expected(AZ));
+      expect(ping(n, '10.224.0.1')).toContain('1 received');
+      expect(ping(p.netns, '10.224.0.1')).toContain('1 received');
+      ok(await del(p, azure(), n));
+    });
+
+    it('a failure once the move ran gives the NIC its route back, source and all', async () => {
+      const { node: n } = lab.aksNode('azsrc2');
+      dhcpDefault(n);
+      const p = pod();
+      const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_FAIL_AT: 'after the node commands: Moving uplink' }, stdin: azure() });
+      expect(r.json?.code, r.stdout).toBe(102);
+      expect(lab.ipJson(n, ['route', 'show', 'default'])).toEqual(expected('eth0'));
+      expect(link(n, 'eth0').master).toBeUndefined();
+    });
+  });
+
   const shapeOf = (n: string) => ({
     links: lab.ipJson(n, ['-d', 'addr', 'show']).map(({ ifindex, stats, stats64, ...rest }: any) => rest),
     routes: lab.ipJson(n, ['route', 'show', 'table', 'all']),
@@ -454,13 +484,14 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
   const uncarried: [string, string[], RegExp][] = [
     ['a route in another table (policy routing)', ['route', 'add', '10.9.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'table', '100'], /is in table 100/],
     ['an onlink default route (a /32 node address, as on some clouds)', ['route', 'replace', 'default', 'via', '10.224.0.1', 'dev', 'eth0', 'onlink'], /is onlink/],
-    ['a route with a preferred source', ['route', 'add', '10.8.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'src', '10.224.0.4'], /has a preferred source \(10\.224\.0\.4\)/],
+    ['a route whose preferred source is not the uplink’s (an address on lo)', ['route', 'add', '10.8.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'src', '10.99.0.9'], /has a preferred source \(10\.99\.0\.9\) that is not one of eth0's addresses/],
     ['a route with its own MTU', ['route', 'add', '10.7.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'mtu', '1400'], /carries metrics/],
     ['a route made by a routing daemon (proto bird)', ['route', 'add', '10.6.0.0/24', 'via', '10.224.0.1', 'dev', 'eth0', 'proto', 'bird'], /was made by bird/],
   ];
   for (const [what, route, why] of uncarried) {
     it(`an uplink carrying ${what}: refused with code 7 before the NIC is touched`, async () => {
       const { node: n } = lab.aksNode(`unc${++seq}`);
+      lab.in(n, ['ip', 'addr', 'add', '10.99.0.9/32', 'dev', 'lo']);
       lab.in(n, ['ip', ...route]);
       const before = shapeOf(n);
       const r = await add(pod(), azure(), n);

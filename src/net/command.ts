@@ -16,7 +16,7 @@ type Keyword =
   | 'dev' | 'name' | 'peer' | 'type' | 'veth' | 'netns' | 'up' | 'down'
   | 'mtu' | 'address' | 'alias' | 'via' | 'scope' | 'lladdr' | 'nud' | 'permanent' | 'default' | 'nodad'
   | 'bridge' | 'master' | 'nomaster' | 'bridge_slave' | 'hairpin' | 'promisc' | 'on' | 'metric'
-  | 'proto' | 'boot' | 'static' | 'dhcp' | 'ra';
+  | 'proto' | 'boot' | 'static' | 'dhcp' | 'ra' | 'src';
 
 /** The pod's network namespace as every child sees it: the descriptor we opened, on fd 3. */
 export const POD_NETNS_REF = '/proc/self/fd/3';

@@ -4,7 +4,7 @@
 import { CniError, Code } from '../errors.js';
 import { log } from '../log.js';
 import { ROUTES, defaultRouteInterface, ipJson, linkMtu, linkRow, mainRoutes, nodeHasLink, type LinkRow, type RouteRow } from './ip.js';
-import { ifNameProblem, macOf, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';
+import { ifNameProblem, macOf, toAddr, toCidr, type Addr, type Cidr, type IfName, type Mac } from './values.js';
 
 export interface UplinkRoute {
   dst: Cidr;
@@ -12,6 +12,11 @@ export interface UplinkRoute {
   metric?: number;
   /** Who made it (the kernel's own follow the addresses and are not moved). */
   proto?: CarriedProto;
+  /**
+   * Its preferred source (systemd-networkd's DHCP default route has one): always one of the
+   * uplink's own addresses, which move with it, so it is carried as it is.
+   */
+  src?: Addr;
 }
 
 /** The route origins the move carries as they are; a route of another origin is refused. */
@@ -78,24 +83,31 @@ async function readNodeFactsOnce(bridge: IfName, uplink: IfName | undefined): Pr
   // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
   const on = up.master === bridge ? bridge : uplink;
   const rows = routes as RouteRow[];
-  if (on === uplink) refuseUncarried(uplink, rows);
+  if (on === uplink) refuseUncarried(uplink, rows, up.addrs);
   const moved = mainRoutes(rows)
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
-    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol) }));
+    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol), src: ownSource(r.prefsrc, on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs) }));
   // Likewise its addresses: once moved, the node's addresses are the bridge's.
   facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
 }
 
+/** A route's preferred source, parsed, when it is one of these addresses; else nothing. */
+function ownSource(prefsrc: string | undefined, addrs: readonly Cidr[]): Addr | undefined {
+  const src = prefsrc === undefined ? undefined : toAddr(prefsrc);
+  return src && addrs.some((a) => a.ip === src.ip) ? src : undefined;
+}
+
 /**
  * The move carries a route on the uplink exactly when it is a main-table unicast route with a
- * destination, maybe a gateway and a metric, made by the kernel (it follows the addresses) or by
- * boot, static, DHCP or router advertisements. Anything else (another table, and the rules that
- * use it; multipath; onlink; a preferred source; per-route MTU or other metrics; another origin)
- * it would change or lose: refused before the NIC is touched, naming the route.
+ * destination, maybe a gateway, a metric and a preferred source that is one of the uplink's own
+ * addresses (they move too), made by the kernel (it follows the addresses) or by boot, static,
+ * DHCP or router advertisements. Anything else (another table, and the rules that use it;
+ * multipath; onlink; another address as its source; per-route MTU or other metrics; another
+ * origin) it would change or lose: refused before the NIC is touched, naming the route.
  */
-function refuseUncarried(uplink: IfName, rows: readonly RouteRow[]): void {
+function refuseUncarried(uplink: IfName, rows: readonly RouteRow[], addrs: readonly Cidr[]): void {
   for (const r of rows) {
     const viaUplink = r.dev === uplink || (r.nexthops ?? []).some((h) => (h as { dev?: string }).dev === uplink);
     if (!viaUplink || r.type === 'local' || r.type === 'broadcast' || r.type === 'multicast' || r.table === 'local') continue;
@@ -104,7 +116,7 @@ function refuseUncarried(uplink: IfName, rows: readonly RouteRow[]): void {
     const why = r.table !== undefined && r.table !== 'main' ? `is in table ${r.table}`
       : r.nexthops?.length ? 'is multipath'
       : r.flags?.includes('onlink') ? 'is onlink'
-      : r.prefsrc !== undefined ? `has a preferred source (${r.prefsrc})`
+      : r.prefsrc !== undefined && !ownSource(r.prefsrc, addrs) ? `has a preferred source (${r.prefsrc}) that is not one of ${uplink}'s addresses`
       : r.metrics?.length ? 'carries metrics (mtu, window, …)'
       : r.type !== undefined && r.type !== 'unicast' ? `is of type ${r.type}`
       : r.protocol !== undefined && r.protocol !== 'kernel' && !CARRIED_PROTOS.some((p) => p === r.protocol) ? `was made by ${r.protocol}`

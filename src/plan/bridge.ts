@@ -153,7 +153,11 @@ function l2Step(network: string, up: UplinkFacts): Step {
  * restore puts the NIC back as it was. When a former ADD did the move, only what CHECK expects.
  */
 function moveUplink(br: IfName, up: UplinkFacts): Step[] {
-  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [...routeCmd(op, r.dst, r.gw, dev, r.metric), ...(op === 'add' && r.proto ? (['proto', r.proto] as const) : [])];
+  const route = (op: 'add' | 'del', r: UplinkRoute, dev: IfName): IpCmd => [
+    ...routeCmd(op, r.dst, r.gw, dev, r.metric),
+    ...(op === 'add' && r.proto ? (['proto', r.proto] as const) : []),
+    ...(op === 'add' && r.src ? (['src', r.src.ip] as const) : []),
+  ];
   const expect: Expect[] = [
     { kind: 'link', side: 'node', name: up.name, up: true, master: br },
     ...up.addrs.map((a): Expect => ({ kind: 'addr', side: 'node', dev: br, address: a })),
@@ -172,7 +176,7 @@ function moveUplink(br: IfName, up: UplinkFacts): Step[] {
     ['link', 'set', 'dev', up.name, 'up'],
     ...up.routes.map((r) => route('add', r, up.name)),
   ];
-  const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${routeText(r.dst, r.gw)}`)].join(', ');
+  const what = [...up.addrs.map((a) => a.text), ...up.routes.map((r) => `route ${routeText(r.dst, r.gw)}${r.src ? ` src ${r.src.ip}` : ''}`)].join(', ');
   return [
     {
       say: `Moving uplink ${up.name} onto ${br}: taking ${what || 'nothing'} off ${up.name}, making it a port of ${br} with hairpin on, and putting the same on ${br}, in one ip process; the node keeps its connectivity`,
