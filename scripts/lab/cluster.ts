@@ -236,7 +236,12 @@ export class Cluster {
       for (const dst of nodeAddressing(layout, i, dualStack).vnetRoutes) {
         inNs(v, ['ip', ...(dst.includes(':') ? ['-6'] : []), 'route', 'add', dst, 'via', nodeIp(i, dst.includes(':') ? 6 : 4), 'dev', port]);
       }
-      inNs(n, ['ip', 'route', 'add', 'default', 'via', VNET_GW[4]]);
+      // An AKS node's IPv4 routes as `ip route` shows them there, made by its DHCP client:
+      // the default, the gateway, Azure's wireserver and its metadata service, each with the
+      // node's address as source and metric 100. Azure's layout moves them onto the bridge.
+      const dhcp = ['dev', 'eth0', 'proto', 'dhcp', 'src', nodeIp(i, 4), 'metric', '100'];
+      inNs(n, ['ip', 'route', 'add', VNET_GW[4], ...dhcp]);
+      for (const dst of ['default', '168.63.129.16', '169.254.169.254']) inNs(n, ['ip', 'route', 'add', dst, 'via', VNET_GW[4], ...dhcp]);
       if (dualStack) inNs(n, ['ip', '-6', 'route', 'add', 'default', 'via', VNET_GW[6], 'dev', 'eth0']);
     }
     if (onLink && dualStack) for (let i = 0; i < this.spec.nodes; i++) this.fabricKnows(i, [nodeIp(i, 6)]);
