@@ -83,9 +83,16 @@ function openLog(path: string): number {
   }
   let problem = notOurs(f);
   // Another call has just created it and not yet written the header (two writes back to back,
-  // but a loaded node may pause the creator between them): wait up to a second for it rather
-  // than give up logging. Only an empty or partial header waits.
-  for (let i = 0; i < 1000 && problem === 'no vnet log header' && fstatSync(f).size < LOG_HEADER.length; i++) {
+  // but a loaded node, or a VM under emulation, may pause the creator between them): wait for
+  // it while the file is young. One older than that will not get it (its creator was killed
+  // between the two): refused at once, saying what to do.
+  const since = process.hrtime.bigint();
+  while (problem === HEADER_PENDING) {
+    const made = fstatSync(f).mtimeMs;
+    if (Date.now() - made > HEADER_GRACE_MS || Number(process.hrtime.bigint() - since) / 1e6 > HEADER_GRACE_MS) {
+      problem = `its header was never written: empty or cut short since ${new Date(made).toISOString()}; remove it to log again`;
+      break;
+    }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     problem = notOurs(f);
   }
@@ -106,6 +113,11 @@ function openLog(path: string): number {
   }
 }
 
+/** How long a new log may lack its header before a call stops waiting for its creator. */
+const HEADER_GRACE_MS = 10_000;
+/** notOurs: what the file holds so far is the start of the header (or nothing). */
+const HEADER_PENDING = 'its header not yet written';
+
 /** Why the open file is not a log this plugin made, or nothing. */
 function notOurs(f: number): string | undefined {
   const st = fstatSync(f);
@@ -115,8 +127,9 @@ function notOurs(f: number): string | undefined {
   if (st.nlink !== 1) return `${st.nlink} links`;
   const head = Buffer.alloc(LOG_HEADER.length);
   const n = readSync(f, head, 0, head.length, 0);
-  if (head.toString('utf8', 0, n) !== LOG_HEADER) return 'no vnet log header';
-  return undefined;
+  const text = head.toString('utf8', 0, n);
+  if (text === LOG_HEADER) return undefined;
+  return LOG_HEADER.startsWith(text) ? HEADER_PENDING : 'no vnet log header';
 }
 
 /**
