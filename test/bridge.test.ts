@@ -465,6 +465,25 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
       ok(await del(p, azure(), n));
     });
 
+    it('a /32 node address, its gateway reached by a host route (as some DHCP clouds have it): the host route moves first, then the default; a failure gives both back', async () => {
+      const { node: n } = lab.aksNode('azsrc3');
+      lab.in(n, ['ip', 'addr', 'del', '10.224.0.4/16', 'dev', 'eth0']); // takes the node's routes with it
+      lab.in(n, ['ip', 'addr', 'add', '10.224.0.4/32', 'dev', 'eth0']);
+      lab.in(n, ['ip', 'route', 'add', '10.224.0.1', 'dev', 'eth0', 'proto', 'dhcp', 'scope', 'link', 'src', '10.224.0.4', 'metric', '100']);
+      lab.in(n, ['ip', 'route', 'add', 'default', 'via', '10.224.0.1', 'dev', 'eth0', 'proto', 'dhcp', 'src', '10.224.0.4', 'metric', '100']);
+      const routes = () => lab.ipJson(n, ['route', 'show']).map((r: any) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev} src ${r.prefsrc}`).sort();
+      const want = (dev: string) => [`10.224.0.1 dev ${dev} src 10.224.0.4`, `default via 10.224.0.1 dev ${dev} src 10.224.0.4`];
+      const p = pod();
+      const r = await lab.run({ node: n, env: { ...cniEnv('ADD', { id: p.id, netns: p.netns }), VNET_TEST_FAIL_AT: 'after the node commands: Moving uplink' }, stdin: azure() });
+      expect(r.json?.code, r.stdout).toBe(102);
+      expect(routes()).toEqual(want('eth0'));
+      expect(ping(n, '10.224.0.1')).toContain('1 received');
+      ok(await add(p, azure(), n));
+      expect(routes()).toEqual(want(AZ));
+      expect(ping(n, '10.224.0.1')).toContain('1 received');
+      ok(await del(p, azure(), n));
+    });
+
     it('a failure once the move ran gives the NIC its route back, source and all', async () => {
       const { node: n } = lab.aksNode('azsrc2');
       dhcpDefault(n);
@@ -500,6 +519,15 @@ describe('Azure’s layout: the uplink moves onto the bridge on first use, and c
       expect(shapeOf(n)).toEqual(before);
     });
   }
+
+  it('an IPv6 route with the NIC’s own IPv6 address as source: refused with code 7 before the NIC is touched (a restore would put the address back tentative, and no route takes a tentative source)', async () => {
+    const { node: n } = lab.aksNode(`unc${++seq}`, { dualStack: true });
+    lab.in(n, ['ip', '-6', 'route', 'add', 'fd00:9::/64', 'via', 'fd00:224::1', 'dev', 'eth0', 'src', 'fd00:224::4']);
+    const before = shapeOf(n);
+    const r = await add(pod(), azure(), n);
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/fd00:9::\/64 via fd00:224::1 dev eth0.* has an IPv6 preferred source \(fd00:224::4\), which a restore could not give back/) });
+    expect(shapeOf(n)).toEqual(before);
+  });
 
   it('dual stack: the IPv6 default route moves onto the bridge with the uplink too', async () => {
     const { node: n } = lab.aksNode(`az6${++seq}`, { dualStack: true });

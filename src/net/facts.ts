@@ -84,25 +84,38 @@ async function readNodeFactsOnce(bridge: IfName, uplink: IfName | undefined): Pr
   const on = up.master === bridge ? bridge : uplink;
   const rows = routes as RouteRow[];
   if (on === uplink) refuseUncarried(uplink, rows, up.addrs);
+  // Routes without a gateway first, wherever they are added: a gateway reached only by a host
+  // route (a /32 node address, as some DHCP clouds give) is unreachable until that route is there.
   const moved = mainRoutes(rows)
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
-    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol), src: ownSource(r.prefsrc, on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs) }));
+    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol), src: ownSource(r.prefsrc, on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs) }))
+    .sort((a, b) => Number(a.gw !== undefined) - Number(b.gw !== undefined));
   // Likewise its addresses: once moved, the node's addresses are the bridge's.
   facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
 }
 
-/** A route's preferred source, parsed, when it is one of these addresses; else nothing. */
+/**
+ * A route's preferred source, parsed, when it is one of these IPv4 addresses; else nothing. Not
+ * IPv6: the restore puts the NIC's IPv6 addresses back tentative (duplicate address detection,
+ * as the NIC had them), and the kernel takes no tentative address as a route's source.
+ */
 function ownSource(prefsrc: string | undefined, addrs: readonly Cidr[]): Addr | undefined {
   const src = prefsrc === undefined ? undefined : toAddr(prefsrc);
-  return src && addrs.some((a) => a.ip === src.ip) ? src : undefined;
+  return src?.family === 4 && addrs.some((a) => a.ip === src.ip) ? src : undefined;
+}
+
+function sourceProblem(prefsrc: string, uplink: IfName): string {
+  return toAddr(prefsrc)?.family === 6
+    ? `has an IPv6 preferred source (${prefsrc}), which a restore could not give back (the NIC's IPv6 addresses return tentative)`
+    : `has a preferred source (${prefsrc}) that is not one of ${uplink}'s addresses`;
 }
 
 /**
  * The move carries a route on the uplink exactly when it is a main-table unicast route with a
  * destination, maybe a gateway, a metric and a preferred source that is one of the uplink's own
- * addresses (they move too), made by the kernel (it follows the addresses) or by boot, static,
+ * IPv4 addresses (they move too), made by the kernel (it follows the addresses) or by boot, static,
  * DHCP or router advertisements. Anything else (another table, and the rules that use it;
  * multipath; onlink; another address as its source; per-route MTU or other metrics; another
  * origin) it would change or lose: refused before the NIC is touched, naming the route.
@@ -116,7 +129,7 @@ function refuseUncarried(uplink: IfName, rows: readonly RouteRow[], addrs: reado
     const why = r.table !== undefined && r.table !== 'main' ? `is in table ${r.table}`
       : r.nexthops?.length ? 'is multipath'
       : r.flags?.includes('onlink') ? 'is onlink'
-      : r.prefsrc !== undefined && !ownSource(r.prefsrc, addrs) ? `has a preferred source (${r.prefsrc}) that is not one of ${uplink}'s addresses`
+      : r.prefsrc !== undefined && !ownSource(r.prefsrc, addrs) ? sourceProblem(r.prefsrc, uplink)
       : r.metrics?.length ? 'carries metrics (mtu, window, …)'
       : r.type !== undefined && r.type !== 'unicast' ? `is of type ${r.type}`
       : r.protocol !== undefined && r.protocol !== 'kernel' && !CARRIED_PROTOS.some((p) => p === r.protocol) ? `was made by ${r.protocol}`
