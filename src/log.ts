@@ -84,14 +84,15 @@ function openLog(path: string): number {
   let problem = notOurs(f);
   // Another call has just created it and not yet written the header (two writes back to back,
   // but a loaded node, or a VM under emulation, may pause the creator between them): wait for
-  // it while the file is young. One older than that will not get it (its creator was killed
-  // between the two): refused at once, saying what to do.
+  // it, up to HEADER_WAIT_MS. A file long without it will not get it (its creator was killed
+  // between the two): refused at once, saying what to do. The wall clock only tells "long": a
+  // clock stepped forward between create and check must not pass for a dead creator.
   const since = process.hrtime.bigint();
   while (problem === HEADER_PENDING) {
     const made = fstatSync(f).mtimeMs;
-    if (Date.now() - made > HEADER_GRACE_MS || Number(process.hrtime.bigint() - since) / 1e6 > HEADER_GRACE_MS) {
-      problem = `its header was never written: empty or cut short since ${new Date(made).toISOString()}; remove it to log again`;
-      break;
+    if (Date.now() - made > HEADER_STALE_MS || Number(process.hrtime.bigint() - since) / 1e6 > HEADER_WAIT_MS) {
+      closeSync(f);
+      throw new Error(`it has no header line, empty or cut short since ${new Date(made).toISOString()} (its creator stopped before writing it?): remove it to log again`);
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
     problem = notOurs(f);
@@ -113,8 +114,10 @@ function openLog(path: string): number {
   }
 }
 
-/** How long a new log may lack its header before a call stops waiting for its creator. */
-const HEADER_GRACE_MS = 10_000;
+/** How long a call waits for the header of a log another call has just created. */
+const HEADER_WAIT_MS = 10_000;
+/** A log this old without its header will never get it: no call waits for it. */
+const HEADER_STALE_MS = 60_000;
 /** notOurs: what the file holds so far is the start of the header (or nothing). */
 const HEADER_PENDING = 'its header not yet written';
 

@@ -106,7 +106,7 @@ describe('the log cannot be aimed: only a *.log file the plugin created, never a
     ['a symlink to a vnet log', (p) => { writeFileSync(`${p}.target`, `${LOG_HEADER}x\n`, { mode: 0o600 }); symlinkSync(`${p}.target`, p); }, /ELOOP/],
     ['a FIFO (would block every verb)', (p) => execFileSync('mkfifo', ['-m', '600', p]), /not a regular file/],
     // Its creator killed between create and header: no call waits for a header that will not come.
-    ['an empty log an hour old', (p) => { writeFileSync(p, '', { mode: 0o600 }); utimesSync(p, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000)); }, /its header was never written: empty or cut short since .*; remove it to log again/],
+    ['an empty log an hour old', (p) => { writeFileSync(p, '', { mode: 0o600 }); utimesSync(p, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000)); }, /it has no header line, empty or cut short since .*: remove it to log again/],
   ];
   for (const [what, make, why] of victims) {
     it(`${what}: untouched, the verb still answers, stderr says why`, () => {
