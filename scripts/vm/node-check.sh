@@ -69,7 +69,7 @@ call() {
   else
     cfg=$(jq -c ".plugins[$i] + {name: .name, cniVersion: .cniVersion}" "$CONF")
   fi
-  err=$(mktemp "$CACHE/.stderr.XXXXXX")
+  err=$(mktemp "$CACHE/.stderr.XXXXXX") || { echo "mktemp in $CACHE failed"; return 1; }
   CNI_COMMAND=$verb CNI_CONTAINERID="$PFX-$pod" CNI_NETNS="/run/netns/$(podns "$pod")" CNI_IFNAME=eth0 CNI_PATH="$CNI_DIRS" \
     "${IN_NODE[@]}" "$bin" <<<"$cfg" 2>"$err" || rc=$?
   if [ -s "$err" ]; then
@@ -175,7 +175,7 @@ case "$cmd" in
     for pod in "$@"; do [ ! -e "/run/netns/$(podns "$pod")" ] || fail "pod namespace $(podns "$pod") left"; done
     veths=$("${IN_NODE[@]}" ip -o link show | awk -F': ' '{print $2}' | grep '^azv' || true)
     [ -z "$veths" ] || fail "azv veths left: $veths"
-    [ -z "$(ls "$CACHE")" ] || fail "cached results left: $(ls "$CACHE")"
+    [ -z "$(ls -A "$CACHE")" ] || fail "cached results left: $(ls -A "$CACHE")"
     set +e; out=$("${IN_NODE[@]}" "$VNET" state --conf "$CONF" 2>&1); rc=$?; set -e
     [ $rc = 0 ] || fail "vnet state exit $rc: $out"
     rmdir "$CACHE"; rmdir "$(dirname "$CACHE")" 2>/dev/null || true
