@@ -83,15 +83,16 @@ async function readNodeFactsOnce(bridge: IfName, uplink: IfName | undefined): Pr
   // must be moved by hand. Where the uplink is already on the bridge, they are on the bridge.
   const on = up.master === bridge ? bridge : uplink;
   const rows = routes as RouteRow[];
-  if (on === uplink) refuseUncarried(uplink, rows, up.addrs);
+  // Likewise its addresses: once moved, the node's addresses are the bridge's.
+  const addrs = on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs;
+  if (on === uplink) refuseUncarried(uplink, rows, addrs);
   // Routes without a gateway first, wherever they are added: a gateway reached only by a host
   // route (a /32 node address, as some DHCP clouds give) is unreachable until that route is there.
   const moved = mainRoutes(rows)
     .filter((r) => r.dev === on && r.protocol !== 'kernel')
-    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol), src: ownSource(r.prefsrc, on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs) }))
+    .map((r): UplinkRoute => ({ dst: r.dst, gw: r.gw, metric: r.metric, proto: CARRIED_PROTOS.find((p) => p === r.protocol), src: ownSource(r.prefsrc, addrs) }))
     .sort((a, b) => Number(a.gw !== undefined) - Number(b.gw !== undefined));
-  // Likewise its addresses: once moved, the node's addresses are the bridge's.
-  facts.uplink = { ...up, addrs: on === bridge ? (facts.bridge?.addrs ?? []) : up.addrs, routes: moved };
+  facts.uplink = { ...up, addrs, routes: moved };
   facts.mtu = up.mtu;
   return facts;
 }
