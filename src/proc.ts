@@ -28,7 +28,8 @@ export function tool(name: 'ip' | 'nsenter' | 'nft'): string {
   }
   return path;
 }
-function isExecutable(p: string): boolean {
+/** A regular file this process may run (through a symlink too). */
+export function isExecutable(p: string): boolean {
   try {
     accessSync(p, constants.X_OK);
     return statSync(p).isFile();

@@ -4,7 +4,7 @@
 // installs the routes to the other nodes' pod ranges that a network without Azure's fabric needs
 // (what Azure's route table does for kubenet). Ranges that would overlap are refused before
 // anything is written.
-import { accessSync, closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeSync, copyFileSync, chmodSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeSync, copyFileSync, chmodSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatValue, hostMask, networkOf, parseCidr, parseIp, type Family } from '../net/address.js';
@@ -13,7 +13,7 @@ import { toAddr, toDst, type Addr, type Cidr } from '../net/values.js';
 import { parseNetConf } from '../config/netconf.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import { UsageError } from './conf.js';
-import { runProcess } from '../proc.js';
+import { isExecutable, runProcess } from '../proc.js';
 import { crashPoint } from '../crash.js';
 
 export const LAYOUTS = ['transparent', 'bridge', 'kubenet', 'overlay'] as const;
@@ -175,18 +175,10 @@ async function installBinary(dir: string, link: boolean): Promise<void> {
  */
 function chainedToLink(list: Record<string, unknown>, binDir: string, pluginsDir: string): { name: string; from: string }[] {
   const types = (list.plugins as { type: string }[]).map((p) => p.type).filter((t) => t !== 'vnet');
-  const ok = (probe: () => void) => {
-    try {
-      probe();
-      return true;
-    } catch {
-      return false;
-    }
-  };
   return types.flatMap((name) => {
-    if (ok(() => lstatSync(join(binDir, name)))) return [];
+    if (lstatSync(join(binDir, name), { throwIfNoEntry: false })) return [];
     const from = join(pluginsDir, name);
-    if (!ok(() => accessSync(from, constants.X_OK))) {
+    if (!isExecutable(from)) {
       throw new UsageError(`the conflist chains ${name}, which is neither in ${binDir} nor in ${pluginsDir}: apt-get install containernetworking-plugins (or --plugins-dir where ${name} is), or --no-portmap; nothing installed`);
     }
     return [{ name, from }];
