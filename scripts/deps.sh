@@ -51,8 +51,7 @@ for deps_arg in "$@"; do
 done
 case "$deps_for" in
   build) deps_packages=() ;;
-  lab) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
-  bench) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
+  lab|bench) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins) ;;
   test) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user) ;;
   k8s) deps_packages=(iproute2 util-linux iputils-ping nftables containernetworking-plugins podman runc busybox-static shellcheck containerd qemu-user iptables openssl golang-go golang-github-modern-go-reflect2-dev) ;;
   *) echo "deps.sh: --for takes build, lab, bench, test or k8s (got ${deps_for:-nothing})" >&2; exit 2 ;;
